@@ -1,0 +1,66 @@
+# hostflow - build, test, install. See README.md.
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+BUILD := build
+PKGS := lua5.4 sqlite3 libsodium jansson
+HF_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow \
+             -Wstrict-prototypes -Wmissing-prototypes -MMD -MP \
+             $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+# civetweb ships no .pc file
+HF_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthread -lm
+CFLAGS ?= -O2 -g
+
+SRCS := main.c config.c cli.c http.c api.c policy.c store_sqlite.c url.c \
+        token.c json.c log.c err.c
+OBJS := $(SRCS:%.c=$(BUILD)/%.o)
+C_TESTS := test_url
+DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
+                libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
+                libjansson-dev lua-busted lua-socket curl
+
+.PHONY: all test test-c test-integration deps sanitize install uninstall clean
+
+all: $(BUILD)/hostflow
+
+$(BUILD)/hostflow: $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(HF_LIBS)
+
+$(BUILD)/%.o: core/%.c | $(BUILD)
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/test_url: tests/c/test_url.c $(BUILD)/url.o
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS)
+
+$(BUILD):
+	mkdir -p $(BUILD)
+
+# Everything: C units, then the HTTP integration suite against the binary.
+# scripts/run-tests prints the closing "N passed, N failed" line.
+test: all $(C_TESTS:%=$(BUILD)/%)
+	scripts/run-tests $(BUILD)
+
+deps:
+	scripts/install-deps $(DEB_PACKAGES)
+
+# ASan + UBSan build of the binary and the unit tests, then the whole suite.
+sanitize:
+	$(MAKE) BUILD=build-sanitize CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/hostflow
+	install -m 755 $(BUILD)/hostflow $(DESTDIR)$(PREFIX)/bin/hostflow
+	install -m 644 policies.example.lua $(DESTDIR)$(PREFIX)/share/hostflow/
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/hostflow
+	rm -rf $(DESTDIR)$(PREFIX)/share/hostflow
+
+clean:
+	rm -rf build build-sanitize
+
+-include $(OBJS:.o=.d)

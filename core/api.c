@@ -1,0 +1,504 @@
+/* api.c - the JSON API: authentication, validation, policy, store. Thin:
+ * every decision is delegated to url.c, policy.c or store.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "policy.h"
+#include "store.h"
+#include "token.h"
+#include "url.h"
+
+#define SESSIONS_PATH "/api/v1/payment/sessions"
+#define KEY_SECRET_MAX 128
+#define LIST_LIMIT_MAX 100
+
+struct api_worker {
+    const struct config *cfg;
+    struct store *store;
+    struct policy *policy;
+    struct tenant tenant;        /* scratch: the authenticated tenant */
+    struct session *page;        /* scratch: LIST_LIMIT_MAX sessions */
+};
+
+void *api_worker_new(const struct config *cfg)
+{
+    struct api_worker *w = calloc(1, sizeof *w);
+    char err[512];
+
+    if (!w)
+        return NULL;
+    w->cfg = cfg;
+    w->page = calloc(LIST_LIMIT_MAX, sizeof *w->page);
+    if (!w->page || store_open(cfg->db_path, &w->store, err, sizeof err) != 0 ||
+        policy_load(cfg->policy_file, &w->policy, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "worker: %s", w->page ? err : "out of memory");
+        api_worker_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void api_worker_free(void *worker)
+{
+    struct api_worker *w = worker;
+
+    if (!w)
+        return;
+    store_close(w->store);
+    policy_free(w->policy);
+    free(w->page);
+    free(w);
+}
+
+/* Set resp to the flat error body. param may be NULL. */
+static void fail(struct http_resp *resp, int rc, const char *code,
+                 const char *message, const char *param)
+{
+    struct json_t *o = json_new_object();
+
+    resp->status = hf_err_status(rc);
+    resp->error_code = code ? code : hf_err_code(rc);
+    json_put_string(o, "error_code", resp->error_code);
+    json_put_string(o, "message", message);
+    if (param)
+        json_put_string(o, "param", param);
+    resp->body = json_encode(o);
+    resp->body_len = strlen(resp->body);
+    json_free(o);
+}
+
+static void reply(struct http_resp *resp, int status, struct json_t *v)
+{
+    resp->status = status;
+    resp->body = json_encode(v);
+    resp->body_len = strlen(resp->body);
+    json_free(v);
+}
+
+static void put_time(struct json_t *o, const char *key, long long t)
+{
+    if (t)
+        json_put_int(o, key, t);
+    else
+        json_put_null(o, key);
+}
+
+/* The API object of a session; url is NULL except right after creation. */
+static struct json_t *session_json(const struct session *s, const char *url)
+{
+    struct json_t *o = json_new_object();
+
+    json_put_string(o, "id", s->id);
+    json_put_string(o, "contractor_id", s->contractor_id);
+    json_put_string(o, "return_url", s->return_url);
+    json_put_string(o, "status", s->status);
+    json_put_string(o, "url", url);
+    json_put_string(o, "processor", "checkout");
+    json_put_int(o, "created", s->created);
+    json_put_int(o, "expires_at", s->expires_at);
+    put_time(o, "completed_at", s->completed_at);
+    put_time(o, "cancelled_at", s->cancelled_at);
+    return o;
+}
+
+/* Bearer key → key row. Missing, malformed, unknown and revoked keys all
+ * cost a hash and one indexed lookup, and all answer the same. */
+static int authenticate(struct api_worker *w, const struct http_req *req,
+                        struct api_key *key)
+{
+    const char *h = http_req_header(req, "Authorization");
+    unsigned char hash[HF_HASH_BYTES];
+    const char *secret = "";
+    size_t len = 0;
+    int rc;
+
+    if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        secret = h + 7;
+        len = strlen(secret);
+        if (len > KEY_SECRET_MAX)
+            len = 0;
+    }
+    token_hash(secret, len, hash);
+    rc = store_key_find(w->store, hash, key);
+    if (rc == HF_ESTORE)
+        return rc;
+    if (rc != 0 || len == 0 || key->revoked_at)
+        return HF_EAUTH;
+    return 0;
+}
+
+/* Content-Type is application/json, parameters such as charset allowed. */
+static int is_json(const char *ct)
+{
+    size_t n = strlen("application/json");
+
+    return ct && strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Idempotency-Key: 1..255 printable ASCII characters. */
+static int idempotency_header(const struct http_req *req, const char **out)
+{
+    const char *k = http_req_header(req, "Ten99Policy-Idempotent-Key");
+    size_t n;
+
+    if (!k)
+        k = http_req_header(req, "Idempotency-Key");
+    *out = k;
+    if (!k)
+        return 0;
+    n = strlen(k);
+    if (n == 0 || n > HF_IDEMPOTENCY_KEY_MAX)
+        return HF_EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (k[i] < 0x21 || k[i] > 0x7e)
+            return HF_EINVAL;
+    return 0;
+}
+
+static void replay(struct http_resp *resp, const struct session *s)
+{
+    http_resp_header(resp, "Idempotent-Replayed", "true");
+    reply(resp, 201, session_json(s, NULL));
+}
+
+static const char *decision_of(const struct policy_verdict *v)
+{
+    return v->allow ? "allow" : "deny";
+}
+
+static void create_session(struct api_worker *w, const struct api_key *key,
+                           const struct http_req *req, struct http_resp *resp)
+{
+    const char *contractor, *return_url, *idem_key;
+    struct idempotency idem = {0};
+    struct policy_verdict verdict;
+    struct policy_ctx ctx;
+    struct session s;
+    struct url u;
+    struct json_t *body = NULL;
+    char err[256], token[HF_TOKEN_CHARS + 1], url[512 + HF_TOKEN_CHARS];
+    unsigned char token_digest[HF_HASH_BYTES];
+    long long now = (long long)time(NULL);
+    int rc;
+
+    if (!is_json(http_req_header(req, "Content-Type"))) {
+        fail(resp, HF_EINVAL, NULL, "Content-Type must be application/json.", NULL);
+        return;
+    }
+    if (json_parse_body(req->body ? req->body : "", req->body_len, &body, err,
+                        sizeof err) != 0) {
+        fail(resp, HF_EINVAL, NULL, err, NULL);
+        return;
+    }
+    rc = json_member_string(body, "contractor", &contractor);
+    if (rc != 0 || !*contractor) {
+        fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "contractor must be a string."
+             : "contractor is required.", "contractor");
+        goto out;
+    }
+    rc = json_member_string(body, "return_url", &return_url);
+    if (rc != 0 || !*return_url) {
+        fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "return_url must be a string."
+             : "return_url is required.", "return_url");
+        goto out;
+    }
+    if (idempotency_header(req, &idem_key) != 0) {
+        fail(resp, HF_EINVAL, NULL, "Idempotency key must be 1 to 255 printable "
+             "ASCII characters.", "Idempotency-Key");
+        goto out;
+    }
+    if (idem_key) {
+        idem.key = idem_key;
+        token_hash(req->body, req->body_len, idem.request_hash);
+        rc = store_idempotency_find(w->store, key->tenant_id, &idem, now, &s);
+        if (rc == HF_EEXISTS) {
+            replay(resp, &s);
+            goto out;
+        }
+        if (rc == HF_EIDEMPOTENCY) {
+            fail(resp, rc, NULL, "This idempotency key was used with a "
+                 "different request body.", NULL);
+            goto out;
+        }
+        if (rc != HF_ENOTFOUND) {
+            fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
+            goto out;
+        }
+    }
+    rc = strlen(contractor) < HF_ID_MAX
+             ? store_contractor_check(w->store, key->tenant_id, contractor)
+             : HF_ENOTFOUND;
+    if (rc != 0) {
+        fail(resp, rc == HF_ENOTFOUND ? HF_ENOCONTRACTOR : rc, NULL,
+             rc == HF_ENOTFOUND ? "No such contractor." : "The server could not "
+             "handle the request.", rc == HF_ENOTFOUND ? "contractor" : NULL);
+        goto out;
+    }
+    rc = url_parse(return_url, strlen(return_url), &u);
+    if (rc != URL_OK) {
+        snprintf(err, sizeof err, "return_url is not acceptable: %s.", url_strerror(rc));
+        fail(resp, HF_EURL, NULL, err, "return_url");
+        goto out;
+    }
+    if (store_tenant_get(w->store, key->tenant_id, &w->tenant) != 0) {
+        fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
+        goto out;
+    }
+
+    ctx = (struct policy_ctx){
+        .tenant = &w->tenant, .mode = key->mode, .contractor_id = contractor,
+        .method = req->method, .path = req->path, .remote_addr = req->remote_addr,
+        .now = now};
+    snprintf(resp->policy_version, sizeof resp->policy_version, "%s",
+             policy_version(w->policy));
+    rc = policy_check_tenant(w->policy, &ctx, &verdict);
+    if (rc == 0 && verdict.allow)
+        rc = policy_check_return_url(w->policy, return_url, &u, &ctx, &verdict);
+    if (rc != 0) {
+        resp->decision = "error";
+        fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
+             "was refused.", NULL);
+        goto out;
+    }
+    resp->decision = decision_of(&verdict);
+    if (!verdict.allow) {
+        int is_url = strcmp(verdict.code, "invalid_return_url") == 0;
+        fail(resp, HF_EDENIED, verdict.code, verdict.message,
+             is_url ? "return_url" : NULL);
+        resp->status = verdict.status;
+        goto out;
+    }
+
+    memset(&s, 0, sizeof s);
+    token_id("hps_", s.id, sizeof s.id);
+    snprintf(s.tenant_id, sizeof s.tenant_id, "%s", key->tenant_id);
+    snprintf(s.contractor_id, sizeof s.contractor_id, "%s", contractor);
+    snprintf(s.return_url, sizeof s.return_url, "%s", return_url);
+    snprintf(s.mode, sizeof s.mode, "%s", key->mode);
+    snprintf(s.status, sizeof s.status, "pending");
+    snprintf(s.policy_version, sizeof s.policy_version, "%s", policy_version(w->policy));
+    s.created = now;
+    s.expires_at = now + w->cfg->session_ttl;
+    token_mint(token);
+    token_hash(token, HF_TOKEN_CHARS, token_digest);
+    rc = store_session_insert(w->store, &s, token_digest, idem.key ? &idem : NULL, now);
+    if (rc == HF_EEXISTS) {
+        replay(resp, &s);
+    } else if (rc == HF_EIDEMPOTENCY) {
+        fail(resp, rc, NULL, "This idempotency key was used with a different "
+             "request body.", NULL);
+    } else if (rc != 0) {
+        fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
+    } else {
+        snprintf(url, sizeof url, "%s/payment/setup/%s_%s", w->cfg->public_url,
+                 s.mode, token);
+        reply(resp, 201, session_json(&s, url));
+        resp->body_secret = 1;
+        token_wipe(url, sizeof url);
+    }
+    token_wipe(token, sizeof token);
+out:
+    json_free(body);
+}
+
+/* "hps_…" ids: letters, digits and '_' only, shorter than HF_ID_MAX. */
+static int id_ok(const char *id, size_t n)
+{
+    if (n == 0 || n >= HF_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+              (id[i] >= '0' && id[i] <= '9') || id[i] == '_'))
+            return 0;
+    return 1;
+}
+
+static void not_found(struct http_resp *resp)
+{
+    fail(resp, HF_ENOTFOUND, NULL, "No such payment session.", "id");
+}
+
+static void get_session(struct api_worker *w, const struct api_key *key,
+                        const char *id, struct http_resp *resp)
+{
+    struct session s;
+    int rc = store_session_get(w->store, key->tenant_id, id, (long long)time(NULL), &s);
+
+    if (rc == HF_ENOTFOUND)
+        not_found(resp);
+    else if (rc != 0)
+        fail(resp, rc, NULL, "The server could not handle the request.", NULL);
+    else
+        reply(resp, 200, session_json(&s, NULL));
+}
+
+static void cancel_session(struct api_worker *w, const struct api_key *key,
+                           const char *id, struct http_resp *resp)
+{
+    struct session s;
+    int rc = store_session_cancel(w->store, key->tenant_id, id, (long long)time(NULL), &s);
+
+    if (rc == 0)
+        reply(resp, 200, session_json(&s, NULL));
+    else if (rc == HF_ENOTFOUND)
+        not_found(resp);
+    else if (rc == HF_ENOTPENDING)
+        fail(resp, rc, NULL, "The session is no longer pending.", NULL);
+    else if (rc == HF_EEXPIRED)
+        fail(resp, rc, NULL, "The session has expired.", NULL);
+    else
+        fail(resp, rc, NULL, "The server could not handle the request.", NULL);
+}
+
+/* A query parameter that must be absent or a valid id. 0/-1 absent/error. */
+static int id_param(const struct http_req *req, const char *name, char *out,
+                    const char **ptr, struct http_resp *resp)
+{
+    char msg[96];
+    int rc = http_query_param(req, name, out, HF_ID_MAX);
+
+    *ptr = NULL;
+    if (rc == -1)
+        return 0;
+    if (rc == 0 && id_ok(out, strlen(out))) {
+        *ptr = out;
+        return 0;
+    }
+    snprintf(msg, sizeof msg, "%s must be an object id.", name);
+    fail(resp, HF_EINVAL, NULL, msg, name);
+    return -1;
+}
+
+static void list_sessions(struct api_worker *w, const struct api_key *key,
+                          const struct http_req *req, struct http_resp *resp)
+{
+    static const char *const states[] = {"pending", "completed", "cancelled", "expired"};
+    char contractor[HF_ID_MAX], after[HF_ID_MAX], before[HF_ID_MAX];
+    char status[16], limit[8];
+    struct session_query q = {.limit = 10};
+    struct json_t *arr;
+    size_t n;
+    int rc;
+
+    rc = http_query_param(req, "limit", limit, sizeof limit);
+    if (rc != -1) {
+        char *end;
+        long v = rc == 0 ? strtol(limit, &end, 10) : 0;
+        if (rc != 0 || end == limit || *end || v < 1 || v > LIST_LIMIT_MAX) {
+            fail(resp, HF_EINVAL, NULL, "limit must be an integer from 1 to 100.", "limit");
+            return;
+        }
+        q.limit = (int)v;
+    }
+    rc = http_query_param(req, "status", status, sizeof status);
+    if (rc != -1) {
+        for (size_t i = 0; rc == 0 && i < 4 && !q.status; i++)
+            if (strcmp(status, states[i]) == 0)
+                q.status = states[i];
+        if (!q.status) {
+            fail(resp, HF_EINVAL, NULL, "status must be pending, completed, "
+                 "cancelled or expired.", "status");
+            return;
+        }
+    }
+    rc = http_query_param(req, "contractor", contractor, sizeof contractor);
+    if (rc == -2 || (rc == 0 && !id_ok(contractor, strlen(contractor)))) {
+        reply(resp, 200, json_new_array()); /* no such contractor: nothing to list */
+        return;
+    }
+    q.contractor_id = rc == 0 ? contractor : NULL;
+    if (id_param(req, "starting_after", after, &q.starting_after, resp) != 0 ||
+        id_param(req, "ending_before", before, &q.ending_before, resp) != 0)
+        return;
+    if (q.starting_after && q.ending_before) {
+        fail(resp, HF_EINVAL, NULL, "Use starting_after or ending_before, not both.",
+             "ending_before");
+        return;
+    }
+    rc = store_session_list(w->store, key->tenant_id, &q, (long long)time(NULL),
+                            w->page, &n);
+    if (rc == HF_ENOTFOUND) {
+        const char *param = q.starting_after ? "starting_after" : "ending_before";
+        fail(resp, HF_EINVAL, NULL, "The cursor names no payment session.", param);
+        return;
+    }
+    if (rc != 0) {
+        fail(resp, rc, NULL, "The server could not handle the request.", NULL);
+        return;
+    }
+    arr = json_new_array();
+    for (size_t i = 0; i < n; i++)
+        json_push(arr, session_json(&w->page[i], NULL));
+    reply(resp, 200, arr);
+}
+
+static void method_not_allowed(struct http_resp *resp, const char *allow)
+{
+    http_resp_header(resp, "Allow", allow);
+    fail(resp, HF_EMETHOD, NULL, "This method is not allowed here.", NULL);
+}
+
+void api_handle(void *worker, const struct http_req *req, struct http_resp *resp)
+{
+    struct api_worker *w = worker;
+    size_t base = strlen(SESSIONS_PATH);
+    const char *rest, *slash;
+    char id[HF_ID_MAX];
+    struct api_key key;
+    int rc;
+
+    http_resp_header(resp, "Cache-Control", "no-store");
+    if (strncmp(req->path, SESSIONS_PATH, base) != 0 ||
+        (req->path[base] != '\0' && req->path[base] != '/')) {
+        fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
+        return;
+    }
+    rc = authenticate(w, req, &key);
+    if (rc != 0) {
+        fail(resp, rc, NULL, rc == HF_EAUTH ? "Missing or invalid API key."
+             : "The server could not handle the request.", NULL);
+        return;
+    }
+    snprintf(resp->tenant, sizeof resp->tenant, "%s", key.tenant_id);
+
+    rest = req->path + base;
+    if (*rest == '\0' || strcmp(rest, "/") == 0) {
+        if (strcmp(req->method, "POST") == 0)
+            create_session(w, &key, req, resp);
+        else if (strcmp(req->method, "GET") == 0)
+            list_sessions(w, &key, req, resp);
+        else
+            method_not_allowed(resp, "GET, POST");
+        return;
+    }
+    rest++;
+    slash = strchr(rest, '/');
+    if (!id_ok(rest, slash ? (size_t)(slash - rest) : strlen(rest))) {
+        not_found(resp);
+        return;
+    }
+    snprintf(id, sizeof id, "%.*s", (int)(slash ? slash - rest : (long)strlen(rest)), rest);
+    if (!slash) {
+        if (strcmp(req->method, "GET") == 0)
+            get_session(w, &key, id, resp);
+        else
+            method_not_allowed(resp, "GET");
+    } else if (strcmp(slash, "/cancel") == 0) {
+        if (strcmp(req->method, "POST") == 0)
+            cancel_session(w, &key, id, resp);
+        else
+            method_not_allowed(resp, "POST");
+    } else {
+        fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
+    }
+}

@@ -1,0 +1,11 @@
+/* cli.h - the operator commands that change the store: tenant, key,
+ * contractor. Each returns the process exit status (0 ok, 1 failure,
+ * 2 usage) and prints one-line errors on stderr. */
+#ifndef HF_CLI_H
+#define HF_CLI_H
+
+int cli_tenant(const char *db_path, int argc, char **argv);
+int cli_key(const char *db_path, int argc, char **argv);
+int cli_contractor(const char *db_path, int argc, char **argv);
+
+#endif

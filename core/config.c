@@ -1,0 +1,205 @@
+/* config.c - flags + HOSTFLOW_* environment -> one immutable config. */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "url.h"
+
+enum kind { TEXT, INT, LOGFMT };
+
+/* One row per serve flag: its name, its environment variable and where it
+ * lands in struct config. */
+static const struct option {
+    const char *flag;
+    const char *env;
+    enum kind kind;
+    long long min, max; /* bounds for INT */
+} options[] = {
+    {"--db", "HOSTFLOW_DB", TEXT, 0, 0},
+    {"--listen", "HOSTFLOW_LISTEN", TEXT, 0, 0},
+    {"--admin-listen", "HOSTFLOW_ADMIN_LISTEN", TEXT, 0, 0},
+    {"--policy", "HOSTFLOW_POLICY", TEXT, 0, 0},
+    {"--policy-dir", "HOSTFLOW_POLICY_DIR", TEXT, 0, 0},
+    {"--public-url", "HOSTFLOW_PUBLIC_URL", TEXT, 0, 0},
+    {"--threads", "HOSTFLOW_THREADS", INT, 1, 1024},
+    {"--session-ttl", "HOSTFLOW_SESSION_TTL", INT, 1, 7 * 24 * 3600},
+    {"--log-format", "HOSTFLOW_LOG_FORMAT", LOGFMT, 0, 0},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static const char **text_slot(struct config *c, size_t i)
+{
+    const char **slots[] = {&c->db_path, &c->listen, &c->admin_listen,
+                            &c->policy_file, &c->policy_dir, &c->public_url};
+    return i < sizeof slots / sizeof slots[0] ? slots[i] : NULL;
+}
+
+static int set(struct config *c, size_t i, const char *v, const char *from,
+               char *err, unsigned errlen)
+{
+    const struct option *o = &options[i];
+
+    if (o->kind == TEXT) {
+        *text_slot(c, i) = v;
+    } else if (o->kind == INT) {
+        char *end;
+        long long n;
+
+        errno = 0;
+        n = strtoll(v, &end, 10);
+        if (errno || end == v || *end || n < o->min || n > o->max) {
+            snprintf(err, errlen, "%s must be an integer from %lld to %lld, got \"%s\"",
+                     from, o->min, o->max, v);
+            return -1;
+        }
+        if (strcmp(o->flag, "--threads") == 0)
+            c->threads = (int)n;
+        else
+            c->session_ttl = n;
+    } else {
+        if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
+            snprintf(err, errlen, "%s must be json or text, got \"%s\"", from, v);
+            return -1;
+        }
+        c->log_json = strcmp(v, "json") == 0;
+    }
+    return 0;
+}
+
+/* "ADDR:PORT" with a numeric port and no TLS suffix. */
+static int check_listen(const char *what, const char *v, char *err, unsigned errlen)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long port;
+
+    if (!colon || colon == v) {
+        snprintf(err, errlen, "%s must be ADDR:PORT, got \"%s\"", what, v);
+        return -1;
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end == 's' || *end == 'r') {
+        snprintf(err, errlen, "%s: TLS is terminated in front of hostflow; "
+                 "listen on plain HTTP (no '%c' suffix)", what, *end);
+        return -1;
+    }
+    if (end == colon + 1 || *end || port < 1 || port > 65535) {
+        snprintf(err, errlen, "%s must be ADDR:PORT with a port 1-65535, got \"%s\"",
+                 what, v);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_public_url(struct config *c, char *err, unsigned errlen)
+{
+    struct url u;
+    size_t n = strlen(c->public_url);
+    char *copy;
+
+    while (n > 1 && c->public_url[n - 1] == '/')
+        n--;
+    if (url_parse(c->public_url, n, &u) != URL_OK ||
+        (strcmp(u.scheme, "http") != 0 && strcmp(u.scheme, "https") != 0) ||
+        u.has_query || u.path[0]) {
+        snprintf(err, errlen, "--public-url must be http(s)://host[:port] with no "
+                 "path or query, got \"%s\"", c->public_url);
+        return -1;
+    }
+    copy = strndup(c->public_url, n);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->public_url = copy;
+    c->public_url_owned = copy;
+    return 0;
+}
+
+int config_parse_serve(struct config *c, int argc, char **argv, char *err,
+                       unsigned errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->db_path = "./hostflow.db";
+    c->listen = "127.0.0.1:8080";
+    c->admin_listen = "127.0.0.1:8081";
+    c->policy_file = access("./policies.lua", R_OK) == 0 ? "./policies.lua"
+                                                          : "./policies.example.lua";
+    c->policy_dir = "./policies";
+    c->threads = 32;
+    c->session_ttl = 1800;
+
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const char *v = getenv(options[i].env);
+        if (v && *v && set(c, i, v, options[i].env, err, errlen) != 0)
+            return -1;
+    }
+    for (int a = 0; a < argc; a++) {
+        const char *arg = argv[a], *eq = strchr(arg, '='), *v;
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg), i;
+
+        for (i = 0; i < N_OPTIONS; i++)
+            if (strlen(options[i].flag) == len &&
+                strncmp(arg, options[i].flag, len) == 0)
+                break;
+        if (i == N_OPTIONS) {
+            snprintf(err, errlen, "unknown option \"%s\" (see hostflow serve --help)", arg);
+            return -1;
+        }
+        if (eq) {
+            v = eq + 1;
+        } else if (a + 1 < argc) {
+            v = argv[++a];
+        } else {
+            snprintf(err, errlen, "%s needs a value", options[i].flag);
+            return -1;
+        }
+        if (set(c, i, v, options[i].flag, err, errlen) != 0)
+            return -1;
+    }
+    if (check_listen("--listen", c->listen, err, errlen) != 0 ||
+        check_listen("--admin-listen", c->admin_listen, err, errlen) != 0)
+        return -1;
+    if (!c->public_url) {
+        snprintf(c->default_public_url, sizeof c->default_public_url,
+                 "http://%s", c->listen);
+        c->public_url = c->default_public_url;
+    }
+    return check_public_url(c, err, errlen);
+}
+
+const char *config_db_path(int *argc, char **argv)
+{
+    const char *path = getenv("HOSTFLOW_DB");
+
+    if (!path || !*path)
+        path = "./hostflow.db";
+    for (int a = 0; a < *argc; a++) {
+        int used = 0;
+
+        if (strcmp(argv[a], "--db") == 0 && a + 1 < *argc) {
+            path = argv[a + 1];
+            used = 2;
+        } else if (strncmp(argv[a], "--db=", 5) == 0) {
+            path = argv[a] + 5;
+            used = 1;
+        }
+        if (used) {
+            memmove(&argv[a], &argv[a + used], (size_t)(*argc - a - used) * sizeof *argv);
+            *argc -= used;
+            a--;
+        }
+    }
+    return path;
+}
+
+void config_free(struct config *c)
+{
+    free(c->public_url_owned);
+    c->public_url_owned = NULL;
+}

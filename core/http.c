@@ -1,0 +1,290 @@
+/* http.c - civetweb glue: listener, per-thread workers, bounded request
+ * reading, one-write responses, redacted logging. The only civetweb user. */
+#define _POSIX_C_SOURCE 200809L
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <civetweb.h>
+
+#include "log.h"
+#include "token.h"
+
+struct http_server {
+    struct mg_context *ctx;
+    const struct config *cfg;
+    const struct http_app *app;
+};
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 303: return "See Other";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+const char *http_req_header(const struct http_req *req, const char *name)
+{
+    return mg_get_header((const struct mg_connection *)req->conn, name);
+}
+
+int http_query_param(const struct http_req *req, const char *name, char *out,
+                     size_t outlen)
+{
+    const struct mg_request_info *ri =
+        mg_get_request_info((const struct mg_connection *)req->conn);
+    int n;
+
+    if (!ri->query_string)
+        return -1;
+    n = mg_get_var(ri->query_string, strlen(ri->query_string), name, out, outlen);
+    return n >= 0 ? 0 : n == -1 ? -1 : -2;
+}
+
+void http_resp_header(struct http_resp *resp, const char *name, const char *value)
+{
+    size_t used = strlen(resp->headers);
+
+    snprintf(resp->headers + used, sizeof resp->headers - used, "%s: %s\r\n",
+             name, value);
+}
+
+static long long now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Headers and body in one buffer, one mg_write: one syscall per response. */
+static void send_response(struct mg_connection *conn, const struct http_req *req,
+                          const struct http_resp *resp)
+{
+    char head[HF_RESP_HEADERS_MAX + 512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: %s\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Request-Id: %s\r\n"
+                     "X-Content-Type-Options: nosniff\r\n"
+                     "%s\r\n",
+                     resp->status, reason(resp->status),
+                     resp->content_type ? resp->content_type : "application/json",
+                     resp->body_len, req->request_id, resp->headers);
+    size_t total = (size_t)n + resp->body_len;
+    char *buf = malloc(total);
+
+    if (!buf) {
+        mg_write(conn, head, (size_t)n);
+        mg_write(conn, resp->body, resp->body_len);
+        return;
+    }
+    memcpy(buf, head, (size_t)n);
+    if (resp->body_len)
+        memcpy(buf + n, resp->body, resp->body_len);
+    mg_write(conn, buf, total);
+    if (resp->body_secret)
+        token_wipe(buf, total);
+    free(buf);
+}
+
+/* Read at most HF_BODY_MAX bytes of body; 0, or 413 when there is more. */
+static int read_body(struct mg_connection *conn, char **out, size_t *len)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char *buf;
+    size_t n = 0;
+    int r;
+
+    *out = NULL;
+    *len = 0;
+    if (ri->content_length > HF_BODY_MAX)
+        return 413;
+    if (ri->content_length == 0)
+        return 0;
+    buf = malloc(HF_BODY_MAX + 2);
+    if (!buf)
+        return 500;
+    while (n <= HF_BODY_MAX &&
+           (r = mg_read(conn, buf + n, HF_BODY_MAX + 1 - n)) > 0)
+        n += (size_t)r;
+    if (n > HF_BODY_MAX) {
+        free(buf);
+        return 413;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static void error_body(struct http_resp *resp, int status, const char *code,
+                       const char *message)
+{
+    char buf[256];
+    int n = snprintf(buf, sizeof buf,
+                     "{\"error_code\":\"%s\",\"message\":\"%s\"}", code, message);
+
+    /* only constant strings reach here, never request data */
+    resp->status = status;
+    resp->body = strdup(buf);
+    resp->body_len = resp->body ? (size_t)n : 0;
+    resp->error_code = code;
+}
+
+static int handle(struct mg_connection *conn, void *cbdata)
+{
+    struct http_server *srv = cbdata;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    void *worker = mg_get_thread_pointer(conn);
+    char request_id[32], *body = NULL;
+    struct http_req req;
+    struct http_resp resp;
+    long long start = now_us();
+    int rc;
+
+    token_id("req_", request_id, sizeof request_id);
+    memset(&req, 0, sizeof req);
+    memset(&resp, 0, sizeof resp);
+    resp.status = 500;
+    req.method = ri->request_method;
+    req.path = ri->local_uri ? ri->local_uri : "/";
+    req.remote_addr = ri->remote_addr;
+    req.request_id = request_id;
+    req.conn = conn;
+
+    rc = read_body(conn, &body, &req.body_len);
+    req.body = body;
+    if (rc == 413) {
+        error_body(&resp, 413, "invalid_request",
+                   "Request body is larger than 65536 bytes.");
+        /* the rest of the body is unread: the connection cannot be reused */
+        http_resp_header(&resp, "Connection", "close");
+    } else if (rc != 0 || !worker) {
+        error_body(&resp, 500, "internal_error", "The server could not handle the request.");
+    } else {
+        srv->app->handle(worker, &req, &resp);
+    }
+    send_response(conn, &req, &resp);
+
+    log_request(&(struct log_request){
+        .request_id = request_id,
+        .method = req.method,
+        .path = req.path,
+        .status = resp.status,
+        .duration_us = now_us() - start,
+        .tenant = resp.tenant[0] ? resp.tenant : NULL,
+        .policy_version = resp.policy_version[0] ? resp.policy_version : NULL,
+        .decision = resp.decision,
+        .error_code = resp.error_code,
+    });
+    if (resp.body_secret && resp.body)
+        token_wipe(resp.body, resp.body_len);
+    free(resp.body);
+    if (body) {
+        token_wipe(body, req.body_len);
+        free(body);
+    }
+    return resp.status;
+}
+
+static void *init_thread(const struct mg_context *ctx, int thread_type)
+{
+    struct http_server *srv = mg_get_user_data(ctx);
+
+    if (thread_type != 1) /* only connection workers handle requests */
+        return NULL;
+    return srv->app->worker_new(srv->cfg);
+}
+
+static void exit_thread(const struct mg_context *ctx, int thread_type, void *worker)
+{
+    struct http_server *srv = mg_get_user_data(ctx);
+
+    if (thread_type == 1 && worker)
+        srv->app->worker_free(worker);
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_msg(HF_LOG_WARN, "http: %s", message);
+    return 1;
+}
+
+/* civetweb's own access log would print raw paths, tokens included; our
+ * log_request line replaces it. */
+static int log_access(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    (void)message;
+    return 1;
+}
+
+int http_start(const struct config *cfg, const struct http_app *app,
+               struct http_server **out, char *err, size_t errlen)
+{
+    struct http_server *srv = calloc(1, sizeof *srv);
+    struct mg_callbacks cb;
+    char threads[16];
+    const char *options[] = {
+        "listening_ports", cfg->listen,
+        "num_threads", threads,
+        "request_timeout_ms", "10000",
+        "enable_keep_alive", "yes",
+        "keep_alive_timeout_ms", "2000",
+        "tcp_nodelay", "1",
+        "max_request_size", "16384",   /* request line + headers */
+        "enable_directory_listing", "no",
+        NULL};
+
+    if (!srv) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    snprintf(threads, sizeof threads, "%d", cfg->threads);
+    srv->cfg = cfg;
+    srv->app = app;
+    memset(&cb, 0, sizeof cb);
+    cb.init_thread = init_thread;
+    cb.exit_thread = exit_thread;
+    cb.log_message = log_message;
+    cb.log_access = log_access;
+    mg_init_library(0);
+    srv->ctx = mg_start(&cb, srv, options);
+    if (!srv->ctx) {
+        snprintf(err, errlen, "cannot listen on %s (in use, or not a local address)",
+                 cfg->listen);
+        free(srv);
+        mg_exit_library();
+        return -1;
+    }
+    mg_set_request_handler(srv->ctx, "/", handle, srv);
+    *out = srv;
+    return 0;
+}
+
+void http_stop(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    mg_stop(srv->ctx);
+    mg_exit_library();
+    free(srv);
+}

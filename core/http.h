@@ -1,0 +1,65 @@
+/* http.h - the HTTP server seen from the handlers: a request in, a response
+ * out. http.c is the only user of civetweb; handlers never see it. */
+#ifndef HF_HTTP_H
+#define HF_HTTP_H
+
+#include <stddef.h>
+
+#include "config.h"
+
+#define HF_BODY_MAX (64 * 1024)   /* largest request body accepted */
+#define HF_RESP_HEADERS_MAX 1024
+
+struct http_req {
+    const char *method;
+    const char *path;          /* URL-decoded path, no query */
+    const char *body;          /* NUL-terminated copy, NULL when empty */
+    size_t body_len;
+    const char *remote_addr;
+    const char *request_id;    /* also sent back as Request-Id */
+    const void *conn;          /* http.c's; handlers pass it back only */
+};
+
+struct http_resp {
+    int status;
+    const char *content_type;      /* static string */
+    char *body;                    /* malloc'd; http.c frees it */
+    size_t body_len;
+    int body_secret;               /* 1: wipe the body after sending */
+    char headers[HF_RESP_HEADERS_MAX]; /* extra "Name: value\r\n" lines */
+    /* for the request log line */
+    char tenant[48];
+    char policy_version[24];
+    const char *decision;
+    const char *error_code;
+};
+
+/* The request header name (case-insensitive); NULL when absent. */
+const char *http_req_header(const struct http_req *req, const char *name);
+
+/* Query parameter name, URL-decoded, into out. 0 found, -1 absent, -2 when
+ * longer than outlen - 1. */
+int http_query_param(const struct http_req *req, const char *name, char *out,
+                     size_t outlen);
+
+/* Append one "name: value" header line to resp. */
+void http_resp_header(struct http_resp *resp, const char *name, const char *value);
+
+/* What http.c needs from the application. */
+struct http_app {
+    /* Per-worker-thread state: created on the thread, used only there. */
+    void *(*worker_new)(const struct config *cfg);
+    void (*worker_free)(void *worker);
+    /* Fill resp for req; resp arrives zeroed with status 500. */
+    void (*handle)(void *worker, const struct http_req *req, struct http_resp *resp);
+};
+
+struct http_server;
+
+/* Start listening as cfg says. 0, or -1 with a sentence in err. */
+int http_start(const struct config *cfg, const struct http_app *app,
+               struct http_server **out, char *err, size_t errlen);
+/* Stop accepting, let in-flight requests finish, free; NULL is fine. */
+void http_stop(struct http_server *srv);
+
+#endif

@@ -1,0 +1,154 @@
+/* json.c - JSON in and out: the only user of jansson. */
+#include "json.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <jansson.h>
+
+#include "err.h"
+
+static json_t *must(json_t *v)
+{
+    if (!v) {
+        fputs("hostflow: out of memory\n", stderr);
+        abort();
+    }
+    return v;
+}
+
+/* 1 when v nests no deeper than limit (a scalar has depth 0). */
+static int depth_ok(const json_t *v, int limit)
+{
+    const char *key;
+    json_t *child;
+    size_t i;
+
+    if (!json_is_object(v) && !json_is_array(v))
+        return 1;
+    if (limit == 0)
+        return 0;
+    if (json_is_object(v)) {
+        json_object_foreach((json_t *)v, key, child)
+            if (!depth_ok(child, limit - 1))
+                return 0;
+    } else {
+        json_array_foreach(v, i, child)
+            if (!depth_ok(child, limit - 1))
+                return 0;
+    }
+    return 1;
+}
+
+int json_parse_body(const char *buf, size_t len, json_t **out, char *err,
+                    size_t errlen)
+{
+    json_error_t jerr;
+    json_t *v;
+
+    /* Jansson validates UTF-8, refuses \u0000 in strings unless asked,
+     * and stops at its own depth ceiling before ours is checked. */
+    v = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!v) {
+        snprintf(err, errlen, "Request body is not valid JSON: %s.", jerr.text);
+        return HF_EINVAL;
+    }
+    if (!json_is_object(v)) {
+        json_decref(v);
+        snprintf(err, errlen, "Request body must be a JSON object.");
+        return HF_EINVAL;
+    }
+    if (!depth_ok(v, HF_JSON_MAX_DEPTH)) {
+        json_decref(v);
+        snprintf(err, errlen, "Request body nests deeper than %d levels.",
+                 HF_JSON_MAX_DEPTH);
+        return HF_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+void json_free(json_t *v)
+{
+    if (v)
+        json_decref(v);
+}
+
+int json_member_string(const json_t *obj, const char *key, const char **out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v || json_is_null(v))
+        return HF_ENOTFOUND;
+    if (!json_is_string(v))
+        return HF_EINVAL;
+    *out = json_string_value(v);
+    return 0;
+}
+
+json_t *json_new_object(void)
+{
+    return must(json_object());
+}
+
+json_t *json_new_array(void)
+{
+    return must(json_array());
+}
+
+static json_t *string_or_null(const char *v)
+{
+    /* values handed to us are checked UTF-8 already; fall back to null
+     * rather than emit something invalid */
+    json_t *s;
+
+    if (!v)
+        return must(json_null());
+    s = json_string(v);
+    return s ? s : must(json_null());
+}
+
+void json_put_string(json_t *obj, const char *key, const char *v)
+{
+    json_object_set_new(obj, key, string_or_null(v));
+}
+
+void json_put_int(json_t *obj, const char *key, long long v)
+{
+    json_object_set_new(obj, key, must(json_integer(v)));
+}
+
+void json_put_bool(json_t *obj, const char *key, int v)
+{
+    json_object_set_new(obj, key, must(json_boolean(v)));
+}
+
+void json_put_null(json_t *obj, const char *key)
+{
+    json_object_set_new(obj, key, must(json_null()));
+}
+
+void json_put(json_t *obj, const char *key, json_t *child)
+{
+    json_object_set_new(obj, key, child);
+}
+
+void json_push(json_t *arr, json_t *child)
+{
+    json_array_append_new(arr, child);
+}
+
+void json_push_string(json_t *arr, const char *v)
+{
+    json_array_append_new(arr, string_or_null(v));
+}
+
+char *json_encode(const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    if (!s) {
+        fputs("hostflow: out of memory\n", stderr);
+        abort();
+    }
+    return s;
+}

@@ -1,0 +1,43 @@
+/* json.h - JSON in and out: the only user of jansson.
+ *
+ * Parsing is strict (UTF-8 only, duplicate keys rejected, depth bounded);
+ * encoding goes through the same library, never string concatenation. */
+#ifndef HF_JSON_H
+#define HF_JSON_H
+
+#include <stddef.h>
+
+struct json_t; /* jansson's value; opaque to the rest of hostflow */
+
+#define HF_JSON_MAX_DEPTH 16 /* request bodies nest no deeper than this */
+
+/* Parse len bytes as one JSON object. 0 and *out (free with json_free) on
+ * success; HF_EINVAL with a client-safe sentence in err otherwise. */
+int json_parse_body(const char *buf, size_t len, struct json_t **out,
+                    char *err, size_t errlen);
+
+/* Drop a reference; NULL is fine. */
+void json_free(struct json_t *v);
+
+/* String member key of obj: 0 and *out (borrowed from obj, valid until
+ * json_free); HF_ENOTFOUND when absent; HF_EINVAL when not a string. */
+int json_member_string(const struct json_t *obj, const char *key,
+                       const char **out);
+
+/* Builders. They never fail short of memory exhaustion (then they abort).
+ * A NULL string value is encoded as null. json_put and json_push take
+ * ownership of child. */
+struct json_t *json_new_object(void);
+struct json_t *json_new_array(void);
+void json_put_string(struct json_t *obj, const char *key, const char *v);
+void json_put_int(struct json_t *obj, const char *key, long long v);
+void json_put_bool(struct json_t *obj, const char *key, int v);
+void json_put_null(struct json_t *obj, const char *key);
+void json_put(struct json_t *obj, const char *key, struct json_t *child);
+void json_push(struct json_t *arr, struct json_t *child);
+void json_push_string(struct json_t *arr, const char *v);
+
+/* Compact encoding, malloc'd (caller frees with free()); aborts on OOM. */
+char *json_encode(const struct json_t *v);
+
+#endif

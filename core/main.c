@@ -1,0 +1,167 @@
+/* main.c - command dispatch, start-up and shutdown order, signals. The only
+ * place that exits. */
+#define _POSIX_C_SOURCE 200809L
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api.h"
+#include "cli.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "policy.h"
+#include "store.h"
+#include "token.h"
+
+#ifndef HF_VERSION
+#define HF_VERSION "0.1.0"
+#endif
+
+static const char usage[] =
+    "usage: hostflow COMMAND [ARGS] [--db PATH]\n"
+    "\n"
+    "commands:\n"
+    "  serve                       run the HTTP server (see serve --help)\n"
+    "  tenant create|set-redirect-hosts|show\n"
+    "  key create|revoke\n"
+    "  contractor create\n"
+    "  --version                   print the version\n"
+    "\n"
+    "Every command takes --db PATH (default $HOSTFLOW_DB, else ./hostflow.db)\n"
+    "and --help.\n";
+
+static const char serve_usage[] =
+    "usage: hostflow serve [--listen ADDR:PORT] [--admin-listen ADDR:PORT]\n"
+    "                      [--policy FILE] [--policy-dir DIR] [--public-url URL]\n"
+    "                      [--threads N] [--session-ttl SECONDS]\n"
+    "                      [--log-format json|text] [--db PATH]\n"
+    "\n"
+    "  --listen        public API listener (default 127.0.0.1:8080); plain HTTP,\n"
+    "                  terminate TLS in front of hostflow\n"
+    "  --admin-listen  admin listener (default 127.0.0.1:8081)\n"
+    "  --policy        policy file (default ./policies.lua if present, else\n"
+    "                  ./policies.example.lua)\n"
+    "  --policy-dir    policy modules and tenants/ overrides (default ./policies)\n"
+    "  --public-url    base of the session URLs contractors open\n"
+    "                  (default http://<listen>)\n"
+    "  --threads       worker threads = simultaneous connections (default 32)\n"
+    "  --session-ttl   lifetime of new sessions in seconds (default 1800)\n"
+    "  --log-format    json or text (default text), on stderr\n"
+    "\n"
+    "Every flag can also be set as HOSTFLOW_<FLAG> (e.g. HOSTFLOW_LISTEN).\n"
+    "SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.\n";
+
+/* Check everything a worker will need before accepting any connection, so a
+ * bad database or policy stops start-up with its reason. */
+static int preflight(const struct config *cfg)
+{
+    struct store *s;
+    struct policy *p;
+    char err[1024];
+
+    if (token_init() != 0) {
+        log_msg(HF_LOG_ERROR, "cannot initialise the random number generator");
+        return -1;
+    }
+    if (store_open(cfg->db_path, &s, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        return -1;
+    }
+    store_close(s);
+    if (policy_load(cfg->policy_file, &p, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "policy refused: %s", err);
+        return -1;
+    }
+    log_msg(HF_LOG_INFO, "policy %s version %s", cfg->policy_file, policy_version(p));
+    policy_free(p);
+    return 0;
+}
+
+static int serve(int argc, char **argv)
+{
+    static const struct http_app app = {api_worker_new, api_worker_free, api_handle};
+    struct http_server *srv;
+    struct config cfg;
+    sigset_t signals;
+    char err[512];
+    int sig;
+
+    for (int a = 0; a < argc; a++)
+        if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
+            fputs(serve_usage, stdout);
+            return 0;
+        }
+    if (config_parse_serve(&cfg, argc, argv, err, sizeof err) != 0) {
+        fprintf(stderr, "hostflow: %s\n", err);
+        return 2;
+    }
+    log_setup(cfg.log_json, HF_LOG_INFO);
+    /* block before any thread exists so that only sigwait sees them */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (preflight(&cfg) != 0) {
+        config_free(&cfg);
+        return 1;
+    }
+    if (http_start(&cfg, &app, &srv, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        config_free(&cfg);
+        return 1;
+    }
+    log_msg(HF_LOG_INFO, "hostflow %s listening on %s (db %s, public url %s, %d threads)",
+            HF_VERSION, cfg.listen, cfg.db_path, cfg.public_url, cfg.threads);
+    for (;;) {
+        if (sigwait(&signals, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            log_msg(HF_LOG_WARN, "SIGHUP: this build loads the policy at start-up; "
+                    "restart to apply policy changes");
+            continue;
+        }
+        break;
+    }
+    log_msg(HF_LOG_INFO, "signal %d: finishing in-flight requests", sig);
+    http_stop(srv);
+    log_msg(HF_LOG_INFO, "stopped");
+    config_free(&cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *db;
+    const char *cmd;
+
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("hostflow %s\n", HF_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0)
+        return serve(argc - 2, argv + 2);
+    argc -= 2;
+    argv += 2;
+    db = config_db_path(&argc, argv);
+    if (strcmp(cmd, "tenant") == 0)
+        return cli_tenant(db, argc, argv);
+    if (strcmp(cmd, "key") == 0)
+        return cli_key(db, argc, argv);
+    if (strcmp(cmd, "contractor") == 0)
+        return cli_contractor(db, argc, argv);
+    fprintf(stderr, "hostflow: unknown command \"%s\"\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,131 @@
+/* store.h - everything hostflow asks of its database, in its own words.
+ *
+ * One struct store is one connection, owned by one thread at a time.
+ * Implementations (store_sqlite.c) are the only place that knows which
+ * database runs; all SQL and every transaction lives behind this header.
+ * Functions return 0 or a negative HF_E… code (err.h). */
+#ifndef HF_STORE_H
+#define HF_STORE_H
+
+#include <stddef.h>
+
+#include "token.h"
+#include "url.h"
+
+#define HF_ID_MAX 48          /* "hps_" + random part + NUL, with room */
+#define HF_NAME_MAX 200       /* tenant and contractor display names */
+#define HF_VERSION_MAX 24     /* policy version string */
+#define HF_HOSTS_MAX 100      /* redirect hosts per tenant */
+#define HF_IDEMPOTENCY_KEY_MAX 255
+#define HF_IDEMPOTENCY_TTL (24 * 3600)
+
+struct store;
+
+struct tenant {
+    char id[HF_ID_MAX];
+    char name[HF_NAME_MAX + 1];
+    long long created;
+    size_t n_hosts;
+    char hosts[HF_HOSTS_MAX][HF_URL_HOST_MAX + 3]; /* allowed redirect hosts */
+};
+
+struct api_key {
+    char id[HF_ID_MAX];
+    char tenant_id[HF_ID_MAX];
+    char mode[8];             /* "live" or "test" */
+    char prefix[16];          /* visible start of the secret, for humans */
+    long long revoked_at;     /* 0 when active */
+};
+
+struct contractor {
+    char id[HF_ID_MAX];
+    char tenant_id[HF_ID_MAX];
+    char name[HF_NAME_MAX + 1];
+};
+
+struct session {
+    char id[HF_ID_MAX];
+    char tenant_id[HF_ID_MAX];
+    char contractor_id[HF_ID_MAX];
+    char return_url[HF_URL_MAX + 1];
+    char mode[8];             /* "live" or "test", from the creating key */
+    char status[12];          /* pending|completed|cancelled|expired, as of read time */
+    char policy_version[HF_VERSION_MAX];
+    long long created;
+    long long expires_at;
+    long long completed_at;   /* 0 = null */
+    long long cancelled_at;   /* 0 = null */
+};
+
+/* Filters and cursor of a session list. */
+struct session_query {
+    const char *contractor_id;   /* NULL = any */
+    const char *status;          /* NULL = any; one of the four states */
+    const char *starting_after;  /* session id cursor or NULL */
+    const char *ending_before;   /* session id cursor or NULL */
+    int limit;                   /* 1..100 */
+};
+
+/* Idempotency of a create: key and the hash of the request body. */
+struct idempotency {
+    const char *key;                            /* NULL = none */
+    unsigned char request_hash[HF_HASH_BYTES];
+};
+
+/* Open (creating and migrating as needed) the database at path. On failure
+ * returns HF_ESTORE with a sentence in err. */
+int store_open(const char *path, struct store **out, char *err, size_t errlen);
+/* Close; NULL is fine. */
+void store_close(struct store *s);
+
+int store_tenant_create(struct store *s, const char *name,
+                        const char *const *hosts, size_t n_hosts,
+                        struct tenant *out);
+/* Replace the tenant's redirect allowlist. HF_ENOTFOUND for no tenant. */
+int store_tenant_set_hosts(struct store *s, const char *tenant_id,
+                           const char *const *hosts, size_t n_hosts);
+int store_tenant_get(struct store *s, const char *tenant_id, struct tenant *out);
+
+/* Record a key: its secret only as a hash plus a visible prefix. */
+int store_key_create(struct store *s, const char *tenant_id, const char *mode,
+                     const unsigned char secret_hash[HF_HASH_BYTES],
+                     const char *prefix, struct api_key *out);
+/* Mark revoked (idempotent). HF_ENOTFOUND for no key. */
+int store_key_revoke(struct store *s, const char *key_id, long long now);
+/* The key whose secret hashes to secret_hash, revoked or not; HF_ENOTFOUND. */
+int store_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTES],
+                   struct api_key *out);
+
+int store_contractor_create(struct store *s, const char *tenant_id,
+                            const char *name, struct contractor *out);
+/* 0 when the contractor exists under this tenant; HF_ENOTFOUND otherwise
+ * (the same answer for another tenant's contractor and an unknown id). */
+int store_contractor_check(struct store *s, const char *tenant_id,
+                           const char *contractor_id);
+
+/* Insert a new session with the hash of its URL token, atomically with its
+ * idempotency record. If idem->key was already used by this tenant within
+ * HF_IDEMPOTENCY_TTL: same body → HF_EEXISTS and *in is overwritten with
+ * the stored session; different body → HF_EIDEMPOTENCY. */
+int store_session_insert(struct store *s, struct session *in,
+                         const unsigned char token_hash[HF_HASH_BYTES],
+                         const struct idempotency *idem, long long now);
+/* Look up an idempotency key before doing any work; same results as above,
+ * or HF_ENOTFOUND when unused. */
+int store_idempotency_find(struct store *s, const char *tenant_id,
+                           const struct idempotency *idem, long long now,
+                           struct session *out);
+/* The tenant's session id as it reads at now; HF_ENOTFOUND across tenants. */
+int store_session_get(struct store *s, const char *tenant_id, const char *id,
+                      long long now, struct session *out);
+/* Up to q->limit sessions, newest first, into out; count in *n. A cursor
+ * naming no session of this tenant gives HF_ENOTFOUND. */
+int store_session_list(struct store *s, const char *tenant_id,
+                       const struct session_query *q, long long now,
+                       struct session *out, size_t *n);
+/* pending → cancelled. HF_ENOTPENDING when terminal, HF_EEXPIRED when past
+ * expires_at, HF_ENOTFOUND across tenants. *out is the session after. */
+int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
+                         long long now, struct session *out);
+
+#endif

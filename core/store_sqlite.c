@@ -1,0 +1,753 @@
+/* store_sqlite.c - the store on one SQLite file: all SQL, migrations and
+ * transactions. The only user of SQLite. */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <sqlite3.h>
+
+#include "err.h"
+#include "log.h"
+
+#define BUSY_TIMEOUT_MS 5000
+
+/* Schema history: migration i brings user_version from i to i+1. Never edit
+ * a shipped entry; append a new one. */
+static const char *const migrations[] = {
+    "CREATE TABLE tenants ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE tenant_redirect_hosts ("
+    "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    "  position INTEGER NOT NULL,"
+    "  host TEXT NOT NULL,"
+    "  PRIMARY KEY (tenant_id, host));"
+    "CREATE TABLE api_keys ("
+    "  id TEXT PRIMARY KEY,"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    "  mode TEXT NOT NULL CHECK (mode IN ('live', 'test')),"
+    "  prefix TEXT NOT NULL,"
+    "  secret_hash BLOB NOT NULL UNIQUE,"
+    "  created INTEGER NOT NULL,"
+    "  revoked_at INTEGER);"
+    "CREATE TABLE contractors ("
+    "  id TEXT PRIMARY KEY,"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    "  name TEXT,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE sessions ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    "  contractor_id TEXT NOT NULL REFERENCES contractors(id),"
+    "  return_url TEXT NOT NULL,"
+    "  mode TEXT NOT NULL CHECK (mode IN ('live', 'test')),"
+    "  token_hash BLOB NOT NULL UNIQUE,"
+    "  status TEXT NOT NULL CHECK (status IN ('pending', 'completed', 'cancelled', 'expired')),"
+    "  policy_version TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL,"
+    "  redeemed_at INTEGER,"
+    "  completed_at INTEGER,"
+    "  cancelled_at INTEGER);"
+    "CREATE INDEX sessions_by_tenant ON sessions (tenant_id, seq);"
+    "CREATE INDEX sessions_by_contractor ON sessions (tenant_id, contractor_id, seq);"
+    "CREATE TABLE idempotency_keys ("
+    "  tenant_id TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  request_hash BLOB NOT NULL,"
+    "  session_id TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (tenant_id, key));",
+};
+
+/* Every statement the store runs, prepared once per connection. */
+#define STATEMENTS(X)                                                          \
+    X(BEGIN, "BEGIN IMMEDIATE")                                                \
+    X(COMMIT, "COMMIT")                                                        \
+    X(ROLLBACK, "ROLLBACK")                                                    \
+    X(TENANT_INSERT, "INSERT INTO tenants (id, name, created) VALUES (?1, ?2, ?3)") \
+    X(TENANT_GET, "SELECT id, name, created FROM tenants WHERE id = ?1")       \
+    X(HOSTS_DELETE, "DELETE FROM tenant_redirect_hosts WHERE tenant_id = ?1")  \
+    X(HOST_INSERT, "INSERT OR IGNORE INTO tenant_redirect_hosts (tenant_id, position, host) VALUES (?1, ?2, ?3)") \
+    X(HOSTS_GET, "SELECT host FROM tenant_redirect_hosts WHERE tenant_id = ?1 ORDER BY position") \
+    X(KEY_INSERT, "INSERT INTO api_keys (id, tenant_id, mode, prefix, secret_hash, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+    X(KEY_REVOKE, "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE id = ?1") \
+    X(KEY_FIND, "SELECT id, tenant_id, mode, prefix, coalesce(revoked_at, 0), secret_hash FROM api_keys WHERE secret_hash = ?1") \
+    X(CONTRACTOR_INSERT, "INSERT INTO contractors (id, tenant_id, name, created) VALUES (?1, ?2, ?3, ?4)") \
+    X(CONTRACTOR_CHECK, "SELECT 1 FROM contractors WHERE id = ?1 AND tenant_id = ?2") \
+    X(SESSION_INSERT, "INSERT INTO sessions (id, tenant_id, contractor_id, return_url, mode, token_hash, status, policy_version, created, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)") \
+    X(SESSION_GET, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND id = ?2") \
+    X(SESSION_SEQ, "SELECT seq FROM sessions WHERE tenant_id = ?1 AND id = ?2") \
+    X(SESSION_LIST_OLDER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND seq < ?2 " LIST_FILTER " ORDER BY seq DESC LIMIT ?6") \
+    X(SESSION_LIST_NEWER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND seq > ?2 " LIST_FILTER " ORDER BY seq ASC LIMIT ?6") \
+    X(SESSION_CANCEL, "UPDATE sessions SET status = 'cancelled', cancelled_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
+    X(IDEM_GET, "SELECT request_hash, session_id FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2 AND created > ?3") \
+    X(IDEM_PUT, "INSERT OR REPLACE INTO idempotency_keys (tenant_id, key, request_hash, session_id, created) VALUES (?1, ?2, ?3, ?4, ?5)") \
+    X(IDEM_PURGE, "DELETE FROM idempotency_keys WHERE created <= ?1")
+
+/* ?10 is "now": a pending session past its expiry reads as expired. */
+#define SESSION_COLUMNS                                                        \
+    "id, tenant_id, contractor_id, return_url, mode, "                         \
+    "CASE WHEN status = 'pending' AND expires_at <= ?10 THEN 'expired' ELSE status END, " \
+    "policy_version, created, expires_at, coalesce(completed_at, 0), coalesce(cancelled_at, 0)"
+
+/* ?3 contractor or NULL, ?4 effective status or NULL, ?10 now. */
+#define LIST_FILTER                                                            \
+    "AND (?3 IS NULL OR contractor_id = ?3) "                                  \
+    "AND (?4 IS NULL OR (CASE WHEN status = 'pending' AND expires_at <= ?10 " \
+    "THEN 'expired' ELSE status END) = ?4)"
+
+enum stmt_id {
+#define STMT_ENUM(name, sql) Q_##name,
+    STATEMENTS(STMT_ENUM)
+#undef STMT_ENUM
+    Q_COUNT
+};
+
+static const char *const stmt_sql[] = {
+#define STMT_SQL(name, sql) sql,
+    STATEMENTS(STMT_SQL)
+#undef STMT_SQL
+};
+
+struct store {
+    sqlite3 *db;                /* the connection; one thread at a time */
+    sqlite3_stmt *stmt[Q_COUNT]; /* prepared on first use */
+};
+
+/* The cached, reset statement id; NULL (logged) if it cannot be prepared. */
+static sqlite3_stmt *prep(struct store *s, enum stmt_id id)
+{
+    if (!s->stmt[id]) {
+        if (sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                               &s->stmt[id], NULL) != SQLITE_OK) {
+            log_msg(HF_LOG_ERROR, "store: prepare failed: %s", sqlite3_errmsg(s->db));
+            return NULL;
+        }
+    }
+    sqlite3_reset(s->stmt[id]);
+    sqlite3_clear_bindings(s->stmt[id]);
+    return s->stmt[id];
+}
+
+/* Run a statement that returns no rows; 0 or HF_ESTORE. */
+static int run(struct store *s, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        log_msg(HF_LOG_ERROR, "store: %s", sqlite3_errmsg(s->db));
+        return HF_ESTORE;
+    }
+    return 0;
+}
+
+static int begin(struct store *s)
+{
+    sqlite3_stmt *st = prep(s, Q_BEGIN);
+
+    return st ? run(s, st) : HF_ESTORE;
+}
+
+/* Commit when rc is 0, else roll back; returns rc or the commit's failure. */
+static int finish(struct store *s, int rc)
+{
+    sqlite3_stmt *st = prep(s, rc == 0 ? Q_COMMIT : Q_ROLLBACK);
+    int rc2 = st ? run(s, st) : HF_ESTORE;
+
+    if (rc == 0 && rc2 != 0) {
+        st = prep(s, Q_ROLLBACK);
+        if (st)
+            run(s, st);
+        return rc2;
+    }
+    return rc;
+}
+
+static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t n)
+{
+    const unsigned char *v = sqlite3_column_text(st, col);
+
+    snprintf(dst, n, "%s", v ? (const char *)v : "");
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    if (v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static int exec(struct store *s, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(s->db));
+        sqlite3_free(msg);
+        return HF_ESTORE;
+    }
+    return 0;
+}
+
+static int user_version(struct store *s, int *out)
+{
+    sqlite3_stmt *st;
+    int rc = HF_ESTORE;
+
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return HF_ESTORE;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *out = sqlite3_column_int(st, 0);
+        rc = 0;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Bring the schema to the newest version, one transaction per step, so a
+ * crash mid-migration leaves a consistent older version. */
+static int migrate(struct store *s, char *err, size_t errlen)
+{
+    int have, want = (int)(sizeof migrations / sizeof migrations[0]);
+
+    for (;;) {
+        char sql[64];
+        int rc;
+
+        if (exec(s, "BEGIN IMMEDIATE", err, errlen) != 0)
+            return HF_ESTORE;
+        if (user_version(s, &have) != 0) {
+            snprintf(err, errlen, "cannot read schema version");
+            exec(s, "ROLLBACK", err, errlen);
+            return HF_ESTORE;
+        }
+        if (have >= want) {
+            exec(s, "COMMIT", err, errlen);
+            if (have > want) {
+                snprintf(err, errlen, "database schema version %d is newer than "
+                         "this hostflow (%d); upgrade hostflow", have, want);
+                return HF_ESTORE;
+            }
+            return 0;
+        }
+        snprintf(sql, sizeof sql, "PRAGMA user_version = %d", have + 1);
+        rc = exec(s, migrations[have], err, errlen);
+        if (rc == 0)
+            rc = exec(s, sql, err, errlen);
+        if (rc == 0)
+            rc = exec(s, "COMMIT", err, errlen);
+        if (rc != 0) {
+            char ignored[64];
+            exec(s, "ROLLBACK", ignored, sizeof ignored);
+            return rc;
+        }
+        log_msg(HF_LOG_INFO, "store: migrated schema to version %d", have + 1);
+    }
+}
+
+int store_open(const char *path, struct store **out, char *err, size_t errlen)
+{
+    struct store *s = calloc(1, sizeof *s);
+    int rc;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        store_close(s);
+        return HF_ESTORE;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    /* WAL: readers never block the writer. synchronous=NORMAL: a commit
+     * survives a process crash; the last commits may be lost on power loss
+     * (README, "Durability"). */
+    rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+                 "PRAGMA foreign_keys = ON;", err, errlen);
+    if (rc == 0)
+        rc = migrate(s, err, errlen);
+    if (rc != 0) {
+        store_close(s);
+        return HF_ESTORE;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < Q_COUNT; i++)
+        sqlite3_finalize(s->stmt[i]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static int put_hosts(struct store *s, const char *tenant_id,
+                     const char *const *hosts, size_t n)
+{
+    sqlite3_stmt *st;
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (!(st = prep(s, Q_HOST_INSERT)))
+            return HF_ESTORE;
+        bind_text(st, 1, tenant_id);
+        sqlite3_bind_int64(st, 2, (long long)i);
+        bind_text(st, 3, hosts[i]);
+        rc = run(s, st);
+    }
+    return rc;
+}
+
+int store_tenant_create(struct store *s, const char *name,
+                        const char *const *hosts, size_t n_hosts,
+                        struct tenant *out)
+{
+    sqlite3_stmt *st;
+    struct tenant t;
+    int rc;
+
+    if (n_hosts > HF_HOSTS_MAX)
+        return HF_EINVAL;
+    memset(&t, 0, sizeof t);
+    token_id("tn_", t.id, sizeof t.id);
+    snprintf(t.name, sizeof t.name, "%s", name);
+    t.created = (long long)time(NULL);
+    if ((rc = begin(s)) != 0)
+        return rc;
+    if (!(st = prep(s, Q_TENANT_INSERT))) {
+        rc = HF_ESTORE;
+    } else {
+        bind_text(st, 1, t.id);
+        bind_text(st, 2, t.name);
+        sqlite3_bind_int64(st, 3, t.created);
+        rc = run(s, st);
+    }
+    if (rc == 0)
+        rc = put_hosts(s, t.id, hosts, n_hosts);
+    rc = finish(s, rc);
+    if (rc == 0)
+        rc = store_tenant_get(s, t.id, out);
+    return rc;
+}
+
+int store_tenant_set_hosts(struct store *s, const char *tenant_id,
+                           const char *const *hosts, size_t n_hosts)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (n_hosts > HF_HOSTS_MAX)
+        return HF_EINVAL;
+    if ((rc = begin(s)) != 0)
+        return rc;
+    if (!(st = prep(s, Q_TENANT_GET))) {
+        rc = HF_ESTORE;
+    } else {
+        bind_text(st, 1, tenant_id);
+        rc = sqlite3_step(st) == SQLITE_ROW ? 0 : HF_ENOTFOUND;
+        sqlite3_reset(st);
+    }
+    if (rc == 0) {
+        if (!(st = prep(s, Q_HOSTS_DELETE)))
+            rc = HF_ESTORE;
+        else {
+            bind_text(st, 1, tenant_id);
+            rc = run(s, st);
+        }
+    }
+    if (rc == 0)
+        rc = put_hosts(s, tenant_id, hosts, n_hosts);
+    return finish(s, rc);
+}
+
+int store_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
+{
+    sqlite3_stmt *st = prep(s, Q_TENANT_GET);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    }
+    copy_col(st, 0, out->id, sizeof out->id);
+    copy_col(st, 1, out->name, sizeof out->name);
+    out->created = sqlite3_column_int64(st, 2);
+    sqlite3_reset(st);
+
+    if (!(st = prep(s, Q_HOSTS_GET)))
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    out->n_hosts = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && out->n_hosts < HF_HOSTS_MAX)
+        copy_col(st, 0, out->hosts[out->n_hosts++], sizeof out->hosts[0]);
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : HF_ESTORE;
+}
+
+int store_key_create(struct store *s, const char *tenant_id, const char *mode,
+                     const unsigned char secret_hash[HF_HASH_BYTES],
+                     const char *prefix, struct api_key *out)
+{
+    sqlite3_stmt *st;
+    struct api_key k;
+    int rc;
+
+    memset(&k, 0, sizeof k);
+    token_id("key_", k.id, sizeof k.id);
+    snprintf(k.tenant_id, sizeof k.tenant_id, "%s", tenant_id);
+    snprintf(k.mode, sizeof k.mode, "%s", mode);
+    snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
+    if ((rc = begin(s)) != 0)
+        return rc;
+    if (!(st = prep(s, Q_TENANT_GET))) {
+        rc = HF_ESTORE;
+    } else {
+        bind_text(st, 1, tenant_id);
+        rc = sqlite3_step(st) == SQLITE_ROW ? 0 : HF_ENOTFOUND;
+        sqlite3_reset(st);
+    }
+    if (rc == 0) {
+        if (!(st = prep(s, Q_KEY_INSERT))) {
+            rc = HF_ESTORE;
+        } else {
+            bind_text(st, 1, k.id);
+            bind_text(st, 2, k.tenant_id);
+            bind_text(st, 3, k.mode);
+            bind_text(st, 4, k.prefix);
+            sqlite3_bind_blob(st, 5, secret_hash, HF_HASH_BYTES, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 6, (long long)time(NULL));
+            rc = run(s, st);
+        }
+    }
+    rc = finish(s, rc);
+    if (rc == 0)
+        *out = k;
+    return rc;
+}
+
+int store_key_revoke(struct store *s, const char *key_id, long long now)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = begin(s)) != 0)
+        return rc;
+    if (!(st = prep(s, Q_KEY_REVOKE))) {
+        rc = HF_ESTORE;
+    } else {
+        bind_text(st, 1, key_id);
+        sqlite3_bind_int64(st, 2, now);
+        rc = run(s, st);
+        if (rc == 0 && sqlite3_changes(s->db) == 0)
+            rc = HF_ENOTFOUND;
+    }
+    return finish(s, rc);
+}
+
+int store_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTES],
+                   struct api_key *out)
+{
+    sqlite3_stmt *st = prep(s, Q_KEY_FIND);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    sqlite3_bind_blob(st, 1, secret_hash, HF_HASH_BYTES, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_bytes(st, 5) == HF_HASH_BYTES &&
+        token_equal(sqlite3_column_blob(st, 5), secret_hash, HF_HASH_BYTES)) {
+        copy_col(st, 0, out->id, sizeof out->id);
+        copy_col(st, 1, out->tenant_id, sizeof out->tenant_id);
+        copy_col(st, 2, out->mode, sizeof out->mode);
+        copy_col(st, 3, out->prefix, sizeof out->prefix);
+        out->revoked_at = sqlite3_column_int64(st, 4);
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_contractor_create(struct store *s, const char *tenant_id,
+                            const char *name, struct contractor *out)
+{
+    sqlite3_stmt *st;
+    struct contractor c;
+    int rc;
+
+    memset(&c, 0, sizeof c);
+    token_id("cn_", c.id, sizeof c.id);
+    snprintf(c.tenant_id, sizeof c.tenant_id, "%s", tenant_id);
+    snprintf(c.name, sizeof c.name, "%s", name ? name : "");
+    if ((rc = begin(s)) != 0)
+        return rc;
+    if (!(st = prep(s, Q_TENANT_GET))) {
+        rc = HF_ESTORE;
+    } else {
+        bind_text(st, 1, tenant_id);
+        rc = sqlite3_step(st) == SQLITE_ROW ? 0 : HF_ENOTFOUND;
+        sqlite3_reset(st);
+    }
+    if (rc == 0) {
+        if (!(st = prep(s, Q_CONTRACTOR_INSERT))) {
+            rc = HF_ESTORE;
+        } else {
+            bind_text(st, 1, c.id);
+            bind_text(st, 2, c.tenant_id);
+            bind_text(st, 3, name);
+            sqlite3_bind_int64(st, 4, (long long)time(NULL));
+            rc = run(s, st);
+        }
+    }
+    rc = finish(s, rc);
+    if (rc == 0)
+        *out = c;
+    return rc;
+}
+
+int store_contractor_check(struct store *s, const char *tenant_id,
+                           const char *contractor_id)
+{
+    sqlite3_stmt *st = prep(s, Q_CONTRACTOR_CHECK);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, contractor_id);
+    bind_text(st, 2, tenant_id);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+}
+
+static void read_session(sqlite3_stmt *st, struct session *out)
+{
+    copy_col(st, 0, out->id, sizeof out->id);
+    copy_col(st, 1, out->tenant_id, sizeof out->tenant_id);
+    copy_col(st, 2, out->contractor_id, sizeof out->contractor_id);
+    copy_col(st, 3, out->return_url, sizeof out->return_url);
+    copy_col(st, 4, out->mode, sizeof out->mode);
+    copy_col(st, 5, out->status, sizeof out->status);
+    copy_col(st, 6, out->policy_version, sizeof out->policy_version);
+    out->created = sqlite3_column_int64(st, 7);
+    out->expires_at = sqlite3_column_int64(st, 8);
+    out->completed_at = sqlite3_column_int64(st, 9);
+    out->cancelled_at = sqlite3_column_int64(st, 10);
+}
+
+int store_session_get(struct store *s, const char *tenant_id, const char *id,
+                      long long now, struct session *out)
+{
+    sqlite3_stmt *st = prep(s, Q_SESSION_GET);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    bind_text(st, 2, id);
+    sqlite3_bind_int64(st, 10, now);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_session(st, out);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+}
+
+/* Inside a transaction: the stored result for idem, if any. */
+static int idem_lookup(struct store *s, const char *tenant_id,
+                       const struct idempotency *idem, long long now,
+                       struct session *out)
+{
+    sqlite3_stmt *st = prep(s, Q_IDEM_GET);
+    char session_id[HF_ID_MAX];
+    int rc, same;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    bind_text(st, 2, idem->key);
+    sqlite3_bind_int64(st, 3, now - HF_IDEMPOTENCY_TTL);
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(st);
+        return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    }
+    same = sqlite3_column_bytes(st, 0) == HF_HASH_BYTES &&
+           token_equal(sqlite3_column_blob(st, 0), idem->request_hash, HF_HASH_BYTES);
+    copy_col(st, 1, session_id, sizeof session_id);
+    sqlite3_reset(st);
+    if (!same)
+        return HF_EIDEMPOTENCY;
+    rc = store_session_get(s, tenant_id, session_id, now, out);
+    return rc == 0 ? HF_EEXISTS : rc;
+}
+
+int store_idempotency_find(struct store *s, const char *tenant_id,
+                           const struct idempotency *idem, long long now,
+                           struct session *out)
+{
+    if (!idem || !idem->key)
+        return HF_ENOTFOUND;
+    return idem_lookup(s, tenant_id, idem, now, out);
+}
+
+int store_session_insert(struct store *s, struct session *in,
+                         const unsigned char token_hash[HF_HASH_BYTES],
+                         const struct idempotency *idem, long long now)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = begin(s)) != 0)
+        return rc;
+    /* checked again inside the write lock: of two racing requests with one
+     * key, the second sees the first's row */
+    if (idem && idem->key) {
+        rc = idem_lookup(s, in->tenant_id, idem, now, in);
+        if (rc == HF_ENOTFOUND)
+            rc = 0;
+        else
+            return finish(s, rc);
+    }
+    if (!(st = prep(s, Q_SESSION_INSERT)))
+        return finish(s, HF_ESTORE);
+    bind_text(st, 1, in->id);
+    bind_text(st, 2, in->tenant_id);
+    bind_text(st, 3, in->contractor_id);
+    bind_text(st, 4, in->return_url);
+    bind_text(st, 5, in->mode);
+    sqlite3_bind_blob(st, 6, token_hash, HF_HASH_BYTES, SQLITE_STATIC);
+    bind_text(st, 7, in->policy_version);
+    sqlite3_bind_int64(st, 8, in->created);
+    sqlite3_bind_int64(st, 9, in->expires_at);
+    rc = run(s, st);
+    if (rc == 0 && idem && idem->key) {
+        if (!(st = prep(s, Q_IDEM_PURGE))) {
+            rc = HF_ESTORE;
+        } else {
+            sqlite3_bind_int64(st, 1, now - HF_IDEMPOTENCY_TTL);
+            rc = run(s, st);
+        }
+        if (rc == 0 && !(st = prep(s, Q_IDEM_PUT)))
+            rc = HF_ESTORE;
+        if (rc == 0) {
+            bind_text(st, 1, in->tenant_id);
+            bind_text(st, 2, idem->key);
+            sqlite3_bind_blob(st, 3, idem->request_hash, HF_HASH_BYTES, SQLITE_STATIC);
+            bind_text(st, 4, in->id);
+            sqlite3_bind_int64(st, 5, now);
+            rc = run(s, st);
+        }
+    }
+    return finish(s, rc);
+}
+
+/* seq of a cursor id under tenant; HF_ENOTFOUND if it names nothing. */
+static int cursor_seq(struct store *s, const char *tenant_id, const char *id,
+                      long long *seq)
+{
+    sqlite3_stmt *st = prep(s, Q_SESSION_SEQ);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    bind_text(st, 2, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *seq = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+}
+
+int store_session_list(struct store *s, const char *tenant_id,
+                       const struct session_query *q, long long now,
+                       struct session *out, size_t *n)
+{
+    int newer = q->ending_before != NULL;
+    long long seq = newer ? 0 : (long long)9223372036854775807LL;
+    sqlite3_stmt *st;
+    size_t count = 0;
+    int rc;
+
+    if (q->starting_after && (rc = cursor_seq(s, tenant_id, q->starting_after, &seq)) != 0)
+        return rc;
+    if (newer && (rc = cursor_seq(s, tenant_id, q->ending_before, &seq)) != 0)
+        return rc;
+    if (!(st = prep(s, newer ? Q_SESSION_LIST_NEWER : Q_SESSION_LIST_OLDER)))
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    sqlite3_bind_int64(st, 2, seq);
+    bind_text(st, 3, q->contractor_id);
+    bind_text(st, 4, q->status);
+    sqlite3_bind_int(st, 6, q->limit);
+    sqlite3_bind_int64(st, 10, now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < (size_t)q->limit)
+        read_session(st, &out[count++]);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return HF_ESTORE;
+    if (newer) /* fetched oldest first next to the cursor; lists are newest first */
+        for (size_t i = 0; i < count / 2; i++) {
+            struct session tmp = out[i];
+            out[i] = out[count - 1 - i];
+            out[count - 1 - i] = tmp;
+        }
+    *n = count;
+    return 0;
+}
+
+int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
+                         long long now, struct session *out)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = begin(s)) != 0)
+        return rc;
+    rc = store_session_get(s, tenant_id, id, now, out);
+    if (rc == 0) {
+        if (strcmp(out->status, "expired") == 0)
+            rc = HF_EEXPIRED;
+        else if (strcmp(out->status, "pending") != 0)
+            rc = HF_ENOTPENDING;
+    }
+    if (rc == 0) {
+        if (!(st = prep(s, Q_SESSION_CANCEL))) {
+            rc = HF_ESTORE;
+        } else {
+            bind_text(st, 1, tenant_id);
+            bind_text(st, 2, id);
+            sqlite3_bind_int64(st, 3, now);
+            rc = run(s, st);
+        }
+    }
+    if (rc == 0)
+        rc = store_session_get(s, tenant_id, id, now, out);
+    return finish(s, rc);
+}

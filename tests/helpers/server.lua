@@ -1,0 +1,210 @@
+-- tests/helpers/server.lua - start the real hostflow binary on a free
+-- loopback port with a temporary database, drive its CLI, and talk raw HTTP
+-- to it. Used by tests/integration/*_spec.lua.
+local socket = require("socket")
+local cjson = require("cjson")
+
+local M = {}
+
+M.bin = os.getenv("HOSTFLOW_BIN") or "build/hostflow"
+M.root = os.getenv("HOSTFLOW_ROOT") or "."
+
+local function sh_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.sh_quote = sh_quote
+
+-- Run a shell command; returns stdout, exit code.
+local function run(cmd)
+  local p = assert(io.popen(cmd .. "; echo \"__rc=$?\"", "r"))
+  local out = p:read("a")
+  p:close()
+  local rc = tonumber(out:match("__rc=(%d+)%s*$"))
+  return out:gsub("__rc=%d+%s*$", ""), rc
+end
+M.run = run
+
+function M.tmpdir()
+  local out = run("mktemp -d /tmp/hostflow-test.XXXXXX")
+  return (out:gsub("%s+$", ""))
+end
+
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+function M.write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+-- Run `hostflow ARGS... --db DB`; returns stdout, exit code, stderr.
+function M.cli(db, ...)
+  local args = {}
+  for i, a in ipairs({ ... }) do args[i] = sh_quote(a) end
+  local errfile = os.tmpname()
+  local out, rc = run(sh_quote(M.bin) .. " " .. table.concat(args, " ") ..
+    (db and (" --db " .. sh_quote(db)) or "") .. " 2>" .. errfile)
+  local err = M.read_file(errfile) or ""
+  os.remove(errfile)
+  return out, rc, err
+end
+
+-- Run a CLI command that prints --json and decode it.
+function M.cli_json(db, ...)
+  local out, rc, err = M.cli(db, ...)
+  assert(rc == 0, "hostflow " .. table.concat({ ... }, " ") .. " failed: " .. err)
+  return cjson.decode(out)
+end
+
+-- A tenant with a live key, a test key and one contractor.
+function M.tenant(db, name, hosts)
+  local args = { "tenant", "create", name or "Acme", "--json" }
+  for _, h in ipairs(hosts or { "app.example.com" }) do
+    args[#args + 1] = "--redirect-host"
+    args[#args + 1] = h
+  end
+  local t = M.cli_json(db, table.unpack(args))
+  t.key = M.cli_json(db, "key", "create", t.id, "--json")
+  t.test_key = M.cli_json(db, "key", "create", t.id, "--test", "--json")
+  t.contractor = M.cli_json(db, "contractor", "create", t.id, "--json")
+  return t
+end
+
+-- One raw HTTP/1.1 exchange on a fresh connection. req = {method, path,
+-- headers = {name = value}, body, raw = exact bytes to send instead}.
+-- Returns {status, headers (lower-case names), body, json}.
+function M.request(port, req)
+  local c = assert(socket.tcp())
+  c:settimeout(10)
+  assert(c:connect("127.0.0.1", port))
+  local data = req.raw
+  if not data then
+    local lines = { (req.method or "GET") .. " " .. req.path .. " HTTP/1.1",
+      "Host: 127.0.0.1:" .. port, "Connection: close" }
+    for k, v in pairs(req.headers or {}) do lines[#lines + 1] = k .. ": " .. v end
+    if req.body then lines[#lines + 1] = "Content-Length: " .. #req.body end
+    data = table.concat(lines, "\r\n") .. "\r\n\r\n" .. (req.body or "")
+  end
+  assert(c:send(data))
+  local status_line, err = c:receive("*l")
+  if not status_line then
+    c:close()
+    return { status = nil, error = err }
+  end
+  local res = { status = tonumber(status_line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
+  while true do
+    local line = assert(c:receive("*l"))
+    if line == "" then break end
+    local k, v = line:match("^([^:]+):%s*(.-)%s*$")
+    res.headers[k:lower()] = v
+  end
+  local len = tonumber(res.headers["content-length"] or "")
+  if len then
+    res.body = len > 0 and assert(c:receive(len)) or ""
+  else
+    res.body = c:receive("*a") or ""
+  end
+  c:close()
+  if (res.headers["content-type"] or ""):find("application/json", 1, true) and #res.body > 0 then
+    res.json = cjson.decode(res.body)
+  end
+  return res
+end
+
+local Server = {}
+Server.__index = Server
+
+-- Start a server. opts: dir (default: new temp dir), db, policy (file
+-- path), args (extra flags), env (table). Waits until it accepts.
+function M.start(opts)
+  opts = opts or {}
+  local self = setmetatable({}, Server)
+  self.dir = opts.dir or M.tmpdir()
+  self.db = opts.db or (self.dir .. "/hostflow.db")
+  self.port = M.free_port()
+  self.log = self.dir .. "/server.log"
+  self.policy = opts.policy or (M.root .. "/policies.example.lua")
+  local args = { "serve", "--listen", "127.0.0.1:" .. self.port,
+    "--admin-listen", "127.0.0.1:" .. M.free_port(),
+    "--db", self.db, "--policy", self.policy, "--threads", "8" }
+  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = sh_quote(a) end
+  local env = ""
+  for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
+  local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " .. sh_quote(M.bin) ..
+    " " .. table.concat(quoted, " ") .. " >>" .. sh_quote(self.log) .. " 2>&1 & echo $!")
+  self.pid = tonumber(pid:match("%d+"))
+  local deadline = socket.gettime() + 10
+  while socket.gettime() < deadline do
+    local c = socket.tcp()
+    c:settimeout(0.2)
+    if c:connect("127.0.0.1", self.port) then
+      c:close()
+      return self
+    end
+    c:close()
+    if not self:alive() then break end
+    socket.sleep(0.05)
+  end
+  error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
+end
+
+function Server:alive()
+  local _, rc = run("kill -0 " .. self.pid .. " 2>/dev/null")
+  return rc == 0
+end
+
+-- Send a signal and wait for the process to exit; returns its exit code
+-- when known (waiting on a non-child cannot see it, so only liveness).
+function Server:stop(sig)
+  if not self.pid then return end
+  run("kill -" .. (sig or "TERM") .. " " .. self.pid .. " 2>/dev/null")
+  local deadline = socket.gettime() + 10
+  while self:alive() and socket.gettime() < deadline do socket.sleep(0.02) end
+  if self:alive() then run("kill -KILL " .. self.pid) end
+  self.pid = nil
+end
+
+function Server:request(req)
+  return M.request(self.port, req)
+end
+
+-- POST a JSON body to the sessions API with a key secret.
+function Server:create(secret, body, headers)
+  local h = { ["Content-Type"] = "application/json" }
+  if secret then h["Authorization"] = "Bearer " .. secret end
+  for k, v in pairs(headers or {}) do h[k] = v end
+  return self:request({ method = "POST", path = "/api/v1/payment/sessions", headers = h,
+    body = type(body) == "table" and cjson.encode(body) or body })
+end
+
+function Server:get(secret, path)
+  return self:request({ method = "GET", path = path,
+    headers = secret and { Authorization = "Bearer " .. secret } or {} })
+end
+
+function Server:post(secret, path, body)
+  return self:request({ method = "POST", path = path, body = body,
+    headers = secret and { Authorization = "Bearer " .. secret } or {} })
+end
+
+function Server:log_text()
+  return M.read_file(self.log) or ""
+end
+
+M.json = cjson
+return M

@@ -1,0 +1,55 @@
+-- Creating a payment session: the 201 contract and every refusal.
+local h = require("helpers.server")
+local cjson = h.json
+
+describe("POST /api/v1/payment/sessions", function()
+  local srv, t, other
+
+  setup(function()
+    srv = h.start()
+    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+    other = h.tenant(srv.db, "Other", { "app.example.com" })
+  end)
+  teardown(function() srv:stop() end)
+
+  local function body(fields)
+    local b = { contractor = t.contractor.id, return_url = "https://app.example.com/done" }
+    for k, v in pairs(fields or {}) do b[k] = v end
+    return b
+  end
+
+  it("answers 201 with exactly the session fields", function()
+    local r = srv:create(t.key.secret, body())
+    assert.are.equal(201, r.status)
+    local keys = {}
+    for k in pairs(r.json) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.are.same({ "cancelled_at", "completed_at", "contractor_id", "created",
+      "expires_at", "id", "processor", "return_url", "status", "url" }, keys)
+    assert.matches("^hps_%w+$", r.json.id)
+    assert.are.equal(t.contractor.id, r.json.contractor_id)
+    assert.are.equal("https://app.example.com/done", r.json.return_url)
+    assert.are.equal("pending", r.json.status)
+    assert.are.equal("checkout", r.json.processor)
+    assert.are.equal(r.json.created + 1800, r.json.expires_at)
+    assert.are.equal(cjson.null, r.json.completed_at)
+    assert.are.equal(cjson.null, r.json.cancelled_at)
+    assert.matches("^http://127%.0%.0%.1:" .. srv.port .. "/payment/setup/live_[%w_-]+$", r.json.url)
+    assert.are.equal(43, #r.json.url:match("live_([%w_-]+)$"))
+  end)
+
+  it("makes test-mode URLs for test keys", function()
+    local r = srv:create(t.test_key.secret, body())
+    assert.are.equal(201, r.status)
+    assert.matches("/payment/setup/test_[%w_-]+$", r.json.url)
+  end)
+
+  it("answers 404 identically for another tenant's contractor and an unknown one", function()
+    local a = srv:create(t.key.secret, body({ contractor = other.contractor.id }))
+    local b = srv:create(t.key.secret, body({ contractor = "cn_doesnotexist000000000000" }))
+    assert.are.equal(404, a.status)
+    assert.are.equal(404, b.status)
+    assert.are.equal(a.body, b.body)
+    assert.are.equal("contractor_not_found", a.json.error_code)
+  end)
+end)
