@@ -16,12 +16,12 @@ CFLAGS ?= -O2 -g
 SRCS := main.c config.c cli.c http.c api.c policy.c store_sqlite.c url.c \
         token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
-C_TESTS := test_url
+C_TESTS := test_url test_json test_log
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
                 libjansson-dev lua-busted lua-socket curl
 
-.PHONY: all test test-c test-integration deps sanitize install uninstall clean
+.PHONY: all test test-policies deps sanitize install uninstall clean
 
 all: $(BUILD)/hostflow
 
@@ -31,8 +31,12 @@ $(BUILD)/hostflow: $(OBJS)
 $(BUILD)/%.o: core/%.c | $(BUILD)
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/test_url: tests/c/test_url.c $(BUILD)/url.o
-	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS)
+# each unit test links only the modules it tests
+$(BUILD)/test_url: $(BUILD)/url.o
+$(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/err.o
+$(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o
+$(BUILD)/test_%: tests/c/test_%.c | $(BUILD)
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -41,6 +45,10 @@ $(BUILD):
 # scripts/run-tests prints the closing "N passed, N failed" line.
 test: all $(C_TESTS:%=$(BUILD)/%)
 	scripts/run-tests $(BUILD)
+
+# The busted specs of the policies alone.
+test-policies:
+	HOSTFLOW_ROOT=$(CURDIR) busted --lpath='tests/?.lua' tests/lua
 
 deps:
 	scripts/install-deps $(DEB_PACKAGES)

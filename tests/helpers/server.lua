@@ -24,8 +24,11 @@ local function run(cmd)
 end
 M.run = run
 
+-- Under $HOSTFLOW_TEST_TMP when set: scripts/run-tests scans the server
+-- logs there for sanitizer reports after the suites.
 function M.tmpdir()
-  local out = run("mktemp -d /tmp/hostflow-test.XXXXXX")
+  local base = os.getenv("HOSTFLOW_TEST_TMP") or "/tmp"
+  local out = run("mktemp -d " .. sh_quote(base) .. "/hostflow-test.XXXXXX")
   return (out:gsub("%s+$", ""))
 end
 

@@ -1,0 +1,97 @@
+/* test_json.c - strict request-body parsing and safe encoding. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "err.h"
+#include "json.h"
+
+static int parse(const char *s, size_t len)
+{
+    struct json_t *v = NULL;
+    char err[256];
+    int rc = json_parse_body(s, len, &v, err, sizeof err);
+
+    json_free(v);
+    return rc;
+}
+
+#define P(s) parse((s), sizeof(s) - 1)
+
+static char *nested(int depth)
+{
+    char *s = malloc((size_t)depth * 8 + 16);
+    size_t n = 0;
+
+    n += (size_t)sprintf(s, "{\"a\":");
+    for (int i = 1; i < depth; i++)
+        s[n++] = '[';
+    s[n++] = '1';
+    for (int i = 1; i < depth; i++)
+        s[n++] = ']';
+    s[n++] = '}';
+    s[n] = '\0';
+    return s;
+}
+
+int main(void)
+{
+    struct json_t *v = NULL, *o;
+    const char *str;
+    char err[256], *s;
+
+    CHECK("object parses", P("{\"contractor\":\"cn_1\",\"return_url\":\"https://a.com\"}") == 0);
+    CHECK("unknown fields are fine", P("{\"x\":[1,2,{\"y\":null}],\"contractor\":\"c\"}") == 0);
+    CHECK("duplicate key refused", P("{\"contractor\":\"a\",\"contractor\":\"b\"}") == HF_EINVAL);
+    CHECK("nested duplicate key refused", P("{\"x\":{\"k\":1,\"k\":2}}") == HF_EINVAL);
+    CHECK("array refused", P("[1,2]") == HF_EINVAL);
+    CHECK("string refused", P("\"x\"") == HF_EINVAL);
+    CHECK("number refused", P("1") == HF_EINVAL);
+    CHECK("null refused", P("null") == HF_EINVAL);
+    CHECK("empty body refused", P("") == HF_EINVAL);
+    CHECK("trailing garbage refused", P("{}x") == HF_EINVAL);
+    CHECK("two objects refused", P("{}{}") == HF_EINVAL);
+    CHECK("truncated refused", P("{\"a\":") == HF_EINVAL);
+    CHECK("invalid UTF-8 refused", P("{\"a\":\"\xff\xfe\"}") == HF_EINVAL);
+    CHECK("overlong UTF-8 refused", P("{\"a\":\"\xc0\xaf\"}") == HF_EINVAL);
+    CHECK("UTF-16 surrogate escape alone refused", P("{\"a\":\"\\ud800\"}") == HF_EINVAL);
+    CHECK("escaped NUL refused", P("{\"a\":\"x\\u0000y\"}") == HF_EINVAL);
+    CHECK("raw NUL byte refused", parse("{\"a\":\"x\0y\"}", 11) == HF_EINVAL);
+    CHECK("valid UTF-8 accepted", P("{\"a\":\"caf\xc3\xa9\"}") == 0);
+    CHECK("single quotes refused", P("{'a':1}") == HF_EINVAL);
+    CHECK("comments refused", P("{/*x*/}") == HF_EINVAL);
+    CHECK("NaN refused", P("{\"a\":NaN}") == HF_EINVAL);
+
+    s = nested(HF_JSON_MAX_DEPTH);
+    CHECK("depth at the limit accepted", parse(s, strlen(s)) == 0);
+    free(s);
+    s = nested(HF_JSON_MAX_DEPTH + 1);
+    CHECK("depth over the limit refused", parse(s, strlen(s)) == HF_EINVAL);
+    free(s);
+    s = nested(5000);
+    CHECK("very deep nesting refused without crashing", parse(s, strlen(s)) == HF_EINVAL);
+    free(s);
+
+    CHECK("member parse", json_parse_body("{\"c\":\"v\",\"n\":3,\"z\":null}", 24, &v, err,
+                                          sizeof err) == 0);
+    CHECK("string member found", json_member_string(v, "c", &str) == 0 && strcmp(str, "v") == 0);
+    CHECK("number member is the wrong type", json_member_string(v, "n", &str) == HF_EINVAL);
+    CHECK("null member counts as absent", json_member_string(v, "z", &str) == HF_ENOTFOUND);
+    CHECK("missing member", json_member_string(v, "q", &str) == HF_ENOTFOUND);
+    json_free(v);
+
+    o = json_new_object();
+    json_put_string(o, "s", "a\"b\\c</script>\n");
+    json_put_string(o, "n", NULL);
+    json_put_int(o, "i", 1795625068);
+    s = json_encode(o);
+    CHECK("encoder escapes quotes, backslashes and newlines",
+          strcmp(s, "{\"s\":\"a\\\"b\\\\c</script>\\n\",\"n\":null,\"i\":1795625068}") == 0);
+    free(s);
+    json_put_string(o, "bad", "\xff");
+    s = json_encode(o);
+    CHECK("invalid UTF-8 values become null, never raw bytes", strstr(s, "\"bad\":null") != NULL);
+    free(s);
+    json_free(o);
+    return CHECK_DONE();
+}

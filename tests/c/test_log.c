@@ -1,0 +1,40 @@
+/* test_log.c - secrets never survive log_redact. */
+#include <string.h>
+
+#include "check.h"
+#include "log.h"
+
+static int redacts(const char *in, const char *want)
+{
+    char out[512];
+
+    log_redact(in, out, sizeof out);
+    if (strcmp(out, want) != 0)
+        printf("# got \"%s\"\n", out);
+    return strcmp(out, want) == 0;
+}
+
+int main(void)
+{
+    char small[8];
+
+    CHECK("live token path", redacts("/payment/setup/live_b2sBI9TZzp1Ru9yoWm77s1wF-tP3PmEDAaJdSHSGZuw",
+                                     "/payment/setup/live_[redacted]"));
+    CHECK("test token path keeps the query", redacts("GET /payment/setup/test_abc_DEF-123?x=1 HTTP/1.1",
+                                                     "GET /payment/setup/test_[redacted]?x=1 HTTP/1.1"));
+    CHECK("token without live/test prefix", redacts("/payment/setup/zzzz", "/payment/setup/[redacted]"));
+    CHECK("percent-encoded token", redacts("/payment/setup/live_%41%42", "/payment/setup/live_[redacted]"));
+    CHECK("full URL in a message", redacts("url=https://h/payment/setup/live_AAAA done",
+                                           "url=https://h/payment/setup/live_[redacted] done"));
+    CHECK("two tokens", redacts("/payment/setup/live_a /payment/setup/test_b",
+                                "/payment/setup/live_[redacted] /payment/setup/test_[redacted]"));
+    CHECK("live key secret keeps its prefix", redacts("key hf_live_Kz6MSScAJg6OfXrgrYh end",
+                                                      "key hf_live_Kz6M[redacted] end"));
+    CHECK("test key secret", redacts("hf_test_abcdefghijkl", "hf_test_abcd[redacted]"));
+    CHECK("bearer header", redacts("Authorization: Bearer sekrit-value", "Authorization: Bearer [redacted]"));
+    CHECK("plain text untouched", redacts("GET /api/v1/payment/sessions 201", "GET /api/v1/payment/sessions 201"));
+    CHECK("marker with nothing after it", redacts("/payment/setup/", "/payment/setup/"));
+    log_redact("/payment/setup/live_abcdef", small, sizeof small);
+    CHECK("tiny buffer stays terminated", strlen(small) == sizeof small - 1);
+    return CHECK_DONE();
+}
