@@ -13,10 +13,11 @@ HF_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow \
 HF_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthread -lm
 CFLAGS ?= -O2 -g
 
-SRCS := main.c config.c cli.c http.c api.c policy.c store_sqlite.c url.c \
-        token.c json.c log.c err.c
+SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c api.c admin.c \
+        policy.c policy_source.c policy_strlib.c pattern.c policy_watch.c \
+        store_sqlite.c url.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
-C_TESTS := test_url test_json test_log
+C_TESTS := test_url test_json test_log test_pattern test_policy
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
                 libjansson-dev lua-busted lua-socket curl
@@ -35,6 +36,9 @@ $(BUILD)/%.o: core/%.c | $(BUILD)
 $(BUILD)/test_url: $(BUILD)/url.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/err.o
 $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o
+$(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
+$(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o $(BUILD)/pattern.o \
+    $(BUILD)/url.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/err.o
 $(BUILD)/test_%: tests/c/test_%.c | $(BUILD)
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
 

@@ -25,8 +25,39 @@
 --         .path, .remote_addr; ctx.now (Unix seconds).
 --
 -- The sandbox offers string (without dump), table, math, utf8, os.time,
--- os.clock and a read-only `hostflow` table: hostflow.log(message) and
--- hostflow.parse_url(s) (the core parser; returns a url table or nil, why).
+-- os.clock, require (modules of the policy directory only: require("x")
+-- loads policies/x.lua) and a read-only `hostflow` table:
+-- hostflow.log(message) and hostflow.parse_url(s) (the core parser; returns
+-- a url table or nil, why). Each call may run 1,000,000 Lua instructions
+-- (pattern matching counts too) in at most 16 MiB; past that the request
+-- fails closed. Globals assigned while answering a request are forgotten
+-- after it; keep deliberate state in locals of this file.
+--
+-- Reloading: save this file (or any file in policies/) and hostflow
+-- compiles the new version, runs the `examples` below against it, and only
+-- then switches every worker to it. Also on SIGHUP, `hostflow policy
+-- reload`, or POST /admin/v1/policy/reload. If anything fails, the running
+-- version keeps serving and the error (file:line) is logged and shown by
+-- GET /admin/v1/policy. `hostflow policy check` runs the same checks
+-- offline.
+--
+-- Per-tenant overrides: policies/tenants/<tenant id>.lua returns a table
+-- of functions that replace these for that tenant alone. It receives this
+-- shared policy as its argument, so it can defer to it:
+--
+--   -- policies/tenants/tn_AbCdEf.lua: also allow the tenant's staging host
+--   local shared = ...
+--   return {
+--     check_return_url = function(url, ctx)
+--       if url.scheme == "https" and url.host == "staging.acme.test" then
+--         return true
+--       end
+--       return shared.check_return_url(url, ctx)
+--     end,
+--     examples = {
+--       { url = "https://staging.acme.test/done", allow = true },
+--     },
+--   }
 
 local policy = {}
 
@@ -64,5 +95,25 @@ end
 function policy.check_tenant(ctx)
   return true
 end
+
+-- Cases every new version must pass before it serves. Each names the check
+-- ("return_url" when url is given, else "tenant"), the tenant's allowlist,
+-- and the expected answer (allow, and code when refused). Optional fields:
+-- tenant (id, for overrides), mode ("live" or "test").
+policy.examples = {
+  { name = "https to a listed host", url = "https://app.example.com/billing/done?x=1",
+    redirect_hosts = { "app.example.com" }, allow = true },
+  { name = "plain http", url = "http://app.example.com/done",
+    redirect_hosts = { "app.example.com" }, allow = false, code = "invalid_return_url" },
+  { name = "unlisted host", url = "https://evil.example.net/",
+    redirect_hosts = { "app.example.com" }, allow = false, code = "invalid_return_url" },
+  { name = "suffix of a listed host", url = "https://app.example.com.evil.net/",
+    redirect_hosts = { "app.example.com" }, allow = false, code = "invalid_return_url" },
+  { name = "userinfo never reaches the policy", url = "https://app.example.com@evil.net/",
+    redirect_hosts = { "app.example.com" }, allow = false, code = "invalid_return_url" },
+  { name = "empty allowlist", url = "https://app.example.com/", redirect_hosts = {},
+    allow = false, code = "invalid_return_url" },
+  { name = "tenants may create sessions", check = "tenant", allow = true },
+}
 
 return policy

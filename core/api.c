@@ -23,27 +23,30 @@
 
 struct api_worker {
     const struct config *cfg;
+    struct policy_engine *engine;
     struct store *store;
     struct policy *policy;
     struct tenant tenant;        /* scratch: the authenticated tenant */
     struct session *page;        /* scratch: LIST_LIMIT_MAX sessions */
 };
 
-void *api_worker_new(const struct config *cfg)
+void *api_worker_new(void *shared)
 {
+    const struct api_shared *sh = shared;
     struct api_worker *w = calloc(1, sizeof *w);
     char err[512];
 
     if (!w)
         return NULL;
-    w->cfg = cfg;
+    w->cfg = sh->cfg;
+    w->engine = sh->engine;
     w->page = calloc(LIST_LIMIT_MAX, sizeof *w->page);
-    if (!w->page || store_open(cfg->db_path, &w->store, err, sizeof err) != 0 ||
-        policy_load(cfg->policy_file, &w->policy, err, sizeof err) != 0) {
+    if (!w->page || store_open(w->cfg->db_path, &w->store, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "worker: %s", w->page ? err : "out of memory");
         api_worker_free(w);
         return NULL;
     }
+    /* the policy state is built at the first request that needs it */
     return w;
 }
 
@@ -255,6 +258,13 @@ static void create_session(struct api_worker *w, const struct api_key *key,
         goto out;
     }
 
+    /* the version this request starts with is the one it finishes with */
+    if (policy_sync(w->engine, &w->policy) != 0) {
+        resp->decision = "error";
+        fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
+             "was refused.", NULL);
+        goto out;
+    }
     ctx = (struct policy_ctx){
         .tenant = &w->tenant, .mode = key->mode, .contractor_id = contractor,
         .method = req->method, .path = req->path, .remote_addr = req->remote_addr,

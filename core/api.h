@@ -5,9 +5,17 @@
 #include "config.h"
 #include "http.h"
 
-/* Per-worker-thread state (a store connection and a policy state); NULL
- * when either cannot be opened (logged). */
-void *api_worker_new(const struct config *cfg);
+struct policy_engine;
+
+/* What every API worker shares: read-only config, the policy engine. */
+struct api_shared {
+    const struct config *cfg;
+    struct policy_engine *engine;
+};
+
+/* Per-worker-thread state (a store connection and a policy state) for a
+ * struct api_shared; NULL when it cannot be set up (logged). */
+void *api_worker_new(void *shared);
 void api_worker_free(void *worker);
 
 /* Route and answer one request. */

@@ -10,14 +10,35 @@
 #include <time.h>
 #include <civetweb.h>
 
+#include "bigstack.h"
 #include "log.h"
 #include "token.h"
 
 struct http_server {
     struct mg_context *ctx;
-    const struct config *cfg;
     const struct http_app *app;
 };
+
+/* What one civetweb worker thread owns. */
+struct http_worker {
+    void *app_worker;            /* the application's per-thread state */
+    struct bigstack *stack;      /* handlers run here, not on civetweb's 100 KiB */
+};
+
+/* One handler call, carried onto the big stack. */
+struct handler_call {
+    const struct http_app *app;
+    void *app_worker;
+    const struct http_req *req;
+    struct http_resp *resp;
+};
+
+static void run_handler(void *arg)
+{
+    struct handler_call *c = arg;
+
+    c->app->handle(c->app_worker, c->req, c->resp);
+}
 
 static const char *reason(int status)
 {
@@ -32,6 +53,7 @@ static const char *reason(int status)
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
     default: return status >= 500 ? "Internal Server Error" : "Error";
@@ -152,7 +174,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
 {
     struct http_server *srv = cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    void *worker = mg_get_thread_pointer(conn);
+    struct http_worker *worker = mg_get_thread_pointer(conn);
     char request_id[32], *body = NULL;
     struct http_req req;
     struct http_resp resp;
@@ -176,10 +198,11 @@ static int handle(struct mg_connection *conn, void *cbdata)
                    "Request body is larger than 65536 bytes.");
         /* the rest of the body is unread: the connection cannot be reused */
         http_resp_header(&resp, "Connection", "close");
-    } else if (rc != 0 || !worker) {
+    } else if (rc != 0 || !worker || !worker->app_worker) {
         error_body(&resp, 500, "internal_error", "The server could not handle the request.");
     } else {
-        srv->app->handle(worker, &req, &resp);
+        struct handler_call call = {srv->app, worker->app_worker, &req, &resp};
+        bigstack_run(worker->stack, run_handler, &call);
     }
     send_response(conn, &req, &resp);
 
@@ -207,18 +230,32 @@ static int handle(struct mg_connection *conn, void *cbdata)
 static void *init_thread(const struct mg_context *ctx, int thread_type)
 {
     struct http_server *srv = mg_get_user_data(ctx);
+    struct http_worker *w;
 
     if (thread_type != 1) /* only connection workers handle requests */
         return NULL;
-    return srv->app->worker_new(srv->cfg);
+    w = calloc(1, sizeof *w);
+    if (!w)
+        return NULL;
+    w->stack = bigstack_new();
+    if (w->stack)
+        w->app_worker = srv->app->worker_new(srv->app->data);
+    if (!w->app_worker)
+        log_msg(HF_LOG_ERROR, "http: a worker thread could not start; it answers 500");
+    return w;
 }
 
 static void exit_thread(const struct mg_context *ctx, int thread_type, void *worker)
 {
     struct http_server *srv = mg_get_user_data(ctx);
+    struct http_worker *w = worker;
 
-    if (thread_type == 1 && worker)
-        srv->app->worker_free(worker);
+    if (thread_type != 1 || !w)
+        return;
+    if (w->app_worker)
+        srv->app->worker_free(w->app_worker);
+    bigstack_free(w->stack);
+    free(w);
 }
 
 static int log_message(const struct mg_connection *conn, const char *message)
@@ -237,14 +274,14 @@ static int log_access(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-int http_start(const struct config *cfg, const struct http_app *app,
+int http_start(const char *listen, int threads_n, const struct http_app *app,
                struct http_server **out, char *err, size_t errlen)
 {
     struct http_server *srv = calloc(1, sizeof *srv);
     struct mg_callbacks cb;
     char threads[16];
     const char *options[] = {
-        "listening_ports", cfg->listen,
+        "listening_ports", listen,
         "num_threads", threads,
         "request_timeout_ms", "10000",
         "enable_keep_alive", "yes",
@@ -258,8 +295,7 @@ int http_start(const struct config *cfg, const struct http_app *app,
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(threads, sizeof threads, "%d", cfg->threads);
-    srv->cfg = cfg;
+    snprintf(threads, sizeof threads, "%d", threads_n);
     srv->app = app;
     memset(&cb, 0, sizeof cb);
     cb.init_thread = init_thread;
@@ -270,7 +306,7 @@ int http_start(const struct config *cfg, const struct http_app *app,
     srv->ctx = mg_start(&cb, srv, options);
     if (!srv->ctx) {
         snprintf(err, errlen, "cannot listen on %s (in use, or not a local address)",
-                 cfg->listen);
+                 listen);
         free(srv);
         mg_exit_library();
         return -1;

@@ -5,7 +5,6 @@
 
 #include <stddef.h>
 
-#include "config.h"
 
 #define HF_BODY_MAX (64 * 1024)   /* largest request body accepted */
 #define HF_RESP_HEADERS_MAX 1024
@@ -47,8 +46,9 @@ void http_resp_header(struct http_resp *resp, const char *name, const char *valu
 
 /* What http.c needs from the application. */
 struct http_app {
+    void *data;                     /* passed to worker_new */
     /* Per-worker-thread state: created on the thread, used only there. */
-    void *(*worker_new)(const struct config *cfg);
+    void *(*worker_new)(void *data);
     void (*worker_free)(void *worker);
     /* Fill resp for req; resp arrives zeroed with status 500. */
     void (*handle)(void *worker, const struct http_req *req, struct http_resp *resp);
@@ -56,8 +56,9 @@ struct http_app {
 
 struct http_server;
 
-/* Start listening as cfg says. 0, or -1 with a sentence in err. */
-int http_start(const struct config *cfg, const struct http_app *app,
+/* Listen on "ADDR:PORT" with threads workers serving app. 0, or -1 with a
+ * sentence in err. */
+int http_start(const char *listen, int threads, const struct http_app *app,
                struct http_server **out, char *err, size_t errlen);
 /* Stop accepting, let in-flight requests finish, free; NULL is fine. */
 void http_stop(struct http_server *srv);

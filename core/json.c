@@ -39,11 +39,44 @@ static int depth_ok(const json_t *v, int limit)
     return 1;
 }
 
+/* 1 when brackets outside strings nest deeper than limit. Run before the
+ * parser, whose recursion would otherwise meet hostile depth on a worker
+ * thread's small stack. Not a validator: the parser still decides. */
+static int nesting_exceeds(const char *buf, size_t len, int limit)
+{
+    int depth = 0, in_string = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '{' || c == '[') {
+            if (++depth > limit)
+                return 1;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
 int json_parse_body(const char *buf, size_t len, json_t **out, char *err,
                     size_t errlen)
 {
     json_error_t jerr;
     json_t *v;
+
+    if (nesting_exceeds(buf, len, HF_JSON_MAX_DEPTH + 1)) {
+        snprintf(err, errlen, "Request body nests deeper than %d levels.",
+                 HF_JSON_MAX_DEPTH);
+        return HF_EINVAL;
+    }
 
     /* Jansson validates UTF-8, refuses \u0000 in strings unless asked,
      * and stops at its own depth ceiling before ours is checked. */

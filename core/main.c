@@ -3,14 +3,17 @@
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "admin.h"
 #include "api.h"
 #include "cli.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
 #include "policy.h"
+#include "policy_watch.h"
 #include "store.h"
 #include "token.h"
 
@@ -26,6 +29,7 @@ static const char usage[] =
     "  tenant create|set-redirect-hosts|show\n"
     "  key create|revoke\n"
     "  contractor create\n"
+    "  policy check|reload\n"
     "  --version                   print the version\n"
     "\n"
     "Every command takes --db PATH (default $HOSTFLOW_DB, else ./hostflow.db)\n"
@@ -50,14 +54,17 @@ static const char serve_usage[] =
     "  --log-format    json or text (default text), on stderr\n"
     "\n"
     "Every flag can also be set as HOSTFLOW_<FLAG> (e.g. HOSTFLOW_LISTEN).\n"
-    "SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.\n";
+    "HOSTFLOW_ADMIN_TOKEN, when set, is required as a bearer token on the\n"
+    "admin listener (except /healthz and /readyz).\n"
+    "The policy reloads on SIGHUP, when its files change, and on\n"
+    "POST /admin/v1/policy/reload. SIGTERM or SIGINT stops accepting,\n"
+    "finishes in-flight requests and exits 0.\n";
 
-/* Check everything a worker will need before accepting any connection, so a
- * bad database or policy stops start-up with its reason. */
+/* Check the database before accepting any connection (and migrate it), so
+ * a bad path stops start-up with its reason. */
 static int preflight(const struct config *cfg)
 {
     struct store *s;
-    struct policy *p;
     char err[1024];
 
     if (token_init() != 0) {
@@ -69,23 +76,33 @@ static int preflight(const struct config *cfg)
         return -1;
     }
     store_close(s);
-    if (policy_load(cfg->policy_file, &p, err, sizeof err) != 0) {
-        log_msg(HF_LOG_ERROR, "policy refused: %s", err);
-        return -1;
-    }
-    log_msg(HF_LOG_INFO, "policy %s version %s", cfg->policy_file, policy_version(p));
-    policy_free(p);
     return 0;
+}
+
+static void reload_on_signal(struct policy_engine *engine)
+{
+    char msg[HF_POLICY_ERROR_MAX];
+    int changed;
+
+    log_msg(HF_LOG_INFO, "SIGHUP: reloading the policy");
+    if (policy_engine_reload(engine, &changed, msg, sizeof msg) == 0 && !changed)
+        log_msg(HF_LOG_INFO, "policy: version %s unchanged", msg);
 }
 
 static int serve(int argc, char **argv)
 {
-    static const struct http_app app = {api_worker_new, api_worker_free, api_handle};
-    struct http_server *srv;
+    struct http_server *srv = NULL, *admin = NULL;
+    struct policy_engine *engine = NULL;
+    struct policy_watch *watch = NULL;
+    struct api_shared api_data;
+    struct admin_shared admin_data;
+    struct http_app api_app = {&api_data, api_worker_new, api_worker_free, api_handle};
+    struct http_app admin_app = {&admin_data, admin_worker_new, admin_worker_free,
+                                 admin_handle};
     struct config cfg;
     sigset_t signals;
-    char err[512];
-    int sig;
+    char err[HF_POLICY_ERROR_MAX];
+    int sig, rc = 1;
 
     for (int a = 0; a < argc; a++)
         if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
@@ -105,32 +122,46 @@ static int serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (preflight(&cfg) != 0) {
-        config_free(&cfg);
-        return 1;
+    if (preflight(&cfg) != 0)
+        goto out;
+    if (policy_engine_new(cfg.policy_file, cfg.policy_dir, &engine, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "policy refused: %s", err);
+        goto out;
     }
-    if (http_start(&cfg, &app, &srv, err, sizeof err) != 0) {
+    api_data = (struct api_shared){&cfg, engine};
+    admin_data = (struct admin_shared){&cfg, engine, getenv("HOSTFLOW_ADMIN_TOKEN")};
+    if (admin_data.token && !*admin_data.token)
+        admin_data.token = NULL;
+    if (http_start(cfg.admin_listen, 2, &admin_app, &admin, err, sizeof err) != 0 ||
+        http_start(cfg.listen, cfg.threads, &api_app, &srv, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
-        config_free(&cfg);
-        return 1;
+        goto out;
     }
-    log_msg(HF_LOG_INFO, "hostflow %s listening on %s (db %s, public url %s, %d threads)",
-            HF_VERSION, cfg.listen, cfg.db_path, cfg.public_url, cfg.threads);
+    if (policy_watch_start(engine, cfg.policy_file, cfg.policy_dir, &watch, err,
+                           sizeof err) != 0)
+        log_msg(HF_LOG_WARN, "policy: %s; files are not watched, reload with SIGHUP", err);
+    log_msg(HF_LOG_INFO, "hostflow %s listening on %s, admin on %s (db %s, public url "
+            "%s, %d threads)", HF_VERSION, cfg.listen, cfg.admin_listen, cfg.db_path,
+            cfg.public_url, cfg.threads);
     for (;;) {
         if (sigwait(&signals, &sig) != 0)
             continue;
-        if (sig == SIGHUP) {
-            log_msg(HF_LOG_WARN, "SIGHUP: this build loads the policy at start-up; "
-                    "restart to apply policy changes");
-            continue;
-        }
-        break;
+        if (sig != SIGHUP)
+            break;
+        reload_on_signal(engine);
     }
     log_msg(HF_LOG_INFO, "signal %d: finishing in-flight requests", sig);
+    rc = 0;
+out:
+    /* reverse order of start: nothing uses the engine once the servers stop */
+    policy_watch_stop(watch);
     http_stop(srv);
-    log_msg(HF_LOG_INFO, "stopped");
+    http_stop(admin);
+    policy_engine_free(engine);
+    if (rc == 0)
+        log_msg(HF_LOG_INFO, "stopped");
     config_free(&cfg);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -153,6 +184,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return serve(argc - 2, argv + 2);
+    if (strcmp(cmd, "policy") == 0)
+        return cli_policy(argc - 2, argv + 2);
     argc -= 2;
     argv += 2;
     db = config_db_path(&argc, argv);

@@ -1,41 +1,79 @@
-/* policy.c - the operator's Lua policy in a sandbox: the only user of Lua.
+/* policy.c - the operator's Lua policy: generations, sandbox, limits,
+ * calls, examples. The only user of Lua (with policy_strlib.c, its bounded
+ * string functions).
  *
  * Each struct policy owns one lua_State with its own allocator (memory cap)
- * and a count hook (instruction budget). The policy chunk runs with a fresh
- * environment holding only the safe parts of the standard library, so it
- * cannot reach files, processes, bytecode or the debug library. */
+ * and a count hook (instruction budget). Policy code runs in an
+ * environment holding only the safe parts of the standard library behind
+ * read-only proxies. Its globals live in a per-call scratch table, so
+ * nothing one request writes is seen by the next. */
+#define _POSIX_C_SOURCE 200809L
 #include "policy.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
 
 #include "err.h"
 #include "log.h"
+#include "policy_source.h"
+#include "policy_strlib.h"
 #include "token.h"
 
 #define MEMORY_LIMIT (16u << 20)       /* bytes per Lua state */
-#define INSTRUCTION_BUDGET 1000000     /* VM instructions per call */
+#define INSTRUCTION_BUDGET 1000000L    /* VM instructions (or match steps) per call */
 #define HOOK_EVERY 1000                /* instructions between hook checks */
-#define POLICY_FILE_MAX (1u << 20)
+#define EXAMPLES_MAX 1000
+
+/* One policy version, shared by the engine and every state built from it. */
+struct generation {
+    struct policy_source *src;
+    long serial;                     /* increases with each activation */
+    long long loaded_at;
+    int refs;                        /* guarded by the engine's lock */
+};
+
+struct policy_engine {
+    pthread_mutex_t lock;            /* guards current, refs and status */
+    pthread_mutex_t reload_lock;     /* one reload at a time */
+    struct generation *current;
+    atomic_long serial;              /* current->serial, read lock-free */
+    char *file;
+    char *dir;
+    struct policy_status status;
+};
 
 struct policy {
     lua_State *L;
     size_t mem_used;                 /* bytes the allocator handed out */
-    size_t mem_limit;                /* allocation fails beyond this */
+    size_t mem_limit;                /* allocations fail beyond this */
     long budget_left;                /* instructions left in this call */
-    int ref;                         /* registry ref of the policy table */
-    char version[HF_VERSION_MAX];    /* content hash of the file */
+    struct policy_engine *engine;    /* NULL for a standalone check */
+    struct generation *gen;          /* the version this state runs */
+    int spoiled;                     /* an error left it suspect: rebuild */
+    char last_error[512];            /* why the last call failed */
+    int ref_policy;                  /* registry: the shared policy table */
+    int ref_tenants;                 /* registry: tenant id -> override table */
+    int ref_env_meta;                /* registry: metatable of the env proxy */
+    int ref_globals;                 /* registry: load-time globals */
+    int ref_scratch_meta;            /* registry: {__index = globals} */
+    int ref_loaded;                  /* registry: require's module cache */
 };
+
+/* ---- limits ---------------------------------------------------------- */
 
 /* The allocator: a refused allocation raises "not enough memory". */
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct policy *p = ud;
     size_t old = ptr ? osize : 0;
+    void *np;
 
     if (nsize == 0) {
         free(ptr);
@@ -44,14 +82,14 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     if (nsize > old && p->mem_used + (nsize - old) > p->mem_limit)
         return NULL;
-    void *np = realloc(ptr, nsize);
+    np = realloc(ptr, nsize);
     if (np)
         p->mem_used = p->mem_used - old + nsize;
     return np;
 }
 
-/* Raised every time it fires once the budget is spent, so a pcall inside
- * the policy that catches the first error hits the next one at once. */
+/* Raises every time it fires once the budget is spent, so a pcall inside
+ * the policy that catches the first error meets the next one at once. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct policy *p;
@@ -63,11 +101,74 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
         luaL_error(L, "policy exceeded its instruction budget");
 }
 
+/* Call the function below nargs arguments with the budget armed. On error
+ * leaves the message on the stack, marks the state spoiled, HF_EPOLICY. */
+static int guarded_call(struct policy *p, int nargs, int nresults)
+{
+    int rc;
+
+    p->budget_left = INSTRUCTION_BUDGET;
+    lua_sethook(p->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    rc = lua_pcall(p->L, nargs, nresults, 0);
+    lua_sethook(p->L, NULL, 0, 0);
+    if (rc != LUA_OK) {
+        p->spoiled = 1;
+        return HF_EPOLICY;
+    }
+    return 0;
+}
+
+/* pcall that cannot swallow a spent budget: the hook's error is caught
+ * like any other, so once the budget is gone it is raised again. */
+static int budget_pcall(lua_State *L)
+{
+    struct policy *p;
+    int status;
+
+    lua_getallocf(L, (void **)&p);
+    luaL_checkany(L, 1);
+    status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    if (status != LUA_OK && p->budget_left <= 0)
+        return lua_error(L);
+    lua_pushboolean(L, status == LUA_OK);
+    lua_insert(L, 1);
+    return lua_gettop(L);
+}
+
+/* xpcall(f, handler, ...) with the same rule as budget_pcall. */
+static int budget_xpcall(lua_State *L)
+{
+    struct policy *p;
+    int n = lua_gettop(L), status;
+
+    lua_getallocf(L, (void **)&p);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushboolean(L, 1);           /* slot for the status */
+    lua_pushvalue(L, 1);             /* f */
+    lua_rotate(L, 3, 2);             /* f, handler, true, f, args... */
+    status = lua_pcall(L, n - 2, LUA_MULTRET, 2);
+    if (status != LUA_OK && p->budget_left <= 0)
+        return lua_error(L);
+    lua_pushboolean(L, status == LUA_OK);
+    lua_replace(L, 3);
+    return lua_gettop(L) - 2;
+}
+
+/* The error message on top of the stack, whatever its type. */
+static const char *error_text(lua_State *L)
+{
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+
+    return s ? s : "(error object is not a string)";
+}
+
+/* ---- sandbox --------------------------------------------------------- */
+
 static int helper_log(lua_State *L)
 {
     const char *msg = luaL_checkstring(L, 1);
 
-    log_msg(HF_LOG_INFO, "policy: %.*s", 500, msg);
+    log_msg(HF_LOG_INFO, "policy log: %.*s", 500, msg);
     return 0;
 }
 
@@ -92,7 +193,7 @@ static void push_url(lua_State *L, const char *raw, const struct url *u)
     }
 }
 
-/* hostflow.parse_url(s) -> table | nil, message: the core's own parser. */
+/* hostflow.parse_url(s) -> url table | nil, reason: the core's parser. */
 static int helper_parse_url(lua_State *L)
 {
     size_t len;
@@ -109,188 +210,244 @@ static int helper_parse_url(lua_State *L)
     return 1;
 }
 
-static int readonly(lua_State *L)
+static int refuse_write(lua_State *L)
 {
-    return luaL_error(L, "the hostflow table is read-only");
+    return luaL_error(L, "this table is read-only");
 }
 
-/* Copy the named fields of library lib (a global of the full state) into a
- * new table at the top of the stack. */
-static void copy_fields(lua_State *L, const char *lib, const char *const *names)
+/* __pairs of a read-only proxy: iterate the table it hides. */
+static int proxy_pairs(lua_State *L)
 {
-    lua_newtable(L);
-    lua_getglobal(L, lib);
-    for (; *names; names++) {
-        lua_getfield(L, -1, *names);
-        lua_setfield(L, -3, *names);
-    }
-    lua_pop(L, 1);
-}
-
-static void copy_library(lua_State *L, const char *lib)
-{
-    lua_newtable(L);
-    lua_getglobal(L, lib);
+    lua_getglobal(L, "next");
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "__index");
+    lua_remove(L, -2);
     lua_pushnil(L);
-    while (lua_next(L, -2)) {
-        lua_pushvalue(L, -2);
-        lua_insert(L, -2);
-        lua_settable(L, -5);
-    }
-    lua_pop(L, 1);
+    return 3;
 }
 
-/* Build the environment policy code runs in and leave it on the stack. */
-static void push_sandbox(lua_State *L)
+/* Replace the table at the top with a read-only proxy of it. */
+static void make_readonly(lua_State *L)
+{
+    lua_newtable(L);                 /* proxy */
+    lua_createtable(L, 0, 4);        /* its metatable */
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, refuse_write);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, proxy_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, -2);
+    lua_remove(L, -2);
+}
+
+/* setmetatable without __gc: a finalizer would run outside any budget. */
+static int safe_setmetatable(lua_State *L)
+{
+    if (lua_type(L, 2) == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "__gc metamethods are not allowed in policies");
+        lua_pop(L, 1);
+    }
+    lua_getglobal(L, "setmetatable");
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static const struct policy_text *find_module(const struct policy_source *src,
+                                             const char *name)
+{
+    for (size_t i = 0; i < src->n_modules; i++)
+        if (strcmp(src->modules[i].name, name) == 0)
+            return &src->modules[i];
+    return NULL;
+}
+
+/* Load text as a chunk whose _ENV is the policy environment proxy; leaves
+ * the function (or an error message) on the stack. */
+static int load_chunk(struct policy *p, const struct policy_text *t)
+{
+    int rc = luaL_loadbufferx(p->L, t->src, t->len, t->chunkname, "t");
+
+    if (rc != LUA_OK)
+        return HF_EPOLICY;
+    lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_globals);
+    lua_pushliteral(p->L, "_G");
+    lua_rawget(p->L, -2);            /* the env proxy */
+    lua_remove(p->L, -2);
+    lua_setupvalue(p->L, -2, 1);
+    return 0;
+}
+
+/* require(name): a module of the policy directory, loaded once per state.
+ * Runs inside the caller's budgeted call. */
+static int sandbox_require(lua_State *L)
+{
+    struct policy *p = lua_touserdata(L, lua_upvalueindex(1));
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    const struct policy_text *t;
+
+    if (!policy_source_name_ok(name, len))
+        return luaL_error(L, "require: \"%s\" is not a module name of the policy "
+                          "directory", name);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_loaded);
+    if (lua_getfield(L, -1, name) != LUA_TNIL) {
+        if (lua_islightuserdata(L, -1))
+            return luaL_error(L, "require: \"%s\" requires itself", name);
+        return 1;
+    }
+    lua_pop(L, 1);
+    t = find_module(p->gen->src, name);
+    if (!t)
+        return luaL_error(L, "require: no module \"%s\" in the policy directory", name);
+    lua_pushlightuserdata(L, p);     /* marks "being loaded" */
+    lua_setfield(L, -2, name);
+    if (load_chunk(p, t) != 0)
+        return lua_error(L);
+    lua_pushstring(L, name);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, name);
+    return 1;
+}
+
+/* Build the load-time globals and the env proxy; registry refs in p. */
+static void build_environment(struct policy *p)
 {
     static const char *const base[] = {
-        "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
-        "rawget", "rawlen", "rawset", "select", "setmetatable", "getmetatable",
-        "tonumber", "tostring", "type", "xpcall", NULL};
-    static const char *const os_safe[] = {"time", "clock", NULL};
-    static const char *const libs[] = {"table", "math", "utf8", NULL};
+        "assert", "error", "ipairs", "next", "pairs", "rawequal", "rawget",
+        "rawlen", "select", "getmetatable", "tonumber", "tostring", "type", NULL};
+    static const char *const libs[] = {"string", "table", "math", "utf8", NULL};
+    lua_State *L = p->L;
 
-    lua_newtable(L);
-    lua_pushglobaltable(L);
+    lua_newtable(L);                                   /* globals */
     for (const char *const *n = base; *n; n++) {
-        lua_getfield(L, -1, *n);
-        lua_setfield(L, -3, *n);
-    }
-    lua_pop(L, 1);
-    for (const char *const *n = libs; *n; n++) {
-        copy_library(L, *n);
+        lua_getglobal(L, *n);
         lua_setfield(L, -2, *n);
     }
-    /* string without dump: bytecode must not be produced or loaded */
-    copy_library(L, "string");
-    lua_pushnil(L);
-    lua_setfield(L, -2, "dump");
-    lua_setfield(L, -2, "string");
-    copy_fields(L, "os", os_safe);
+    lua_pushcfunction(L, safe_setmetatable);
+    lua_setfield(L, -2, "setmetatable");
+    lua_pushcfunction(L, budget_pcall);
+    lua_setfield(L, -2, "pcall");
+    lua_pushcfunction(L, budget_xpcall);
+    lua_setfield(L, -2, "xpcall");
+    for (const char *const *n = libs; *n; n++) {
+        lua_getglobal(L, *n);
+        make_readonly(L);
+        lua_setfield(L, -2, *n);
+    }
+    lua_createtable(L, 0, 2);                          /* os: clocks only */
+    lua_getglobal(L, "os");
+    lua_getfield(L, -1, "time");
+    lua_setfield(L, -3, "time");
+    lua_getfield(L, -1, "clock");
+    lua_setfield(L, -3, "clock");
+    lua_pop(L, 1);
+    make_readonly(L);
     lua_setfield(L, -2, "os");
-
-    /* hostflow: helpers behind a read-only proxy */
-    lua_newtable(L);                       /* proxy */
-    lua_newtable(L);                       /* metatable */
-    lua_newtable(L);                       /* helpers */
+    lua_createtable(L, 0, 2);                          /* hostflow helpers */
     lua_pushcfunction(L, helper_log);
     lua_setfield(L, -2, "log");
     lua_pushcfunction(L, helper_parse_url);
     lua_setfield(L, -2, "parse_url");
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, readonly);
+    make_readonly(L);
+    lua_setfield(L, -2, "hostflow");
+    lua_pushlightuserdata(L, p);
+    lua_pushcclosure(L, sandbox_require, 1);
+    lua_setfield(L, -2, "require");
+
+    lua_newtable(L);                                   /* env proxy */
+    lua_createtable(L, 0, 3);                          /* its metatable */
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "__index");                    /* load time: globals */
+    lua_pushvalue(L, -3);
     lua_setfield(L, -2, "__newindex");
     lua_pushliteral(L, "locked");
     lua_setfield(L, -2, "__metatable");
-    lua_setmetatable(L, -2);
-    lua_setfield(L, -2, "hostflow");
     lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "_G");
+    p->ref_env_meta = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
+    lua_setfield(L, -2, "_G");                         /* globals._G = proxy */
+
+    lua_createtable(L, 0, 1);                          /* scratch metatable */
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "__index");
+    p->ref_scratch_meta = luaL_ref(L, LUA_REGISTRYINDEX);
+    p->ref_globals = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L);
+    p->ref_loaded = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-/* Call the function below nargs arguments with the budget armed; on error
- * leaves the message on the stack and returns HF_EPOLICY. */
-static int guarded_call(struct policy *p, int nargs, int nresults)
+/* Point the env proxy at a fresh scratch table for one call: globals
+ * written during the call vanish with it. */
+static void fresh_scratch(struct policy *p)
 {
-    int rc;
+    lua_State *L = p->L;
 
-    p->budget_left = INSTRUCTION_BUDGET;
-    lua_sethook(p->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
-    rc = lua_pcall(p->L, nargs, nresults, 0);
-    lua_sethook(p->L, NULL, 0, 0);
-    return rc == LUA_OK ? 0 : HF_EPOLICY;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_env_meta);
+    lua_newtable(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_scratch_meta);
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, "__index");
+    lua_setfield(L, -2, "__newindex");
+    lua_pop(L, 1);
 }
 
-static int read_file(const char *path, char **out, size_t *len, char *err,
-                     size_t errlen)
+/* Open the libraries the sandbox draws from, and bound the string ones. */
+static void open_libraries(struct policy *p)
 {
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    size_t n;
+    static const luaL_Reg libs[] = {
+        {LUA_GNAME, luaopen_base}, {LUA_STRLIBNAME, luaopen_string},
+        {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
+        {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_OSLIBNAME, luaopen_os},
+        {NULL, NULL}};
+    lua_State *L = p->L;
 
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open policy file", path);
-        return HF_EPOLICY;
+    for (const luaL_Reg *l = libs; l->name; l++) {
+        luaL_requiref(L, l->name, l->func, 1);
+        lua_pop(L, 1);
     }
-    buf = malloc(POLICY_FILE_MAX + 1);
-    n = buf ? fread(buf, 1, POLICY_FILE_MAX + 1, f) : 0;
-    fclose(f);
-    if (!buf || n > POLICY_FILE_MAX) {
-        free(buf);
-        snprintf(err, errlen, "%s: policy file is over %u bytes", path,
-                 POLICY_FILE_MAX);
-        return HF_EPOLICY;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
+    /* the string table is also every string's __index: bound it in place,
+     * drop dump (bytecode), and hide the metatable from getmetatable("") */
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    policy_strlib_install(L, lua_gettop(L), &p->budget_left);
+    lua_pop(L, 1);
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushliteral(L, "locked");
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
 }
 
-int policy_load(const char *file, struct policy **out, char *err, size_t errlen)
+/* ---- building a state from a generation ------------------------------ */
+
+static void gen_release(struct policy_engine *e, struct generation *g)
 {
-    unsigned char hash[HF_HASH_BYTES];
-    char hex[17];
-    struct policy *p;
-    size_t len;
-    char *src;
-    int rc;
+    int last;
 
-    if ((rc = read_file(file, &src, &len, err, errlen)) != 0)
-        return rc;
-    p = calloc(1, sizeof *p);
-    if (!p) {
-        free(src);
-        snprintf(err, errlen, "out of memory");
-        return HF_ENOMEM;
+    if (!g)
+        return;
+    if (e)
+        pthread_mutex_lock(&e->lock);
+    last = --g->refs == 0;
+    if (e)
+        pthread_mutex_unlock(&e->lock);
+    if (last) {
+        policy_source_free(g->src);
+        free(g);
     }
-    p->mem_limit = MEMORY_LIMIT;
-    p->ref = LUA_NOREF;
-    token_hash(src, len, hash);
-    token_hex(hash, 8, hex); /* 16 hex digits name a version well enough */
-    memcpy(p->version, hex, 17);
-    p->L = lua_newstate(limited_alloc, p);
-    if (!p->L) {
-        free(src);
-        free(p);
-        snprintf(err, errlen, "out of memory");
-        return HF_ENOMEM;
-    }
-    luaL_openlibs(p->L);
-
-    /* "@file" makes errors read file:line; mode "t" refuses bytecode */
-    lua_pushfstring(p->L, "@%s", file);
-    rc = luaL_loadbufferx(p->L, src, len, lua_tostring(p->L, -1), "t");
-    free(src);
-    if (rc != LUA_OK) {
-        snprintf(err, errlen, "%s", lua_tostring(p->L, -1));
-        policy_free(p);
-        return HF_EPOLICY;
-    }
-    push_sandbox(p->L);
-    lua_setupvalue(p->L, -2, 1); /* the chunk's _ENV */
-    if (guarded_call(p, 0, 1) != 0) {
-        snprintf(err, errlen, "%s", lua_tostring(p->L, -1));
-        policy_free(p);
-        return HF_EPOLICY;
-    }
-    if (!lua_istable(p->L, -1)) {
-        snprintf(err, errlen, "%s: the policy must return a table", file);
-        policy_free(p);
-        return HF_EPOLICY;
-    }
-    lua_getfield(p->L, -1, "check_return_url");
-    if (!lua_isfunction(p->L, -1)) {
-        snprintf(err, errlen, "%s: the policy must define check_return_url(url, ctx)",
-                 file);
-        policy_free(p);
-        return HF_EPOLICY;
-    }
-    lua_pop(p->L, 1);
-    p->ref = luaL_ref(p->L, LUA_REGISTRYINDEX);
-    lua_settop(p->L, 0);
-    *out = p;
-    return 0;
 }
 
 void policy_free(struct policy *p)
@@ -299,19 +456,106 @@ void policy_free(struct policy *p)
         return;
     if (p->L)
         lua_close(p->L);
+    gen_release(p->engine, p->gen);
     free(p);
 }
 
 const char *policy_version(const struct policy *p)
 {
-    return p->version;
+    return p->gen->src->version;
 }
+
+/* Run t (the main file when tenant is NULL, else an override called with
+ * the shared policy) and leave the table it returns on the stack. */
+static int run_chunk(struct policy *p, const struct policy_text *t, int is_override,
+                     char *err, size_t errlen)
+{
+    if (load_chunk(p, t) != 0) {
+        snprintf(err, errlen, "%s", error_text(p->L));
+        return HF_EPOLICY;
+    }
+    if (is_override)
+        lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_policy);
+    if (guarded_call(p, is_override, 1) != 0) {
+        snprintf(err, errlen, "%s", error_text(p->L));
+        return HF_EPOLICY;
+    }
+    if (!lua_istable(p->L, -1)) {
+        snprintf(err, errlen, "%s: must return a table of functions", t->chunkname + 1);
+        return HF_EPOLICY;
+    }
+    return 0;
+}
+
+/* A state with gen's policy loaded: main file, then every override. Takes
+ * a reference to gen. */
+static int state_build(struct policy_engine *e, struct generation *g,
+                       struct policy **out, char *err, size_t errlen)
+{
+    const struct policy_source *src = g->src;
+    struct policy *p = calloc(1, sizeof *p);
+    int rc;
+
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    p->mem_limit = MEMORY_LIMIT;
+    p->engine = e;
+    p->gen = g;
+    if (e)
+        pthread_mutex_lock(&e->lock);
+    g->refs++;
+    if (e)
+        pthread_mutex_unlock(&e->lock);
+    p->L = lua_newstate(limited_alloc, p);
+    if (!p->L) {
+        policy_free(p);
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    open_libraries(p);
+    build_environment(p);
+
+    rc = run_chunk(p, &src->main, 0, err, errlen);
+    if (rc == 0) {
+        lua_pushliteral(p->L, "check_return_url");
+        if (lua_rawget(p->L, -2) != LUA_TFUNCTION) {
+            snprintf(err, errlen, "%s: the policy must define check_return_url(url, ctx)",
+                     src->main.chunkname + 1);
+            rc = HF_EPOLICY;
+        }
+        lua_pop(p->L, 1);
+    }
+    if (rc == 0) {
+        p->ref_policy = luaL_ref(p->L, LUA_REGISTRYINDEX);
+        lua_newtable(p->L);
+        for (size_t i = 0; rc == 0 && i < src->n_tenants; i++) {
+            rc = run_chunk(p, &src->tenants[i], 1, err, errlen);
+            if (rc == 0)
+                lua_setfield(p->L, -2, src->tenants[i].name);
+        }
+        if (rc == 0)
+            p->ref_tenants = luaL_ref(p->L, LUA_REGISTRYINDEX);
+    }
+    if (rc != 0) {
+        policy_free(p);
+        return rc;
+    }
+    lua_settop(p->L, 0);
+    lua_gc(p->L, LUA_GCCOLLECT);
+    p->spoiled = 0;
+    *out = p;
+    return 0;
+}
+
+/* ---- calls ----------------------------------------------------------- */
 
 static void push_ctx(lua_State *L, const struct policy_ctx *c)
 {
     const struct tenant *t = c->tenant;
 
-    lua_createtable(L, 0, 5);
+    lua_createtable(L, 0, 4);
 
     lua_createtable(L, 0, 5);
     lua_pushstring(L, t->id);
@@ -368,8 +612,7 @@ static int read_verdict(lua_State *L, int base, const char *default_code,
     const char *code, *msg;
 
     if (!lua_isboolean(L, base)) {
-        log_msg(HF_LOG_WARN, "policy: decision is %s, not a boolean",
-                luaL_typename(L, base));
+        lua_pushfstring(L, "decision is a %s, not true or false", luaL_typename(L, base));
         return HF_EPOLICY;
     }
     memset(out, 0, sizeof *out);
@@ -391,64 +634,467 @@ static int read_verdict(lua_State *L, int base, const char *default_code,
     return 0;
 }
 
-/* Push policy[name]; 1 if it is a function, 0 (nothing pushed) if absent. */
-static int push_function(struct policy *p, const char *name)
+/* Push the function name for tenant_id: its override if it has one, else
+ * the shared policy's. Raw reads only: a metamethod here would run outside
+ * the budget. Returns 1, or 0 (nothing pushed) if neither defines it. */
+static int push_function(struct policy *p, const char *tenant_id, const char *name)
 {
-    lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref);
-    lua_getfield(p->L, -1, name);
-    lua_remove(p->L, -2);
-    if (lua_isfunction(p->L, -1))
+    lua_State *L = p->L;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_tenants);
+    lua_pushstring(L, tenant_id);
+    if (lua_rawget(L, -2) == LUA_TTABLE) {
+        lua_pushstring(L, name);
+        if (lua_rawget(L, -2) == LUA_TFUNCTION) {
+            lua_replace(L, -3);
+            lua_pop(L, 1);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_policy);
+    lua_pushstring(L, name);
+    if (lua_rawget(L, -2) == LUA_TFUNCTION) {
+        lua_remove(L, -2);
         return 1;
-    lua_pop(p->L, 1);
+    }
+    lua_pop(L, 2);
     return 0;
 }
 
-static int finish_call(struct policy *p, int rc, const char *what)
+static long long now_us(void)
 {
-    if (rc != 0) {
-        log_msg(HF_LOG_WARN, "policy %s: %s failed: %s", p->version, what,
-                lua_tostring(p->L, -1));
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Log the decision, drop what the call left above base. */
+static int finish_call(struct policy *p, int base, int rc, const char *check,
+                       const struct policy_ctx *ctx, const struct policy_verdict *v,
+                       long long started)
+{
+    long long us = now_us() - started;
+
+    if (rc != 0)
+        snprintf(p->last_error, sizeof p->last_error, "%s", error_text(p->L));
+    if (!p->engine) { /* a state running examples: its calls are not decisions */
+        lua_settop(p->L, base);
+        return rc;
     }
-    lua_settop(p->L, 0);
-    /* collect what the call left so one request's garbage never
-     * accumulates toward the next one's memory cap */
-    lua_gc(p->L, LUA_GCSTEP, 0);
+    if (rc != 0)
+        log_msg(HF_LOG_WARN, "policy decision tenant=%s check=%s decision=error "
+                "version=%s us=%lld error=%s", ctx->tenant->id, check,
+                policy_version(p), us, p->last_error);
+    else
+        log_msg(HF_LOG_INFO, "policy decision tenant=%s check=%s decision=%s%s%s "
+                "version=%s us=%lld", ctx->tenant->id, check,
+                v->allow ? "allow" : "deny", v->allow ? "" : " code=",
+                v->allow ? "" : v->code, policy_version(p), us);
+    lua_settop(p->L, base);
     return rc;
 }
 
 int policy_check_tenant(struct policy *p, const struct policy_ctx *ctx,
                         struct policy_verdict *out)
 {
-    int rc;
+    long long started = now_us();
+    int base = lua_gettop(p->L), rc;
 
-    if (!push_function(p, "check_tenant")) {
-        memset(out, 0, sizeof *out);
+    memset(out, 0, sizeof *out);
+    if (!push_function(p, ctx->tenant->id, "check_tenant")) {
         out->allow = 1;
         return 0;
     }
+    fresh_scratch(p);
     push_ctx(p->L, ctx);
     rc = guarded_call(p, 1, 4);
     if (rc == 0)
-        rc = read_verdict(p->L, 1, "tenant_denied", 403, out);
-    return finish_call(p, rc, "check_tenant");
+        rc = read_verdict(p->L, base + 1, "tenant_denied", 403, out);
+    return finish_call(p, base, rc, "tenant", ctx, out, started);
 }
 
 int policy_check_return_url(struct policy *p, const char *raw,
                             const struct url *u, const struct policy_ctx *ctx,
                             struct policy_verdict *out)
 {
-    int rc;
+    long long started = now_us();
+    int base = lua_gettop(p->L), rc;
 
-    if (!push_function(p, "check_return_url"))
-        return HF_EPOLICY;
+    memset(out, 0, sizeof *out);
+    if (!push_function(p, ctx->tenant->id, "check_return_url")) {
+        lua_pushliteral(p->L, "check_return_url is not defined");
+        return finish_call(p, base, HF_EPOLICY, "return_url", ctx, out, started);
+    }
+    fresh_scratch(p);
     push_url(p->L, raw, u);
     push_ctx(p->L, ctx);
     rc = guarded_call(p, 2, 3);
     if (rc == 0) {
-        rc = read_verdict(p->L, 1, "invalid_return_url", 400, out);
-        out->status = 400; /* a refused URL is always the client's input */
-        if (!out->allow)
+        rc = read_verdict(p->L, base + 1, "invalid_return_url", 400, out);
+        /* a refused URL is the client's input: always this code and status */
+        out->status = 400;
+        if (rc == 0 && !out->allow)
             snprintf(out->code, sizeof out->code, "invalid_return_url");
     }
-    return finish_call(p, rc, "check_return_url");
+    return finish_call(p, base, rc, "return_url", ctx, out, started);
+}
+
+/* ---- examples -------------------------------------------------------- */
+
+/* String field of the table at idx (raw), or def. Borrowed from the table. */
+static const char *field_string(lua_State *L, int idx, const char *key, const char *def)
+{
+    const char *s = def;
+
+    lua_pushstring(L, key);
+    if (lua_rawget(L, idx) == LUA_TSTRING)
+        s = lua_tostring(L, -1);
+    lua_pop(L, 1); /* the table keeps the string alive */
+    return s;
+}
+
+/* One example at the stack top against the state; 0 or HF_EPOLICY with
+ * what went wrong in err. */
+static int run_example(struct policy *p, int idx, const char *tenant_id,
+                       struct tenant *t, char *err, size_t errlen)
+{
+    lua_State *L = p->L;
+    const char *check, *url, *want_code;
+    struct policy_verdict v;
+    struct policy_ctx ctx;
+    int want_allow, rc;
+
+    lua_pushliteral(L, "allow");
+    if (lua_rawget(L, idx) != LUA_TBOOLEAN) {
+        snprintf(err, errlen, "needs allow = true or false");
+        lua_pop(L, 1);
+        return HF_EPOLICY;
+    }
+    want_allow = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    url = field_string(L, idx, "url", NULL);
+    check = field_string(L, idx, "check", url ? "return_url" : "tenant");
+    want_code = field_string(L, idx, "code", NULL);
+
+    memset(t, 0, sizeof *t);
+    snprintf(t->id, sizeof t->id, "%s", field_string(L, idx, "tenant", tenant_id));
+    snprintf(t->name, sizeof t->name, "Example tenant");
+    lua_pushliteral(L, "redirect_hosts");
+    if (lua_rawget(L, idx) == LUA_TTABLE) {
+        for (lua_Integer i = 1; t->n_hosts < HF_HOSTS_MAX; i++) {
+            if (lua_rawgeti(L, -1, i) != LUA_TSTRING) {
+                lua_pop(L, 1);
+                break;
+            }
+            snprintf(t->hosts[t->n_hosts++], sizeof t->hosts[0], "%s", lua_tostring(L, -1));
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    ctx = (struct policy_ctx){
+        .tenant = t, .mode = field_string(L, idx, "mode", "live"),
+        .contractor_id = "cn_example", .method = "POST",
+        .path = "/api/v1/payment/sessions", .remote_addr = "127.0.0.1",
+        .now = (long long)time(NULL)};
+
+    if (strcmp(check, "return_url") == 0) {
+        struct url u;
+
+        if (!url) {
+            snprintf(err, errlen, "check = \"return_url\" needs url");
+            return HF_EPOLICY;
+        }
+        if (url_parse(url, strlen(url), &u) != URL_OK) { /* the core refuses it first */
+            memset(&v, 0, sizeof v);
+            snprintf(v.code, sizeof v.code, "invalid_return_url");
+            rc = 0;
+        } else {
+            rc = policy_check_return_url(p, url, &u, &ctx, &v);
+        }
+    } else if (strcmp(check, "tenant") == 0) {
+        rc = policy_check_tenant(p, &ctx, &v);
+    } else {
+        snprintf(err, errlen, "check must be \"return_url\" or \"tenant\"");
+        return HF_EPOLICY;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "raised an error");
+        return HF_EPOLICY;
+    }
+    if (v.allow != want_allow || (!v.allow && want_code && strcmp(v.code, want_code) != 0)) {
+        snprintf(err, errlen, "expected %s%s%s, got %s%s%s",
+                 want_allow ? "allow" : "deny", want_code ? " " : "",
+                 want_code ? want_code : "", v.allow ? "allow" : "deny",
+                 v.allow ? "" : " ", v.allow ? "" : v.code);
+        return HF_EPOLICY;
+    }
+    return 0;
+}
+
+/* Run the examples list of the table in registry slot ref (the shared
+ * policy or one override). Adds the count to *n. */
+static int run_examples_of(struct policy *p, int ref, const char *file,
+                           const char *tenant_id, struct tenant *scratch,
+                           int *n, char *err, size_t errlen)
+{
+    lua_State *L = p->L;
+    int rc = 0;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushliteral(L, "examples");
+    if (lua_rawget(L, -2) != LUA_TTABLE) {
+        lua_settop(L, 0);
+        return 0;
+    }
+    for (lua_Integer i = 1; rc == 0 && i <= EXAMPLES_MAX; i++) {
+        char why[600];
+        int top;
+
+        if (lua_rawgeti(L, -1, i) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            break;
+        }
+        top = lua_gettop(L);
+        rc = run_example(p, top, tenant_id, scratch, why, sizeof why);
+        if (rc != 0) {
+            const char *name = field_string(L, top, "name", "");
+            if (strcmp(why, "raised an error") == 0)
+                snprintf(why, sizeof why, "raised: %s", p->last_error);
+            snprintf(err, errlen, "%s: example %lld%s%s%s: %s", file, (long long)i,
+                     *name ? " (" : "", name, *name ? ")" : "", why);
+        }
+        (*n)++;
+        lua_settop(L, top - 1);
+    }
+    lua_settop(L, 0);
+    return rc;
+}
+
+/* Every example of the policy and of each override (those default their
+ * tenant to the override's id). */
+static int run_examples(struct policy *p, int *n, char *err, size_t errlen)
+{
+    const struct policy_source *src = p->gen->src;
+    struct tenant *scratch = malloc(sizeof *scratch);
+    int rc;
+
+    if (!scratch) {
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    *n = 0;
+    rc = run_examples_of(p, p->ref_policy, src->main.chunkname + 1, "tn_example",
+                         scratch, n, err, errlen);
+    for (size_t i = 0; rc == 0 && i < src->n_tenants; i++) {
+        lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_tenants);
+        lua_getfield(p->L, -1, src->tenants[i].name);
+        int ref = luaL_ref(p->L, LUA_REGISTRYINDEX);
+        lua_settop(p->L, 0);
+        rc = run_examples_of(p, ref, src->tenants[i].chunkname + 1, src->tenants[i].name,
+                             scratch, n, err, errlen);
+        luaL_unref(p->L, LUA_REGISTRYINDEX, ref);
+    }
+    free(scratch);
+    return rc;
+}
+
+/* Compile src in a fresh state and run its examples: the gate every
+ * version passes before it may serve. Takes ownership of src. */
+static int gen_prepare(struct policy_source *src, struct generation **out,
+                       int *n_examples, char *err, size_t errlen)
+{
+    struct generation *g = calloc(1, sizeof *g);
+    struct policy *p;
+    int rc;
+
+    if (!g) {
+        policy_source_free(src);
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    g->src = src;
+    g->refs = 1;
+    rc = state_build(NULL, g, &p, err, errlen);
+    if (rc == 0) {
+        rc = run_examples(p, n_examples, err, errlen);
+        policy_free(p);
+    }
+    if (rc != 0) {
+        gen_release(NULL, g);
+        return rc;
+    }
+    *out = g;
+    return 0;
+}
+
+int policy_check_files(const char *file, const char *dir, char *msg, size_t msglen)
+{
+    struct policy_source *src;
+    struct generation *g;
+    int n = 0, rc;
+
+    rc = policy_source_read(file, dir, &src, msg, msglen);
+    if (rc == 0)
+        rc = gen_prepare(src, &g, &n, msg, msglen);
+    if (rc != 0)
+        return HF_EPOLICY;
+    snprintf(msg, msglen, "version %s: %s with %zu module(s) and %zu tenant "
+             "override(s) compiles; %d example(s) pass", g->src->version, file,
+             g->src->n_modules, g->src->n_tenants, n);
+    gen_release(NULL, g);
+    return 0;
+}
+
+/* ---- engine ---------------------------------------------------------- */
+
+static void record_failure(struct policy_engine *e, const char *err)
+{
+    pthread_mutex_lock(&e->lock);
+    e->status.reloads_failed++;
+    e->status.last_error_at = (long long)time(NULL);
+    snprintf(e->status.last_error, sizeof e->status.last_error, "%s", err);
+    pthread_mutex_unlock(&e->lock);
+}
+
+/* Make g the active generation; the engine takes over g's reference. */
+static void activate(struct policy_engine *e, struct generation *g)
+{
+    struct generation *old;
+
+    pthread_mutex_lock(&e->lock);
+    old = e->current;
+    g->serial = old ? old->serial + 1 : 1;
+    g->loaded_at = (long long)time(NULL);
+    e->current = g;
+    snprintf(e->status.version, sizeof e->status.version, "%s", g->src->version);
+    e->status.loaded_at = g->loaded_at;
+    atomic_store(&e->serial, g->serial);
+    pthread_mutex_unlock(&e->lock);
+    gen_release(e, old);
+}
+
+int policy_engine_new(const char *file, const char *dir,
+                      struct policy_engine **out, char *err, size_t errlen)
+{
+    struct policy_engine *e = calloc(1, sizeof *e);
+    struct policy_source *src;
+    struct generation *g;
+    int n, rc;
+
+    if (!e) {
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->reload_lock, NULL);
+    if (!(e->file = strdup(file)) || !(e->dir = strdup(dir))) {
+        policy_engine_free(e);
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    rc = policy_source_read(file, dir, &src, err, errlen);
+    if (rc == 0)
+        rc = gen_prepare(src, &g, &n, err, errlen);
+    if (rc != 0) {
+        policy_engine_free(e);
+        return HF_EPOLICY;
+    }
+    activate(e, g);
+    log_msg(HF_LOG_INFO, "policy: version %s active (%s, %zu module(s), %zu tenant "
+            "override(s), %d example(s) passed)", g->src->version, file,
+            g->src->n_modules, g->src->n_tenants, n);
+    *out = e;
+    return 0;
+}
+
+void policy_engine_free(struct policy_engine *e)
+{
+    if (!e)
+        return;
+    gen_release(NULL, e->current);
+    pthread_mutex_destroy(&e->lock);
+    pthread_mutex_destroy(&e->reload_lock);
+    free(e->file);
+    free(e->dir);
+    free(e);
+}
+
+int policy_engine_reload(struct policy_engine *e, int *changed, char *msg,
+                         size_t msglen)
+{
+    struct policy_source *src;
+    struct generation *g;
+    char was[24];
+    int n = 0, rc;
+
+    *changed = 0;
+    pthread_mutex_lock(&e->reload_lock);
+    rc = policy_source_read(e->file, e->dir, &src, msg, msglen);
+    if (rc == 0) {
+        pthread_mutex_lock(&e->lock);
+        snprintf(was, sizeof was, "%s", e->status.version);
+        pthread_mutex_unlock(&e->lock);
+        if (strcmp(src->version, was) == 0) {
+            policy_source_free(src);
+            pthread_mutex_lock(&e->lock);
+            e->status.reloads_unchanged++;
+            pthread_mutex_unlock(&e->lock);
+            snprintf(msg, msglen, "%s", was);
+            pthread_mutex_unlock(&e->reload_lock);
+            return 0;
+        }
+        rc = gen_prepare(src, &g, &n, msg, msglen);
+    }
+    if (rc != 0) {
+        record_failure(e, msg);
+        log_msg(HF_LOG_ERROR, "policy: reload refused, version %s keeps serving: %s",
+                e->status.version, msg);
+        pthread_mutex_unlock(&e->reload_lock);
+        return HF_EPOLICY;
+    }
+    activate(e, g);
+    pthread_mutex_lock(&e->lock);
+    e->status.reloads_ok++;
+    pthread_mutex_unlock(&e->lock);
+    log_msg(HF_LOG_INFO, "policy: version %s active (was %s; %d example(s) passed)",
+            g->src->version, was, n);
+    snprintf(msg, msglen, "%s", g->src->version);
+    *changed = 1;
+    pthread_mutex_unlock(&e->reload_lock);
+    return 0;
+}
+
+void policy_engine_status(struct policy_engine *e, struct policy_status *out)
+{
+    pthread_mutex_lock(&e->lock);
+    *out = e->status;
+    pthread_mutex_unlock(&e->lock);
+}
+
+int policy_sync(struct policy_engine *e, struct policy **pp)
+{
+    struct policy *p = *pp, *fresh;
+    struct generation *g;
+    char err[HF_POLICY_ERROR_MAX];
+    int rc;
+
+    if (p && !p->spoiled && p->gen->serial == atomic_load(&e->serial))
+        return 0;
+    pthread_mutex_lock(&e->lock);
+    g = e->current;
+    g->refs++;                       /* held while building */
+    pthread_mutex_unlock(&e->lock);
+    rc = state_build(e, g, &fresh, err, sizeof err);
+    if (rc != 0) /* it compiled when activated: only memory exhaustion gets here */
+        log_msg(HF_LOG_ERROR, "policy: cannot build a state of version %s: %s",
+                g->src->version, err);
+    gen_release(e, g);
+    if (rc != 0)
+        return p ? 0 : HF_EPOLICY;
+    policy_free(p);
+    *pp = fresh;
+    return 0;
 }

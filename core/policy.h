@@ -1,9 +1,17 @@
-/* policy.h - the operator's Lua policy: loading, sandbox, limits, calls.
+/* policy.h - the operator's Lua policy: versions, sandbox, limits, calls.
  *
- * A struct policy is one Lua state with the policy loaded into it, owned by
- * one thread at a time. Every decision fails closed: a Lua error, a broken
- * return value or a hit limit is HF_EPOLICY, which the API answers with
- * 500 policy_error and never with a success. */
+ * Three objects:
+ * - struct policy_engine holds the active policy version (a generation)
+ *   and swaps in a new one atomically after it compiled and passed its own
+ *   examples. Thread-safe.
+ * - struct policy is one sandboxed Lua state built from one generation,
+ *   owned by one thread at a time (each worker thread has its own). A
+ *   worker calls policy_sync at the start of each request and so moves to
+ *   the newest generation between requests, never during one.
+ * - policy_check_* ask the loaded policy one question each.
+ *
+ * Every decision fails closed: a Lua error, a wrong return value or a hit
+ * limit is HF_EPOLICY, which the API answers with 500 policy_error. */
 #ifndef HF_POLICY_H
 #define HF_POLICY_H
 
@@ -14,7 +22,9 @@
 
 #define HF_POLICY_CODE_MAX 64
 #define HF_POLICY_MESSAGE_MAX 256
+#define HF_POLICY_ERROR_MAX 1024
 
+struct policy_engine;
 struct policy;
 
 /* What a policy function sees as ctx. Strings are borrowed for the call. */
@@ -36,21 +46,56 @@ struct policy_verdict {
     int status;                 /* HTTP status for a deny */
 };
 
-/* Compile file in a fresh sandboxed state and run its examples. On failure
- * returns HF_EPOLICY with "file:line: reason" in err; *out untouched. */
-int policy_load(const char *file, struct policy **out, char *err, size_t errlen);
-/* Close the state; NULL is fine. */
-void policy_free(struct policy *p);
+/* What GET /admin/v1/policy shows. */
+struct policy_status {
+    char version[24];           /* active version */
+    long long loaded_at;        /* when it became active (Unix seconds) */
+    unsigned long reloads_ok;   /* reloads that activated a new version */
+    unsigned long reloads_unchanged; /* reloads that found the same texts */
+    unsigned long reloads_failed;
+    long long last_error_at;    /* 0 when no reload has failed */
+    char last_error[HF_POLICY_ERROR_MAX]; /* "file:line: reason" */
+};
 
-/* Content hash of the loaded file (16 hex digits); borrowed until free. */
+/* Load file and the modules and tenants/ overrides of dir as the first
+ * generation. HF_EPOLICY with "file:line: reason" in err when it does not
+ * compile or an example fails. */
+int policy_engine_new(const char *file, const char *dir,
+                      struct policy_engine **out, char *err, size_t errlen);
+/* Free; every struct policy built from it must be freed first. NULL ok. */
+void policy_engine_free(struct policy_engine *e);
+
+/* Read the texts again; when they changed, compile them and run their
+ * examples in a fresh state, then activate them for every worker. On
+ * failure nothing changes: HF_EPOLICY, the reason in msg, the log and the
+ * status. On success msg holds the active version; *changed says whether
+ * it is new. One reload runs at a time. */
+int policy_engine_reload(struct policy_engine *e, int *changed, char *msg,
+                         size_t msglen);
+void policy_engine_status(struct policy_engine *e, struct policy_status *out);
+
+/* Make *p a state of the active generation, building one when *p is NULL,
+ * older, or spoiled by a hit limit. If building fails the old state stays.
+ * 0, or HF_EPOLICY when there is no usable state at all. */
+int policy_sync(struct policy_engine *e, struct policy **p);
+/* Close a state and release its generation; NULL is fine. */
+void policy_free(struct policy *p);
+/* The version (content hash) this state runs; borrowed until policy_free. */
 const char *policy_version(const struct policy *p);
 
-/* policy.check_tenant(ctx); allow when the policy does not define it. */
+/* policy.check_tenant(ctx), or the tenant's override; allow when neither
+ * is defined. */
 int policy_check_tenant(struct policy *p, const struct policy_ctx *ctx,
                         struct policy_verdict *out);
-/* policy.check_return_url(url, ctx) for an already-parsed URL. */
+/* policy.check_return_url(url, ctx), or the tenant's override, for a URL
+ * the core parser accepted. */
 int policy_check_return_url(struct policy *p, const char *raw,
                             const struct url *u, const struct policy_ctx *ctx,
                             struct policy_verdict *out);
+
+/* For `hostflow policy check`: compile file + dir and run every example.
+ * 0 with the version and example count in msg, or HF_EPOLICY with the
+ * first error. */
+int policy_check_files(const char *file, const char *dir, char *msg, size_t msglen);
 
 #endif

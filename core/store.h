@@ -77,6 +77,8 @@ struct idempotency {
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
 /* Close; NULL is fine. */
 void store_close(struct store *s);
+/* 0 when the database answers and can take the write lock; HF_ESTORE. */
+int store_ping(struct store *s);
 
 int store_tenant_create(struct store *s, const char *name,
                         const char *const *hosts, size_t n_hosts,

@@ -295,6 +295,16 @@ void store_close(struct store *s)
     free(s);
 }
 
+int store_ping(struct store *s)
+{
+    int rc = begin(s);
+    sqlite3_stmt *st;
+
+    if (rc == 0 && (st = prep(s, Q_ROLLBACK)))
+        rc = run(s, st);
+    return rc;
+}
+
 static int put_hosts(struct store *s, const char *tenant_id,
                      const char *const *hosts, size_t n)
 {

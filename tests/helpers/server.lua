@@ -138,11 +138,14 @@ function M.start(opts)
   self.dir = opts.dir or M.tmpdir()
   self.db = opts.db or (self.dir .. "/hostflow.db")
   self.port = M.free_port()
+  self.admin_port = M.free_port()
   self.log = self.dir .. "/server.log"
   self.policy = opts.policy or (M.root .. "/policies.example.lua")
+  self.policy_dir = opts.policy_dir or (self.dir .. "/policies")
   local args = { "serve", "--listen", "127.0.0.1:" .. self.port,
-    "--admin-listen", "127.0.0.1:" .. M.free_port(),
-    "--db", self.db, "--policy", self.policy, "--threads", "8" }
+    "--admin-listen", "127.0.0.1:" .. self.admin_port,
+    "--db", self.db, "--policy", self.policy, "--policy-dir", self.policy_dir,
+    "--threads", "8" }
   for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = sh_quote(a) end
@@ -184,6 +187,18 @@ end
 
 function Server:request(req)
   return M.request(self.port, req)
+end
+
+-- A request to the admin listener.
+function Server:admin(method, path, token)
+  return M.request(self.admin_port, { method = method, path = path,
+    headers = token and { Authorization = "Bearer " .. token } or {} })
+end
+
+-- Resident memory of the server process in KiB.
+function Server:rss_kib()
+  local status = M.read_file("/proc/" .. self.pid .. "/status") or ""
+  return tonumber(status:match("VmRSS:%s*(%d+)"))
 end
 
 -- POST a JSON body to the sessions API with a key secret.

@@ -1,0 +1,198 @@
+/* policy_source.c - read a policy version (file, modules, tenant
+ * overrides) from disk into memory and hash it. */
+#define _POSIX_C_SOURCE 200809L
+#include "policy_source.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "err.h"
+#include "token.h"
+
+int policy_source_name_ok(const char *name, size_t len)
+{
+    if (len == 0 || len > HF_POLICY_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+static int read_text(const char *path, const char *name, struct policy_text *t,
+                     size_t *budget, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    size_t n;
+
+    memset(t, 0, sizeof t[0]);
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return HF_EPOLICY;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+        (size_t)st.st_size > *budget) {
+        fclose(f);
+        snprintf(err, errlen, "%s: not a regular file, or the policy texts "
+                 "exceed %u bytes together", path, HF_POLICY_BYTES_MAX);
+        return HF_EPOLICY;
+    }
+    t->src = malloc((size_t)st.st_size + 1);
+    t->chunkname = malloc(strlen(path) + 2);
+    if (!t->src || !t->chunkname) {
+        fclose(f);
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    /* the file may grow between fstat and fread: read at most what fits */
+    n = fread(t->src, 1, (size_t)st.st_size, f);
+    fclose(f);
+    t->src[n] = '\0';
+    t->len = n;
+    *budget -= n;
+    sprintf(t->chunkname, "@%s", path);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    return 0;
+}
+
+static void text_free(struct policy_text *t)
+{
+    free(t->src);
+    free(t->chunkname);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct policy_text *)a)->name,
+                  ((const struct policy_text *)b)->name);
+}
+
+/* Read every NAME.lua in dir into *texts (sorted by name, so the version
+ * hash does not depend on directory order). A missing dir is empty. */
+static int read_dir(const char *dir, struct policy_text **texts, size_t *n,
+                    size_t *budget, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t cap = 0;
+    int rc = 0;
+
+    *texts = NULL;
+    *n = 0;
+    if (!d)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : (snprintf(err, errlen,
+               "%s: cannot read directory: %s", dir, strerror(errno)), HF_EPOLICY);
+    while (rc == 0 && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        char path[4096];
+
+        if (len < 5 || strcmp(e->d_name + len - 4, ".lua") != 0)
+            continue; /* editors' swap and backup files are not policy */
+        if (!policy_source_name_ok(e->d_name, len - 4)) {
+            snprintf(err, errlen, "%s/%s: file names are letters, digits and '_' "
+                     "followed by .lua", dir, e->d_name);
+            rc = HF_EPOLICY;
+            break;
+        }
+        if (*n == HF_POLICY_FILES_MAX) {
+            snprintf(err, errlen, "%s: more than %d policy files", dir, HF_POLICY_FILES_MAX);
+            rc = HF_EPOLICY;
+            break;
+        }
+        if (*n == cap) {
+            struct policy_text *grown;
+            cap = cap ? cap * 2 : 8;
+            grown = realloc(*texts, cap * sizeof **texts);
+            if (!grown) {
+                rc = HF_ENOMEM;
+                break;
+            }
+            *texts = grown;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        e->d_name[len - 4] = '\0';
+        rc = read_text(path, e->d_name, &(*texts)[*n], budget, err, errlen);
+        if (rc == 0)
+            (*n)++;
+        else
+            text_free(&(*texts)[*n]);
+    }
+    closedir(d);
+    if (*n)
+        qsort(*texts, *n, sizeof **texts, by_name);
+    return rc;
+}
+
+/* acc = H(acc || kind || NUL || name || NUL || text): the version names the
+ * texts and their roles, not the paths they were read from. */
+static void hash_text(unsigned char *acc, const char *kind, const struct policy_text *t)
+{
+    size_t klen = strlen(kind) + 1, nlen = strlen(t->name) + 1;
+    size_t total = HF_HASH_BYTES + klen + nlen + t->len;
+    unsigned char *buf = malloc(total);
+
+    if (!buf)
+        abort(); /* a few MiB at most, bounded before */
+    memcpy(buf, acc, HF_HASH_BYTES);
+    memcpy(buf + HF_HASH_BYTES, kind, klen);
+    memcpy(buf + HF_HASH_BYTES + klen, t->name, nlen);
+    memcpy(buf + HF_HASH_BYTES + klen + nlen, t->src, t->len);
+    token_hash(buf, total, acc);
+    free(buf);
+}
+
+int policy_source_read(const char *file, const char *dir,
+                       struct policy_source **out, char *err, size_t errlen)
+{
+    struct policy_source *s = calloc(1, sizeof *s);
+    unsigned char acc[HF_HASH_BYTES] = {0};
+    size_t budget = HF_POLICY_BYTES_MAX;
+    char tenants_dir[4096];
+    int rc;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    rc = read_text(file, "", &s->main, &budget, err, errlen);
+    if (rc == 0)
+        rc = read_dir(dir, &s->modules, &s->n_modules, &budget, err, errlen);
+    if (rc == 0) {
+        snprintf(tenants_dir, sizeof tenants_dir, "%s/tenants", dir);
+        rc = read_dir(tenants_dir, &s->tenants, &s->n_tenants, &budget, err, errlen);
+    }
+    if (rc != 0) {
+        policy_source_free(s);
+        return rc == HF_ENOMEM ? (snprintf(err, errlen, "out of memory"), rc) : rc;
+    }
+    hash_text(acc, "policy", &s->main);
+    for (size_t i = 0; i < s->n_modules; i++)
+        hash_text(acc, "module", &s->modules[i]);
+    for (size_t i = 0; i < s->n_tenants; i++)
+        hash_text(acc, "tenant", &s->tenants[i]);
+    token_hex(acc, 8, s->version);
+    *out = s;
+    return 0;
+}
+
+void policy_source_free(struct policy_source *s)
+{
+    if (!s)
+        return;
+    text_free(&s->main);
+    for (size_t i = 0; i < s->n_modules; i++)
+        text_free(&s->modules[i]);
+    for (size_t i = 0; i < s->n_tenants; i++)
+        text_free(&s->tenants[i]);
+    free(s->modules);
+    free(s->tenants);
+    free(s);
+}

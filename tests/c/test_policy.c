@@ -1,0 +1,335 @@
+/* test_policy.c - the policy engine on real Lua states: generations and
+ * reload, examples, per-tenant overrides, the sandbox, and every limit. */
+#define _POSIX_C_SOURCE 200809L
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "err.h"
+#include "log.h"
+#include "policy.h"
+
+static char dir[64], file[128], pdir[128];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    fputs(text, f);
+    fclose(f);
+}
+
+static void write_policy(const char *text)
+{
+    write_file(file, text);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct tenant tenant_a, tenant_b;
+
+static struct policy_ctx ctx_for(const struct tenant *t)
+{
+    return (struct policy_ctx){.tenant = t, .mode = "live", .contractor_id = "cn_1",
+                               .method = "POST", .path = "/api/v1/payment/sessions",
+                               .remote_addr = "127.0.0.1", .now = 1700000000};
+}
+
+/* check_return_url of raw for tenant t: 1 allow, 0 deny, -1 policy error. */
+static int ask(struct policy *p, const struct tenant *t, const char *raw)
+{
+    struct policy_ctx ctx = ctx_for(t);
+    struct policy_verdict v;
+    struct url u;
+
+    if (url_parse(raw, strlen(raw), &u) != URL_OK)
+        return -2;
+    if (policy_check_return_url(p, raw, &u, &ctx, &v) != 0)
+        return -1;
+    return v.allow;
+}
+
+static const char shared_policy[] =
+    "local policy = {}\n"
+    "function policy.check_return_url(url, ctx)\n"
+    "  for _, h in ipairs(ctx.tenant.redirect_hosts) do\n"
+    "    if url.scheme == 'https' and url.host == h then return true end\n"
+    "  end\n"
+    "  return false, 'invalid_return_url', 'no'\n"
+    "end\n"
+    "policy.examples = { { url = 'https://a.test/', redirect_hosts = { 'a.test' }, allow = true } }\n"
+    "return policy\n";
+
+static void test_reload(void)
+{
+    struct policy_engine *e = NULL;
+    struct policy *w = NULL;
+    struct policy_status st;
+    char err[HF_POLICY_ERROR_MAX], v1[24], msg[HF_POLICY_ERROR_MAX];
+    int changed, rc;
+
+    write_policy(shared_policy);
+    CHECK("engine loads a valid policy", policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
+    CHECK("worker builds a state", policy_sync(e, &w) == 0 && w);
+    snprintf(v1, sizeof v1, "%s", policy_version(w));
+    CHECK("version is 16 hex digits", strlen(v1) == 16 && strspn(v1, "0123456789abcdef") == 16);
+    CHECK("listed host allowed", ask(w, &tenant_a, "https://a.test/x") == 1);
+
+    CHECK("reload of the same texts changes nothing",
+          policy_engine_reload(e, &changed, msg, sizeof msg) == 0 && !changed &&
+          strcmp(msg, v1) == 0);
+
+    write_policy("local p = {}\nfunction p.check_return_url(url, ctx)\n  return true\nend\n"
+                 "return p\n");
+    CHECK("reload of new texts activates them",
+          policy_engine_reload(e, &changed, msg, sizeof msg) == 0 && changed &&
+          strcmp(msg, v1) != 0);
+    CHECK("a worker keeps its version until it syncs", strcmp(policy_version(w), v1) == 0 &&
+          ask(w, &tenant_a, "https://b.test/") == 0);
+    CHECK("sync moves the worker to the new version",
+          policy_sync(e, &w) == 0 && strcmp(policy_version(w), msg) == 0 &&
+          ask(w, &tenant_a, "https://b.test/") == 1);
+    snprintf(v1, sizeof v1, "%s", policy_version(w));
+
+    write_policy("local p = {}\nfunction p.check_return_url(url, ctx\n  return true\nend\nreturn p\n");
+    rc = policy_engine_reload(e, &changed, msg, sizeof msg);
+    CHECK("a syntax error is refused with file:line", rc == HF_EPOLICY &&
+          strstr(msg, "policy.lua:3:") != NULL);
+    policy_engine_status(e, &st);
+    CHECK("status keeps the old version and shows the error",
+          strcmp(st.version, v1) == 0 && st.reloads_failed == 1 &&
+          strstr(st.last_error, "policy.lua:3:") && st.last_error_at > 0);
+    CHECK("workers keep serving the old version",
+          policy_sync(e, &w) == 0 && strcmp(policy_version(w), v1) == 0);
+
+    write_policy("local p = {}\nfunction p.check_return_url(url, ctx)\n  return false\nend\n"
+                 "p.examples = { { name = 'must allow', url = 'https://a.test/', allow = true } }\n"
+                 "return p\n");
+    rc = policy_engine_reload(e, &changed, msg, sizeof msg);
+    CHECK("a failing example is refused and named", rc == HF_EPOLICY &&
+          strstr(msg, "example 1 (must allow): expected allow, got deny"));
+
+    write_policy("os.execute('touch /tmp/hostflow-pwned')\nreturn { check_return_url = "
+                 "function() return true end }\n");
+    rc = policy_engine_reload(e, &changed, msg, sizeof msg);
+    CHECK("os.execute at load time is refused", rc == HF_EPOLICY && strstr(msg, "execute") &&
+          access("/tmp/hostflow-pwned", F_OK) != 0);
+
+    write_policy("return { check_tenant = function() return true end }\n");
+    CHECK("a policy without check_return_url is refused",
+          policy_engine_reload(e, &changed, msg, sizeof msg) == HF_EPOLICY &&
+          strstr(msg, "check_return_url"));
+    write_policy("return 42\n");
+    CHECK("a policy that returns no table is refused",
+          policy_engine_reload(e, &changed, msg, sizeof msg) == HF_EPOLICY);
+    write_policy("while true do end\n");
+    CHECK("a policy that loops at load time is refused",
+          policy_engine_reload(e, &changed, msg, sizeof msg) == HF_EPOLICY &&
+          strstr(msg, "instruction budget"));
+    policy_engine_status(e, &st);
+    CHECK("after five refusals the first good version still runs",
+          strcmp(st.version, v1) == 0 && st.reloads_failed == 6 && st.reloads_ok == 1);
+
+    /* many reloads: old generations are freed as workers move on */
+    {
+        struct mallinfo2 before = {0}, after;
+        static const char *const texts[] = {
+            "return { check_return_url = function() return true end }\n",
+            "return { check_return_url = function() return true end } -- b\n"};
+
+        for (int i = 0; i < 1000; i++) {
+            write_policy(texts[i % 2]);
+            policy_engine_reload(e, &changed, msg, sizeof msg);
+            policy_sync(e, &w);
+            if (i == 99)
+                before = mallinfo2();
+        }
+        after = mallinfo2();
+        printf("# heap in use after 100 reloads %zu bytes, after 1000 %zu bytes\n",
+               before.uordblks, after.uordblks);
+        CHECK("heap stays flat over 900 more reloads",
+              after.uordblks < before.uordblks + 256 * 1024);
+    }
+    policy_free(w);
+    policy_engine_free(e);
+}
+
+static void test_overrides(void)
+{
+    struct policy_engine *e = NULL;
+    struct policy *w = NULL;
+    char err[HF_POLICY_ERROR_MAX], path[256];
+
+    write_policy(shared_policy);
+    snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);
+    write_file(path, "local shared = ...\n"
+                     "return {\n"
+                     "  check_return_url = function(url, ctx)\n"
+                     "    if url.host == 'staging.b.test' then return true end\n"
+                     "    return shared.check_return_url(url, ctx)\n"
+                     "  end,\n"
+                     "  examples = { { url = 'https://staging.b.test/', allow = true } },\n"
+                     "}\n");
+    snprintf(path, sizeof path, "%s/hosts.lua", pdir);
+    write_file(path, "local M = {}\nfunction M.extra() return 'extra.test' end\nreturn M\n");
+    CHECK("engine loads a policy with an override", policy_engine_new(file, pdir, &e, err,
+                                                                      sizeof err) == 0);
+    policy_sync(e, &w);
+    CHECK("override applies to its tenant", ask(w, &tenant_b, "https://staging.b.test/") == 1);
+    CHECK("override defers to the shared policy", ask(w, &tenant_b, "https://b.test/") == 1 &&
+          ask(w, &tenant_b, "https://evil.test/") == 0);
+    CHECK("other tenants are untouched", ask(w, &tenant_a, "https://staging.b.test/") == 0 &&
+          ask(w, &tenant_a, "https://a.test/") == 1);
+    policy_free(w);
+    policy_engine_free(e);
+
+    write_file(path, "return {}\n");
+    snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);
+    write_file(path, "local shared = ...\nreturn { check_return_url = function() return false end,\n"
+                     "  examples = { { url = 'https://b.test/', allow = true } } }\n");
+    CHECK("an override's failing example refuses the whole version",
+          policy_engine_new(file, pdir, &e, err, sizeof err) == HF_EPOLICY &&
+          strstr(err, "tn_b.lua: example 1"));
+    remove(path);
+}
+
+/* The sandbox: each probe returns true when the policy cannot do harm. */
+static const char probe_policy[] =
+    "local helper = require('hosts')\n"
+    "local probes = {}\n"
+    "probes['/io'] = function() return io == nil end\n"
+    "probes['/os'] = function() return os.execute == nil and os.getenv == nil and os.exit == nil end\n"
+    "probes['/debug'] = function() return debug == nil end\n"
+    "probes['/package'] = function() return package == nil end\n"
+    "probes['/loaders'] = function() return dofile == nil and loadfile == nil and load == nil end\n"
+    "probes['/dump'] = function() return string.dump == nil end\n"
+    "probes['/gc'] = function() return collectgarbage == nil and coroutine == nil end\n"
+    "probes['/rawset'] = function() return rawset == nil end\n"
+    "probes['/strmeta'] = function() return getmetatable('') == 'locked' end\n"
+    "probes['/strwrite'] = function() return not pcall(function() string.upper = nil end) end\n"
+    "probes['/hfwrite'] = function() return not pcall(function() hostflow.log = nil end) end\n"
+    "probes['/reqos'] = function() return not pcall(require, 'os') end\n"
+    "probes['/reqdots'] = function() return not pcall(require, '../etc/passwd') end\n"
+    "probes['/req'] = function() return helper.extra() == 'extra.test' and require('hosts') == helper end\n"
+    "probes['/gcmeta'] = function() return not pcall(setmetatable, {}, { __gc = function() end }) end\n"
+    "probes['/envmeta'] = function() return not pcall(setmetatable, _G, {}) end\n"
+    "probes['/set'] = function() leaked = true; _G.leaked2 = true; return true end\n"
+    "probes['/get'] = function() return leaked == nil and leaked2 == nil end\n"
+    "probes['/pairs'] = function() local n = 0 for _ in pairs(string) do n = n + 1 end return n > 10 end\n"
+    "probes['/methods'] = function() return ('ab'):rep(2) == 'abab' and ('x=1'):match('(%w)=') == 'x' end\n"
+    "probes['/parse'] = function() local u = hostflow.parse_url('https://A.test:8443/p?q') "
+    "return u.host == 'a.test' and u.port == 8443 and hostflow.parse_url('https://a.test#f') == nil end\n"
+    "probes['/loop'] = function() while true do end end\n"
+    "probes['/pcallloop'] = function() while true do pcall(function() while true do end end) end end\n"
+    "probes['/errorloop'] = function() while true do pcall(error, 'x') end end\n"
+    "probes['/memory'] = function() local t = {} while true do t[#t + 1] = ('x'):rep(4096) .. #t end end\n"
+    "probes['/pcallmemory'] = function() local t = {} while true do pcall(function() t[#t + 1] = ('x'):rep(65536) .. #t end) end end\n"
+    "probes['/rep'] = function() return #string.rep('x', 1e9) end\n"
+    "probes['/match'] = function() return (('a'):rep(300)):match(('a+'):rep(8) .. 'b') end\n"
+    "probes['/find'] = function() return string.find(('a'):rep(5000), ('a*'):rep(12) .. 'b') end\n"
+    "probes['/gsub'] = function() return (('a'):rep(300)):gsub(('a-'):rep(8) .. 'b', '') end\n"
+    "probes['/gmatch'] = function() for m in (('a'):rep(300)):gmatch(('a+'):rep(8) .. 'b') do end end\n"
+    "probes['/concat'] = function() local t = {} for i = 1, 1e7 do t[i] = 'xxxxxxxx' end return table.concat(t) end\n"
+    "probes['/sort'] = function() local t = {} for i = 1, 100 do t[i] = i end "
+    "table.sort(t, function(a, b) while true do end end) end\n"
+    "probes['/ok'] = function() return true end\n"
+    "probes['/xpcallloop'] = function() while true do xpcall(function() while true do end end, "
+    "function(m) return m end) end end\n"
+    "probes['/pcallworks'] = function() local ok, e = pcall(error, 'x', 0) "
+    "local ok2, v = xpcall(function(a) return a + 1 end, tostring, 1) "
+    "return ok == false and e == 'x' and ok2 == true and v == 2 end\n"
+    "return { check_return_url = function(url, ctx)\n"
+    "  local probe = probes[url.path]\n"
+    "  if not probe then return false, 'invalid_return_url', 'no such probe' end\n"
+    "  return probe() == true\n"
+    "end }\n";
+
+static void test_sandbox(void)
+{
+    static const char *const safe[] = {
+        "/io", "/os", "/debug", "/package", "/loaders", "/dump", "/gc", "/rawset",
+        "/strmeta", "/strwrite", "/hfwrite", "/reqos", "/reqdots", "/req", "/gcmeta",
+        "/envmeta", "/set", "/get", "/pairs", "/methods", "/parse", "/pcallworks", NULL};
+    static const char *const stopped[] = {
+        "/loop", "/pcallloop", "/xpcallloop", "/errorloop", "/memory", "/pcallmemory", "/rep", "/match",
+        "/find", "/gsub", "/gmatch", "/concat", "/sort", NULL};
+    struct policy_engine *e = NULL;
+    struct policy *w = NULL;
+    char err[HF_POLICY_ERROR_MAX], path[256], name[128], url[256];
+
+    snprintf(path, sizeof path, "%s/hosts.lua", pdir);
+    write_file(path, "local M = {}\nfunction M.extra() return 'extra.test' end\nreturn M\n");
+    write_policy(probe_policy);
+    CHECK("probe policy loads", policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
+    if (!e) {
+        printf("# %s\n", err);
+        return;
+    }
+    policy_sync(e, &w);
+    for (int i = 0; safe[i]; i++) {
+        snprintf(url, sizeof url, "https://probe.test%s", safe[i]);
+        snprintf(name, sizeof name, "sandbox probe %s", safe[i]);
+        CHECK(name, ask(w, &tenant_a, url) == 1);
+    }
+    for (int i = 0; stopped[i]; i++) {
+        double t0, took;
+        int answer;
+
+        snprintf(url, sizeof url, "https://probe.test%s", stopped[i]);
+        policy_sync(e, &w);
+        t0 = now_s();
+        answer = ask(w, &tenant_a, url);
+        took = now_s() - t0;
+        printf("# %s stopped after %.3f s\n", stopped[i], took);
+        snprintf(name, sizeof name, "limit stops %s with a policy error well under 1 s",
+                 stopped[i]);
+        CHECK(name, answer == -1 && took < 1.0);
+        policy_sync(e, &w);
+        snprintf(name, sizeof name, "the worker answers normally after %s", stopped[i]);
+        CHECK(name, ask(w, &tenant_a, "https://probe.test/ok") == 1);
+    }
+    policy_free(w);
+    policy_engine_free(e);
+    remove(path);
+}
+
+int main(void)
+{
+    char path[256];
+
+    log_setup(0, HF_LOG_ERROR);
+    snprintf(dir, sizeof dir, "/tmp/hostflow-policy.XXXXXX");
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(file, sizeof file, "%s/policy.lua", dir);
+    snprintf(pdir, sizeof pdir, "%s/policies", dir);
+    mkdir(pdir, 0700);
+    snprintf(path, sizeof path, "%s/tenants", pdir);
+    mkdir(path, 0700);
+    snprintf(tenant_a.id, sizeof tenant_a.id, "tn_a");
+    snprintf(tenant_a.hosts[0], sizeof tenant_a.hosts[0], "a.test");
+    tenant_a.n_hosts = 1;
+    snprintf(tenant_b.id, sizeof tenant_b.id, "tn_b");
+    snprintf(tenant_b.hosts[0], sizeof tenant_b.hosts[0], "b.test");
+    tenant_b.n_hosts = 1;
+
+    test_reload();
+    test_overrides();
+    test_sandbox();
+
+    snprintf(path, sizeof path, "rm -rf '%s'", dir);
+    if (system(path) != 0)
+        printf("# could not remove %s\n", dir);
+    return CHECK_DONE();
+}

@@ -1,0 +1,236 @@
+-- The policy engine under a running server: reload triggers, refusals that
+-- keep the old version, per-tenant overrides, limits, a reload storm.
+local h = require("helpers.server")
+local socket = require("socket")
+
+local base_policy = [[
+local policy = {}
+function policy.check_return_url(url, ctx)
+  if url.scheme ~= "https" then return false, "invalid_return_url", "https only" end
+  for _, host in ipairs(ctx.tenant.redirect_hosts) do
+    if url.host == host then return true end
+  end
+  return false, "invalid_return_url", "host not allowed"
+end
+policy.examples = {
+  { url = "https://app.example.com/", redirect_hosts = { "app.example.com" }, allow = true },
+}
+return policy
+]]
+
+-- Save the way editors do: write a new file, rename it over the old one.
+local function save(path, text)
+  h.write_file(path .. ".tmp", text)
+  assert(os.rename(path .. ".tmp", path))
+end
+
+local function wait_for(pred, seconds)
+  local deadline = socket.gettime() + seconds
+  repeat
+    if pred() then return true end
+    socket.sleep(0.05)
+  until socket.gettime() > deadline
+  return false
+end
+
+describe("policy engine: reload", function()
+  local srv, t, u, file
+
+  local function create(tenant, url)
+    return srv:create(tenant.key.secret, { contractor = tenant.contractor.id, return_url = url })
+  end
+  local function version()
+    return srv:admin("GET", "/admin/v1/policy").json.version
+  end
+
+  before_each(function()
+    local dir = h.tmpdir()
+    file = dir .. "/policy.lua"
+    h.write_file(file, base_policy)
+    os.execute("mkdir -p " .. dir .. "/policies/tenants")
+    srv = h.start({ dir = dir, policy = file })
+    t = h.tenant(srv.db, "T", { "app.example.com" })
+    u = h.tenant(srv.db, "U", { "app.example.com" })
+  end)
+  after_each(function() srv:stop() end)
+
+  it("applies a saved file within 2 s, in the same process", function()
+    local pid, before = srv.pid, version()
+    assert.are.equal(400, create(t, "https://other.example.com/").status)
+    save(file, (base_policy:gsub('return false, "invalid_return_url", "host not allowed"',
+      'return url.host == "other.example.com"')))
+    assert.is_true(wait_for(function()
+      return create(t, "https://other.example.com/").status == 201
+    end, 2))
+    assert.are.equal(pid, srv.pid)
+    assert.is_true(srv:alive())
+    assert.are_not.equal(before, version())
+  end)
+
+  it("reloads on SIGHUP", function()
+    local before = version()
+    h.write_file(file, base_policy .. "-- edited\n")
+    h.run("kill -HUP " .. srv.pid)
+    assert.is_true(wait_for(function() return srv:log_text():find("SIGHUP: reloading", 1, true) end, 2))
+    assert.is_true(wait_for(function() return version() ~= before end, 2))
+    assert.is_true(srv:alive())
+  end)
+
+  it("reloads on POST /admin/v1/policy/reload and with hostflow policy reload", function()
+    local before = version()
+    h.write_file(file, base_policy .. "-- via admin\n")
+    local r = srv:admin("POST", "/admin/v1/policy/reload")
+    assert.are.equal(200, r.status)
+    assert.are_not.equal(before, r.json.version)
+    h.write_file(file, base_policy .. "-- via the CLI\n")
+    local out, rc = h.cli(nil, "policy", "reload", "--admin-listen", "127.0.0.1:" .. srv.admin_port)
+    assert.are.equal(0, rc)
+    assert.matches("policy version %x+ active", out)
+    assert.are.equal(out:match("version (%x+)"), version())
+  end)
+
+  local refusals = {
+    { "a syntax error", base_policy:gsub("function policy.check_return_url%(url, ctx%)",
+      "function policy.check_return_url(url, ctx"), "policy.lua:3:" },
+    { "a failing example", base_policy:gsub("allow = true", "allow = false"), "example 1" },
+    { "os.execute at load time", "os.execute('true')\n" .. base_policy, "execute" },
+  }
+  for _, case in ipairs(refusals) do
+    it("refuses " .. case[1] .. " and keeps serving the old version", function()
+      local before = version()
+      h.write_file(file, case[2])
+      local r = srv:admin("POST", "/admin/v1/policy/reload")
+      assert.are.equal(422, r.status)
+      assert.are.equal("policy_rejected", r.json.error_code)
+      assert.truthy(r.json.message:find(case[3], 1, true), r.json.message)
+      local st = srv:admin("GET", "/admin/v1/policy").json
+      assert.are.equal(before, st.version)
+      assert.truthy(st.last_error.message:find(case[3], 1, true))
+      assert.is_true(st.reloads.failed >= 1)
+      assert.are.equal(201, create(t, "https://app.example.com/").status)
+      assert.are.equal(400, create(t, "https://other.example.com/").status)
+      assert.truthy(srv:log_text():find("reload refused", 1, true))
+      local out, rc = h.cli(nil, "policy", "reload", "--admin-listen", "127.0.0.1:" .. srv.admin_port)
+      assert.are.equal(1, rc)
+    end)
+  end
+
+  it("applies a per-tenant override to that tenant only", function()
+    h.write_file(srv.policy_dir .. "/tenants/" .. t.key.tenant .. ".lua", [[
+local shared = ...
+return {
+  check_return_url = function(url, ctx)
+    if url.host == "staging.example.com" then return true end
+    return shared.check_return_url(url, ctx)
+  end,
+}
+]])
+    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    assert.are.equal(201, create(t, "https://staging.example.com/").status)
+    assert.are.equal(201, create(t, "https://app.example.com/").status)
+    assert.are.equal(400, create(u, "https://staging.example.com/").status)
+  end)
+
+  it("records the approving policy version on every session", function()
+    local v1 = version()
+    local id1 = create(t, "https://app.example.com/").json.id
+    h.write_file(file, base_policy .. "-- v2\n")
+    local v2 = srv:admin("POST", "/admin/v1/policy/reload").json.version
+    local id2 = create(t, "https://app.example.com/").json.id
+    local rows = h.run("sqlite3 " .. h.sh_quote(srv.db) ..
+      " \"SELECT id || '=' || policy_version FROM sessions\"")
+    assert.truthy(rows:find(id1 .. "=" .. v1, 1, true))
+    assert.truthy(rows:find(id2 .. "=" .. v2, 1, true))
+  end)
+end)
+
+describe("policy engine: limits over HTTP", function()
+  local srv, t
+
+  setup(function()
+    srv = h.start({ policy = h.root .. "/tests/fixtures/policy_probes.lua" })
+    t = h.tenant(srv.db, "T", { "probe.test" })
+  end)
+  teardown(function() srv:stop() end)
+
+  for _, probe in ipairs({ "/loop", "/pcallloop", "/memory", "/pattern", "/deep", "/metaloop" }) do
+    it("stops " .. probe .. " with 500 policy_error in under 1 s, then serves", function()
+      local t0 = socket.gettime()
+      local r = srv:create(t.key.secret, { contractor = t.contractor.id,
+        return_url = "https://probe.test" .. probe })
+      local took = socket.gettime() - t0
+      assert.are.equal(500, r.status)
+      assert.are.equal("policy_error", r.json.error_code)
+      assert.is_true(took < 1, probe .. " took " .. took .. " s")
+      local ok = srv:create(t.key.secret, { contractor = t.contractor.id,
+        return_url = "https://probe.test/ok" })
+      assert.are.equal(201, ok.status)
+    end)
+  end
+
+  it("forgets globals written by one request before the next", function()
+    for _ = 1, 3 do
+      assert.are.equal(201, srv:create(t.key.secret, { contractor = t.contractor.id,
+        return_url = "https://probe.test/setglobal" }).status)
+      assert.are.equal(201, srv:create(t.key.secret, { contractor = t.contractor.id,
+        return_url = "https://probe.test/getglobal" }).status)
+    end
+  end)
+end)
+
+describe("policy engine: reload storm", function()
+  it("loses no request and judges none wrongly while reloading every 100 ms", function()
+    local dir = h.tmpdir()
+    local file = dir .. "/policy.lua"
+    h.write_file(file, base_policy)
+    local srv = h.start({ dir = dir, policy = file })
+    local t = h.tenant(srv.db, "T", { "app.example.com" })
+    local clients = {}
+    for i = 1, 4 do
+      clients[i] = io.popen("lua5.4 " .. h.root .. "/tests/helpers/load_client.lua " ..
+        srv.port .. " " .. t.key.secret .. " " .. t.contractor.id .. " 3", "r")
+    end
+    local reloads, failed = 0, 0
+    local deadline = socket.gettime() + 3
+    while socket.gettime() < deadline do
+      h.write_file(file, base_policy .. "-- generation " .. reloads .. "\n")
+      local r = srv:admin("POST", "/admin/v1/policy/reload")
+      if r.status == 200 then reloads = reloads + 1 else failed = failed + 1 end
+      socket.sleep(0.1)
+    end
+    local total = 0
+    for i = 1, 4 do
+      local out = clients[i]:read("a")
+      clients[i]:close()
+      local ok, wrong = out:match("ok=(%d+) wrong=(%d+)")
+      assert.is_not_nil(ok, out)
+      assert.are.equal("0", wrong, out)
+      total = total + tonumber(ok)
+    end
+    srv:stop()
+    assert.is_true(reloads >= 20, "only " .. reloads .. " reloads")
+    assert.are.equal(0, failed)
+    assert.is_true(total > 100, "only " .. total .. " requests")
+    print("# reload storm: " .. reloads .. " reloads, " .. total .. " requests, all judged right")
+  end)
+
+  it("keeps memory flat over 1000 reloads", function()
+    local dir = h.tmpdir()
+    local file = dir .. "/policy.lua"
+    h.write_file(file, base_policy)
+    local srv = h.start({ dir = dir, policy = file })
+    local t = h.tenant(srv.db, "T", { "app.example.com" })
+    local rss100
+    for i = 1, 1000 do
+      h.write_file(file, base_policy .. "-- " .. (i % 2) .. "\n")
+      assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+      assert.are.equal(201, srv:create(t.key.secret, { contractor = t.contractor.id,
+        return_url = "https://app.example.com/" }).status)
+      if i == 100 then rss100 = srv:rss_kib() end
+    end
+    local rss1000 = srv:rss_kib()
+    srv:stop()
+    print("# RSS after 100 reloads " .. rss100 .. " KiB, after 1000 " .. rss1000 .. " KiB")
+    assert.is_true(rss1000 - rss100 < 4096, "RSS grew by " .. (rss1000 - rss100) .. " KiB")
+  end)
+end)
