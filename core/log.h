@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-enum log_level { HF_LOG_DEBUG, HF_LOG_INFO, HF_LOG_WARN, HF_LOG_ERROR };
+enum log_level { HF_LOG_DEBUG, HF_LOG_INFO, HF_LOG_WARN, HF_LOG_ERROR, HF_LOG_OFF };
 
 /* Choose the format (json != 0 for JSON lines) and the lowest level shown. */
 void log_setup(int json, enum log_level min_level);

@@ -94,11 +94,17 @@ static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct policy *p;
 
-    (void)ar;
     lua_getallocf(L, (void **)&p);
     p->budget_left -= HOOK_EVERY;
-    if (p->budget_left <= 0)
-        luaL_error(L, "policy exceeded its instruction budget");
+    if (p->budget_left > 0)
+        return;
+    /* say where it was running: that is where the operator must look */
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        lua_pushfstring(L, "%s:%d: policy exceeded its instruction budget",
+                        ar->short_src, ar->currentline);
+    else
+        lua_pushliteral(L, "policy exceeded its instruction budget");
+    lua_error(L);
 }
 
 /* Call the function below nargs arguments with the budget armed. On error
