@@ -20,7 +20,7 @@ OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
-                libjansson-dev lua-busted lua-socket curl
+                libjansson-dev lua-busted lua-socket curl wrk
 
 .PHONY: all test test-policies deps sanitize install uninstall clean
 
@@ -39,6 +39,11 @@ $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
 $(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o $(BUILD)/pattern.o \
     $(BUILD)/url.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/err.o
+$(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/policy_source.o \
+    $(BUILD)/policy_strlib.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/token.o $(BUILD)/log.o \
+    $(BUILD)/json.o $(BUILD)/err.o
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
+
 $(BUILD)/test_%: tests/c/test_%.c | $(BUILD)
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
 
