@@ -1,10 +1,15 @@
 /* http.c - civetweb glue: listener, per-thread workers, bounded request
  * reading, one-write responses, redacted logging. The only civetweb user. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
 #include "http.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -17,6 +22,7 @@
 struct http_server {
     struct mg_context *ctx;
     const struct http_app *app;
+    struct sockaddr_in addr;     /* the listener, to wake it when stopping */
 };
 
 /* What one civetweb worker thread owns. */
@@ -274,6 +280,22 @@ static int log_access(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* The IPv4 address of "ADDR:PORT" (0.0.0.0 reaches the loopback); left
+ * zero when it is not one, and stopping is merely slower. */
+static void remember_address(struct http_server *srv, const char *listen)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[64];
+
+    if (!colon || (size_t)(colon - listen) >= sizeof host)
+        return;
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    if (inet_pton(AF_INET, host, &srv->addr.sin_addr) != 1)
+        return;
+    srv->addr.sin_family = AF_INET;
+    srv->addr.sin_port = htons((unsigned short)atoi(colon + 1));
+}
+
 int http_start(const char *listen, int threads_n, const struct http_app *app,
                struct http_server **out, char *err, size_t errlen)
 {
@@ -312,15 +334,37 @@ int http_start(const char *listen, int threads_n, const struct http_app *app,
         return -1;
     }
     mg_set_request_handler(srv->ctx, "/", handle, srv);
+    remember_address(srv, listen);
     *out = srv;
     return 0;
 }
 
+static void *stop_context(void *ctx)
+{
+    mg_stop(ctx);
+    return NULL;
+}
+
 void http_stop(struct http_server *srv)
 {
+    pthread_t stopper;
+
     if (!srv)
         return;
-    mg_stop(srv->ctx);
+    /* civetweb's accept loop notices the stop flag only when its poll()
+     * returns, which can take 2 s; a connection of our own wakes it */
+    if (pthread_create(&stopper, NULL, stop_context, srv->ctx) == 0) {
+        while (pthread_tryjoin_np(stopper, NULL) != 0) {
+            int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd >= 0 && srv->addr.sin_port)
+                (void)!connect(fd, (struct sockaddr *)&srv->addr, sizeof srv->addr);
+            if (fd >= 0)
+                close(fd);
+            usleep(20000);
+        }
+    } else {
+        mg_stop(srv->ctx);
+    }
     mg_exit_library();
     free(srv);
 }

@@ -169,13 +169,16 @@ function M.start(opts)
   error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
 end
 
+-- Running, and not a zombie waiting to be reaped (the server is not our
+-- child, so its exit status is not ours to collect).
 function Server:alive()
-  local _, rc = run("kill -0 " .. self.pid .. " 2>/dev/null")
-  return rc == 0
+  local stat = M.read_file("/proc/" .. self.pid .. "/stat") or ""
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z"
 end
 
--- Send a signal and wait for the process to exit; returns its exit code
--- when known (waiting on a non-child cannot see it, so only liveness).
+-- Send a signal (default TERM) and wait up to 10 s for the process to
+-- exit; KILL it after that.
 function Server:stop(sig)
   if not self.pid then return end
   run("kill -" .. (sig or "TERM") .. " " .. self.pid .. " 2>/dev/null")

@@ -1,0 +1,558 @@
+-- POST /api/v1/payment/sessions: every refusal of SPEC §3's table, through
+-- the real binary and raw HTTP.
+local h = require("helpers.server")
+local socket = require("socket")
+local cjson = h.json
+
+local FIXTURES = h.root .. "/tests/fixtures/"
+local SESSIONS = "/api/v1/payment/sessions"
+
+-- One raw exchange like h.request, with a read timeout; status is nil when
+-- no response came (timeout, reset).
+local function exchange(port, data, timeout)
+  local c = assert(socket.tcp())
+  c:settimeout(timeout or 10)
+  assert(c:connect("127.0.0.1", port))
+  local ok, serr = c:send(data)
+  local line, err = c:receive("*l")
+  if not line then
+    c:close()
+    return { error = err or serr, sent = ok }
+  end
+  local res = { status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
+  while true do
+    local l = c:receive("*l")
+    if not l or l == "" then break end
+    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
+    if k then res.headers[k:lower()] = v end
+  end
+  local len = tonumber(res.headers["content-length"] or "")
+  if len then
+    res.body = len > 0 and (c:receive(len) or "") or ""
+  else
+    res.body = c:receive("*a") or ""
+  end
+  c:close()
+  if (res.headers["content-type"] or ""):find("application/json", 1, true) and #res.body > 0 then
+    local okj, v = pcall(cjson.decode, res.body)
+    res.json = okj and v or nil
+  end
+  return res
+end
+
+local function raw_post(port, headers, body)
+  local lines = { "POST " .. SESSIONS .. " HTTP/1.1", "Host: 127.0.0.1:" .. port,
+    "Connection: close" }
+  for _, kv in ipairs(headers) do lines[#lines + 1] = kv end
+  if body then lines[#lines + 1] = "Content-Length: " .. #body end
+  return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or "")
+end
+
+-- The flat error body of SPEC §3: error_code, message, optional param, and
+-- nothing else; served as application/json.
+local function assert_error(r, status, code, param)
+  assert.are.equal(status, r.status, "status; body: " .. tostring(r.body or r.error))
+  assert.matches("^application/json", r.headers["content-type"] or "")
+  assert.is_table(r.json, "body is not JSON: " .. tostring(r.body))
+  assert.are.equal(code, r.json.error_code)
+  assert.are.equal("string", type(r.json.message))
+  assert.is_true(#r.json.message > 0)
+  for k in pairs(r.json) do
+    assert.is_true(k == "error_code" or k == "message" or k == "param",
+      "unexpected field in error body: " .. k)
+  end
+  if param then assert.are.equal(param, r.json.param) end
+end
+
+local function valid(t, fields)
+  local b = { contractor = t.contractor.id, return_url = "https://app.example.com/done" }
+  for k, v in pairs(fields or {}) do b[k] = v end
+  return b
+end
+
+describe("POST /api/v1/payment/sessions: invalid_request", function()
+  local srv, t
+
+  setup(function()
+    srv = h.start()
+    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+  end)
+  teardown(function() srv:stop() end)
+
+  local function post(ctype, body)
+    local hdr = { Authorization = "Bearer " .. t.key.secret }
+    if ctype then hdr["Content-Type"] = ctype end
+    return srv:request({ method = "POST", path = SESSIONS, headers = hdr, body = body })
+  end
+
+  it("accepts the valid body (control), charset parameter and unknown fields", function()
+    assert.are.equal(201, post("application/json", cjson.encode(valid(t))).status)
+    assert.are.equal(201, post("application/json; charset=utf-8", cjson.encode(valid(t))).status)
+    local r = post("application/json", '{"contractor":"' .. t.contractor.id ..
+      '","return_url":"https://app.example.com/done","extra":{"a":[[1,2]],"b":null}}')
+    assert.are.equal(201, r.status)
+  end)
+
+  it("refuses Content-Type text/plain", function()
+    assert_error(post("text/plain", cjson.encode(valid(t))), 400, "invalid_request")
+  end)
+
+  it("refuses Content-Type application/jsonp and application/x-www-form-urlencoded", function()
+    assert_error(post("application/jsonp", cjson.encode(valid(t))), 400, "invalid_request")
+    assert_error(post("application/x-www-form-urlencoded", "contractor=" .. t.contractor.id ..
+      "&return_url=https%3A%2F%2Fapp.example.com%2F"), 400, "invalid_request")
+  end)
+
+  it("refuses a request without Content-Type", function()
+    assert_error(post(nil, cjson.encode(valid(t))), 400, "invalid_request")
+  end)
+
+  it("refuses a body that is not JSON", function()
+    assert_error(post("application/json", "contractor=" .. t.contractor.id), 400, "invalid_request")
+    assert_error(post("application/json", '{"contractor":"' .. t.contractor.id .. '",'),
+      400, "invalid_request")
+  end)
+
+  it("refuses an empty body", function()
+    assert_error(post("application/json", ""), 400, "invalid_request")
+    assert_error(post("application/json", nil), 400, "invalid_request")
+  end)
+
+  it("refuses a JSON array, string, number or null instead of an object", function()
+    assert_error(post("application/json", "[" .. cjson.encode(valid(t)) .. "]"), 400, "invalid_request")
+    assert_error(post("application/json", '"' .. t.contractor.id .. '"'), 400, "invalid_request")
+    assert_error(post("application/json", "42"), 400, "invalid_request")
+    assert_error(post("application/json", "null"), 400, "invalid_request")
+  end)
+
+  it("refuses nesting deeper than 16 levels", function()
+    local b = '{"contractor":"' .. t.contractor.id ..
+      '","return_url":"https://app.example.com/done","a":' .. ("["):rep(40) .. ("]"):rep(40) .. "}"
+    assert_error(post("application/json", b), 400, "invalid_request")
+  end)
+
+
+  it("refuses a duplicated key", function()
+    local b = '{"contractor":"' .. t.contractor.id .. '","contractor":"cn_other",' ..
+      '"return_url":"https://app.example.com/done"}'
+    assert_error(post("application/json", b), 400, "invalid_request")
+    b = '{"return_url":"https://evil.com/","contractor":"' .. t.contractor.id ..
+      '","return_url":"https://app.example.com/done"}'
+    assert_error(post("application/json", b), 400, "invalid_request")
+  end)
+
+  it("refuses a duplicated unknown key too", function()
+    local b = '{"x":1,"contractor":"' .. t.contractor.id ..
+      '","return_url":"https://app.example.com/done","x":2}'
+    assert_error(post("application/json", b), 400, "invalid_request")
+  end)
+
+  it("refuses a missing contractor with param contractor", function()
+    assert_error(post("application/json", '{"return_url":"https://app.example.com/done"}'),
+      400, "invalid_request", "contractor")
+    assert_error(post("application/json", '{"contractor":null,"return_url":"https://app.example.com/done"}'),
+      400, "invalid_request", "contractor")
+  end)
+
+  it("refuses a missing return_url with param return_url", function()
+    assert_error(post("application/json", '{"contractor":"' .. t.contractor.id .. '"}'),
+      400, "invalid_request", "return_url")
+  end)
+
+  it("refuses contractor as a number", function()
+    assert_error(post("application/json", '{"contractor":12345,"return_url":"https://app.example.com/done"}'),
+      400, "invalid_request", "contractor")
+  end)
+
+  it("refuses return_url as an object", function()
+    assert_error(post("application/json", '{"contractor":"' .. t.contractor.id ..
+      '","return_url":{"href":"https://app.example.com/done"}}'), 400, "invalid_request", "return_url")
+    assert_error(post("application/json", '{"contractor":"' .. t.contractor.id ..
+      '","return_url":["https://app.example.com/done"]}'), 400, "invalid_request", "return_url")
+  end)
+
+  it("refuses invalid UTF-8 bytes inside a JSON string", function()
+    local b = '{"contractor":"' .. t.contractor.id .. '","return_url":"https://app.example.com/\xff"}'
+    assert_error(post("application/json", b), 400, "invalid_request")
+    b = '{"contractor":"' .. t.contractor.id .. '\xc0\xaf","return_url":"https://app.example.com/done"}'
+    assert_error(post("application/json", b), 400, "invalid_request")
+    b = '{"contractor":"' .. t.contractor.id .. '","return_url":"https://app.example.com/done","n":"\xed\xa0\x80"}'
+    assert_error(post("application/json", b), 400, "invalid_request")
+  end)
+
+  it("refuses a \\u0000 inside a string", function()
+    local b = '{"contractor":"' .. t.contractor.id .. '\\u0000x","return_url":"https://app.example.com/done"}'
+    assert_error(post("application/json", b), 400, "invalid_request")
+    b = '{"contractor":"' .. t.contractor.id .. '","return_url":"https://app.example.com/done\\u0000.evil.com"}'
+    assert_error(post("application/json", b), 400, "invalid_request")
+  end)
+end)
+
+-- A few KB of brackets must be refused like 40 levels, not crash the server;
+-- one server per depth so that one crash does not hide the other result.
+for _, depth in ipairs({ 1000, 20000 }) do
+  describe("POST /api/v1/payment/sessions: hostile nesting of " .. depth .. " levels", function()
+    local srv, t
+
+    setup(function()
+      srv = h.start()
+      t = h.tenant(srv.db, "Acme", { "app.example.com" })
+    end)
+    teardown(function() srv:stop() end)
+
+    it("is refused with 400 invalid_request and the server stays up", function()
+      local b = '{"contractor":"' .. t.contractor.id ..
+        '","return_url":"https://app.example.com/done","a":' ..
+        ("["):rep(depth) .. ("]"):rep(depth) .. "}"
+      local r = exchange(srv.port, raw_post(srv.port, { "Authorization: Bearer " .. t.key.secret,
+        "Content-Type: application/json" }, b), 5)
+      assert_error(r, 400, "invalid_request")
+      assert.are.equal(201, srv:create(t.key.secret, valid(t)).status)
+    end)
+  end)
+end
+
+describe("POST /api/v1/payment/sessions: body size", function()
+  local srv, t
+
+  setup(function()
+    srv = h.start()
+    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+  end)
+  teardown(function() srv:stop() end)
+
+  local function padded(n)
+    local b = cjson.encode(valid(t, { pad = "" }))
+    return (b:gsub('"pad":""', '"pad":"' .. ("x"):rep(n - #b) .. '"'))
+  end
+
+  local function assert_too_big(r)
+    assert.is_truthy(r.status == 413 or r.status == 400, "status " .. tostring(r.status) ..
+      " " .. tostring(r.error))
+    assert_error(r, r.status, "invalid_request")
+  end
+
+  it("accepts a 60000-byte body (under 64 KiB)", function()
+    local b = padded(60000)
+    assert.are.equal(60000, #b)
+    assert.are.equal(201, srv:create(t.key.secret, b).status)
+  end)
+
+  it("refuses a body over 64 KiB with invalid_request and stays healthy", function()
+    local b = padded(70000)
+    assert_too_big(srv:create(t.key.secret, b))
+    assert.are.equal(201, srv:create(t.key.secret, valid(t)).status)
+  end)
+
+  it("refuses a body of 65537 bytes", function()
+    assert_too_big(srv:create(t.key.secret, padded(65537)))
+    assert.are.equal(201, srv:create(t.key.secret, valid(t)).status)
+  end)
+
+  it("refuses a chunked body over 64 KiB and stays healthy", function()
+    local b = padded(70000)
+    local chunks = {}
+    for i = 1, #b, 8192 do
+      local part = b:sub(i, i + 8191)
+      chunks[#chunks + 1] = ("%x\r\n%s\r\n"):format(#part, part)
+    end
+    local data = "POST " .. SESSIONS .. " HTTP/1.1\r\nHost: 127.0.0.1:" .. srv.port ..
+      "\r\nConnection: close\r\nAuthorization: Bearer " .. t.key.secret ..
+      "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" ..
+      table.concat(chunks) .. "0\r\n\r\n"
+    assert_too_big(exchange(srv.port, data, 10))
+    assert.are.equal(201, srv:create(t.key.secret, valid(t)).status)
+  end)
+end)
+
+describe("POST /api/v1/payment/sessions: invalid_return_url", function()
+  local srv, t, empty
+
+  setup(function()
+    srv = h.start()
+    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+    empty = h.tenant(srv.db, "NoHosts", {})
+  end)
+  teardown(function() srv:stop() end)
+
+  local function refused(url, who)
+    who = who or t
+    assert_error(srv:create(who.key.secret, valid(who, { return_url = url })),
+      400, "invalid_return_url", "return_url")
+  end
+
+  it("accepts https on the allowlisted host (control)", function()
+    local r = srv:create(t.key.secret, valid(t, { return_url = "https://app.example.com/done?x=1&y=%20" }))
+    assert.are.equal(201, r.status)
+    assert.are.equal("https://app.example.com/done?x=1&y=%20", r.json.return_url)
+  end)
+
+  it("accepts a port on the allowed host (example policy compares the host only)", function()
+    assert.are.equal(201, srv:create(t.key.secret,
+      valid(t, { return_url = "https://app.example.com:8443/done" })).status)
+  end)
+
+  it("accepts an upper-case scheme and host (lower-cased before the policy)", function()
+    assert.are.equal(201, srv:create(t.key.secret,
+      valid(t, { return_url = "HTTPS://APP.Example.COM/done" })).status)
+  end)
+
+  it("refuses http:// by policy", function() refused("http://app.example.com/done") end)
+  it("refuses another scheme", function() refused("javascript://app.example.com/%0aalert(1)") end)
+  it("refuses a host not on the allowlist", function() refused("https://evil.com/done") end)
+  it("refuses the suffix trick", function() refused("https://app.example.com.evil.net/") end)
+  it("refuses a host that merely ends with the allowed one", function()
+    refused("https://evil-app.example.com")
+    refused("https://x.app.example.com/")
+  end)
+  it("refuses the parent domain of the allowed host", function() refused("https://example.com/") end)
+  it("refuses userinfo", function()
+    refused("https://app.example.com@evil.com/")
+    refused("https://user:pass@app.example.com/")
+  end)
+  it("refuses a fragment", function() refused("https://app.example.com/done#x") end)
+  it("refuses an empty fragment", function() refused("https://app.example.com/#") end)
+  it("refuses a backslash", function()
+    refused("https://app.example.com\\@evil.com")
+    refused("https://app.example.com\\evil.com/")
+  end)
+  it("refuses a tab, newline or space inside", function()
+    refused("https://app.example.com/do\tne")
+    refused("https://app.exa\tmple.com/")
+    refused("https://app.example.com/\nx")
+    refused("https://app.example.com/ x")
+  end)
+  it("refuses a URL over 2048 bytes", function()
+    refused("https://app.example.com/" .. ("a"):rep(2048))
+  end)
+  it("accepts a URL of exactly 2048 bytes", function()
+    local u = "https://app.example.com/"
+    u = u .. ("a"):rep(2048 - #u)
+    local r = srv:create(t.key.secret, valid(t, { return_url = u }))
+    assert.are.equal(201, r.status)
+    assert.are.equal(u, r.json.return_url)
+  end)
+  it("refuses https: without //", function()
+    refused("https:app.example.com")
+    refused("https:/app.example.com/")
+    refused("//app.example.com/")
+  end)
+  it("refuses a non-ASCII host", function()
+    refused("https://äpp.example.com/")
+    refused("https://app.example.com\u{3002}evil.com/")
+  end)
+  it("refuses an empty or malformed host", function()
+    refused("https:///done")
+    refused("https://app.example.com:99999/")
+    refused("https://app..example.com/")
+  end)
+  it("refuses everything for a tenant without redirect hosts", function()
+    refused("https://app.example.com/done", empty)
+  end)
+end)
+
+describe("POST /api/v1/payment/sessions: invalid_api_key", function()
+  local srv, t
+
+  setup(function()
+    srv = h.start()
+    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+  end)
+  teardown(function() srv:stop() end)
+
+  local function with_auth(value)
+    local hdr = { ["Content-Type"] = "application/json" }
+    if value then hdr.Authorization = value end
+    return srv:request({ method = "POST", path = SESSIONS, headers = hdr, body = cjson.encode(valid(t)) })
+  end
+
+  it("accepts the tenant's key (control)", function()
+    assert.are.equal(201, with_auth("Bearer " .. t.key.secret).status)
+  end)
+
+  it("refuses a request without Authorization", function()
+    assert_error(with_auth(nil), 403, "invalid_api_key")
+  end)
+
+  it("refuses Basic credentials", function()
+    assert_error(with_auth("Basic xxx"), 403, "invalid_api_key")
+    assert_error(with_auth("Basic " .. t.key.secret), 403, "invalid_api_key")
+  end)
+
+  it("refuses an empty Bearer", function()
+    assert_error(with_auth("Bearer "), 403, "invalid_api_key")
+    assert_error(with_auth("Bearer"), 403, "invalid_api_key")
+  end)
+
+  it("refuses the secret without the Bearer scheme", function()
+    assert_error(with_auth(t.key.secret), 403, "invalid_api_key")
+  end)
+
+  it("refuses an unknown secret and a truncated or extended real one", function()
+    assert_error(with_auth("Bearer hf_live_" .. ("A"):rep(43)), 403, "invalid_api_key")
+    assert_error(with_auth("Bearer " .. t.key.secret:sub(1, -2)), 403, "invalid_api_key")
+    assert_error(with_auth("Bearer " .. t.key.secret .. "x"), 403, "invalid_api_key")
+  end)
+
+  it("refuses a 10 KB header value", function()
+    assert_error(with_auth("Bearer " .. ("a"):rep(10240)), 403, "invalid_api_key")
+    assert_error(with_auth("Bearer " .. t.key.secret .. ("a"):rep(10240)), 403, "invalid_api_key")
+  end)
+
+  it("refuses a key revoked while the server runs, at once, and identically to an unknown one", function()
+    local k = h.cli_json(srv.db, "key", "create", t.id, "--json")
+    assert.are.equal(201, with_auth("Bearer " .. k.secret).status)
+    local _, rc, err = h.cli(srv.db, "key", "revoke", k.id)
+    assert.are.equal(0, rc, err)
+    local revoked = with_auth("Bearer " .. k.secret)
+    assert_error(revoked, 403, "invalid_api_key")
+    local unknown = with_auth("Bearer hf_live_" .. ("B"):rep(43))
+    assert_error(unknown, 403, "invalid_api_key")
+    assert.are.equal(unknown.body, revoked.body)
+    -- the tenant's other key is unaffected
+    assert.are.equal(201, with_auth("Bearer " .. t.key.secret).status)
+  end)
+end)
+
+describe("POST /api/v1/payment/sessions: contractor_not_found and idempotency_key_reused", function()
+  local srv, t, other
+
+  setup(function()
+    srv = h.start()
+    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+    other = h.tenant(srv.db, "Other", { "app.example.com" })
+  end)
+  teardown(function() srv:stop() end)
+
+  it("answers 404 for a 300-character contractor id, identical to an unknown one", function()
+    local long = srv:create(t.key.secret, valid(t, { contractor = "cn_" .. ("a"):rep(297) }))
+    local unknown = srv:create(t.key.secret, valid(t, { contractor = "cn_doesnotexist000000000000" }))
+    local foreign = srv:create(t.key.secret, valid(t, { contractor = other.contractor.id }))
+    assert_error(long, 404, "contractor_not_found")
+    assert_error(unknown, 404, "contractor_not_found")
+    assert.are.equal(unknown.body, long.body)
+    assert.are.equal(unknown.body, foreign.body)
+  end)
+
+  it("answers 409 idempotency_key_reused for one key with two bodies", function()
+    local hdr = { ["Idempotency-Key"] = "refusals-409" }
+    local first = srv:create(t.key.secret, valid(t), hdr)
+    assert.are.equal(201, first.status)
+    local again = srv:create(t.key.secret, valid(t, { return_url = "https://app.example.com/other" }), hdr)
+    assert_error(again, 409, "idempotency_key_reused")
+  end)
+end)
+
+-- Policies that fail: each request must answer 500 policy_error (never 201,
+-- never a hang) and the server must keep answering.
+local failing = {
+  { file = "policy_raises.lua", what = "raises an error" },
+  { file = "policy_loops.lua", what = "loops forever" },
+  { file = "policy_pcall_loop.lua", what = "loops forever around pcall" },
+  { file = "policy_bad_return.lua", what = "returns a string instead of a boolean" },
+  { file = "policy_memory.lua", what = "allocates without bound" },
+  { file = "policy_pattern.lua", what = "runs a catastrophic pattern" },
+}
+
+for _, case in ipairs(failing) do
+  describe("POST /api/v1/payment/sessions: policy_error when check_return_url " .. case.what, function()
+    local srv, t
+
+    setup(function()
+      srv = h.start({ policy = FIXTURES .. case.file })
+      t = h.tenant(srv.db, "Acme", { "app.example.com" })
+    end)
+    teardown(function() srv:stop() end)
+
+    local function create()
+      return exchange(srv.port, raw_post(srv.port, { "Authorization: Bearer " .. t.key.secret,
+        "Content-Type: application/json" }, cjson.encode(valid(t))), 3)
+    end
+
+    it("fails closed with 500 policy_error, and the next requests still answer", function()
+      local r = create()
+      assert.is_not_nil(r.status, "no response within 3 s: " .. tostring(r.error))
+      assert_error(r, 500, "policy_error")
+      r = create()
+      assert.is_not_nil(r.status, "second request: no response within 3 s: " .. tostring(r.error))
+      assert_error(r, 500, "policy_error")
+      local list = srv:get(t.key.secret, SESSIONS)
+      assert.are.equal(200, list.status)
+      assert.are.equal("[]", list.body)
+      assert.is_true(srv:alive())
+    end)
+  end)
+end
+
+describe("POST /api/v1/payment/sessions: check_tenant refusals", function()
+  local srv, limited, s200, s999, allowed
+
+  setup(function()
+    srv = h.start({ policy = FIXTURES .. "policy_tenant.lua" })
+    limited = h.tenant(srv.db, "Limited", { "app.example.com" })
+    s200 = h.tenant(srv.db, "Status200", { "app.example.com" })
+    s999 = h.tenant(srv.db, "Status999", { "app.example.com" })
+    allowed = h.tenant(srv.db, "Allowed", { "app.example.com" })
+  end)
+  teardown(function() srv:stop() end)
+
+  it("lets an allowed tenant create (control)", function()
+    assert.are.equal(201, srv:create(allowed.key.secret, valid(allowed)).status)
+  end)
+
+  it("answers the policy's 429 with its code and message", function()
+    local r = srv:create(limited.key.secret, valid(limited))
+    assert_error(r, 429, "rate_limited")
+    assert.are.equal("slow down", r.json.message)
+  end)
+
+  it("falls back to 403 when the policy asks for status 200", function()
+    local r = srv:create(s200.key.secret, valid(s200))
+    assert_error(r, 403, "paused")
+    assert.are.equal("tenant paused", r.json.message)
+  end)
+
+  it("falls back to 403 when the policy asks for status 999", function()
+    local r = srv:create(s999.key.secret, valid(s999))
+    assert_error(r, 403, "paused")
+  end)
+end)
+
+describe("/api/v1: methods and unknown paths", function()
+  local srv, t
+
+  setup(function()
+    srv = h.start()
+    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+  end)
+  teardown(function() srv:stop() end)
+
+  local function req(method, path)
+    return srv:request({ method = method, path = path,
+      headers = { Authorization = "Bearer " .. t.key.secret } })
+  end
+
+  it("answers 405 with a JSON error to DELETE on the collection", function()
+    local r = req("DELETE", SESSIONS)
+    assert.are.equal(405, r.status)
+    assert.matches("^application/json", r.headers["content-type"] or "")
+    assert.is_string(r.json.error_code)
+    assert.is_string(r.json.message)
+  end)
+
+  it("answers 405 to PUT on a session and GET on cancel", function()
+    local s = srv:create(t.key.secret, valid(t))
+    assert.are.equal(405, req("PUT", SESSIONS .. "/" .. s.json.id).status)
+    assert.are.equal(405, req("GET", SESSIONS .. "/" .. s.json.id .. "/cancel").status)
+  end)
+
+  it("answers 404 JSON to an unknown path", function()
+    local r = req("GET", "/api/v1/nope")
+    assert.are.equal(404, r.status)
+    assert.matches("^application/json", r.headers["content-type"] or "")
+    assert.is_string(r.json.error_code)
+    r = req("POST", SESSIONS .. "/x/y/z")
+    assert.are.equal(404, r.status)
+    assert.matches("^application/json", r.headers["content-type"] or "")
+  end)
+end)
