@@ -20,7 +20,7 @@ OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
-                libjansson-dev lua-busted lua-socket curl wrk
+                libjansson-dev lua-busted lua-socket curl wrk clang
 
 .PHONY: all test test-policies deps sanitize install uninstall clean
 
@@ -74,7 +74,10 @@ sanitize:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/hostflow
 	install -m 755 $(BUILD)/hostflow $(DESTDIR)$(PREFIX)/bin/hostflow
+	install -d $(DESTDIR)$(PREFIX)/share/hostflow/policies/tenants
 	install -m 644 policies.example.lua $(DESTDIR)$(PREFIX)/share/hostflow/
+	install -m 644 policies/*.lua $(DESTDIR)$(PREFIX)/share/hostflow/policies/
+	install -m 644 policies/tenants/README.md $(DESTDIR)$(PREFIX)/share/hostflow/policies/tenants/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/hostflow

@@ -59,33 +59,18 @@
 --     },
 --   }
 
+local allowlist = require("allowlist") -- policies/allowlist.lua
+
 local policy = {}
 
--- Membership in a list, compared exactly: no wildcards, no suffixes, so
--- "evil-example.com" and "example.com.evil.net" never match "example.com".
-local function contains(list, value)
-  for _, item in ipairs(list) do
-    if item == value then
-      return true
-    end
-  end
-  return false
-end
-
 -- The reference rule: https only, and the host must equal one entry of the
--- tenant's allowlist. A tenant with an empty allowlist cannot redirect
--- anywhere until an operator adds a host (hostflow tenant set-redirect-hosts).
+-- tenant's allowlist (exactly: no wildcards, no suffix matching). A tenant
+-- with an empty allowlist cannot redirect anywhere until an operator adds
+-- a host (hostflow tenant set-redirect-hosts).
 function policy.check_return_url(url, ctx)
-  if url.scheme ~= "https" then
-    return false, "invalid_return_url", "return_url must use https."
-  end
-  if #ctx.tenant.redirect_hosts == 0 then
-    return false, "invalid_return_url",
-      "Your organization has no hosted_flow_allowed_redirect_hosts configured."
-  end
-  if not contains(ctx.tenant.redirect_hosts, url.host) then
-    return false, "invalid_return_url",
-      "The host of return_url is not in hosted_flow_allowed_redirect_hosts."
+  local ok, why = allowlist.https_host_allowed(url, ctx.tenant.redirect_hosts)
+  if not ok then
+    return false, "invalid_return_url", why
   end
   return true
 end

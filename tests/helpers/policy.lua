@@ -16,7 +16,22 @@ local function stub_hostflow()
   })
 end
 
-function M.load(path)
+-- require as the sandbox offers it: modules of the policy directory only.
+local function policy_require(dir, env)
+  local loaded = {}
+  return function(name)
+    assert(name:match("^[%w_]+$"), "require: not a module name of the policy directory")
+    if loaded[name] == nil then
+      local chunk = assert(loadfile(dir .. "/" .. name .. ".lua", "t", env))
+      loaded[name] = chunk(name) or true
+    end
+    return loaded[name]
+  end
+end
+
+-- Load a policy or module file; dir is the policy directory (default
+-- policies/ of the checkout). Extra arguments are passed to the chunk.
+function M.load(path, dir, ...)
   local env = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
     pcall = pcall, select = select, tonumber = tonumber, tostring = tostring,
@@ -26,8 +41,9 @@ function M.load(path)
     hostflow = stub_hostflow(),
   }
   env._G = env
+  env.require = policy_require(dir or ((os.getenv("HOSTFLOW_ROOT") or ".") .. "/policies"), env)
   local chunk = assert(loadfile(path, "t", env))
-  return chunk()
+  return chunk(...)
 end
 
 -- A url table as the C parser builds it, for a simple URL.

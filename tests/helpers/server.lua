@@ -141,7 +141,10 @@ function M.start(opts)
   self.admin_port = M.free_port()
   self.log = self.dir .. "/server.log"
   self.policy = opts.policy or (M.root .. "/policies.example.lua")
-  self.policy_dir = opts.policy_dir or (self.dir .. "/policies")
+  -- the example policy needs the checkout's policies/; a custom policy gets
+  -- a directory of its own that a test may fill
+  self.policy_dir = opts.policy_dir or (opts.policy and (self.dir .. "/policies")
+    or (M.root .. "/policies"))
   local args = { "serve", "--listen", "127.0.0.1:" .. self.port,
     "--admin-listen", "127.0.0.1:" .. self.admin_port,
     "--db", self.db, "--policy", self.policy, "--policy-dir", self.policy_dir,

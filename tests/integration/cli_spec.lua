@@ -286,7 +286,8 @@ end)
 
 describe("hostflow policy check (SPEC §2)", function()
   it("accepts policies.example.lua with exit 0", function()
-    local _, rc, err = hostflow({}, "policy", "check", h.root .. "/policies.example.lua")
+    local _, rc, err = hostflow({}, "policy", "check", h.root .. "/policies.example.lua",
+      "--policy-dir", h.root .. "/policies")
     assert.are.equal(0, rc, err)
   end)
 
