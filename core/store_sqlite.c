@@ -322,6 +322,22 @@ static int put_hosts(struct store *s, const char *tenant_id,
     return rc;
 }
 
+/* 0 when the tenant exists, HF_ENOTFOUND when not, HF_ESTORE on failure. */
+static int tenant_exists(struct store *s, const char *tenant_id)
+{
+    sqlite3_stmt *st = prep(s, Q_TENANT_GET);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+}
+
 int store_tenant_create(struct store *s, const char *name,
                         const char *const *hosts, size_t n_hosts,
                         struct tenant *out)
@@ -364,13 +380,7 @@ int store_tenant_set_hosts(struct store *s, const char *tenant_id,
         return HF_EINVAL;
     if ((rc = begin(s)) != 0)
         return rc;
-    if (!(st = prep(s, Q_TENANT_GET))) {
-        rc = HF_ESTORE;
-    } else {
-        bind_text(st, 1, tenant_id);
-        rc = sqlite3_step(st) == SQLITE_ROW ? 0 : HF_ENOTFOUND;
-        sqlite3_reset(st);
-    }
+    rc = tenant_exists(s, tenant_id);
     if (rc == 0) {
         if (!(st = prep(s, Q_HOSTS_DELETE)))
             rc = HF_ESTORE;
@@ -427,13 +437,7 @@ int store_key_create(struct store *s, const char *tenant_id, const char *mode,
     snprintf(k.prefix, sizeof k.prefix, "%s", prefix);
     if ((rc = begin(s)) != 0)
         return rc;
-    if (!(st = prep(s, Q_TENANT_GET))) {
-        rc = HF_ESTORE;
-    } else {
-        bind_text(st, 1, tenant_id);
-        rc = sqlite3_step(st) == SQLITE_ROW ? 0 : HF_ENOTFOUND;
-        sqlite3_reset(st);
-    }
+    rc = tenant_exists(s, tenant_id);
     if (rc == 0) {
         if (!(st = prep(s, Q_KEY_INSERT))) {
             rc = HF_ESTORE;
@@ -510,13 +514,7 @@ int store_contractor_create(struct store *s, const char *tenant_id,
     snprintf(c.name, sizeof c.name, "%s", name ? name : "");
     if ((rc = begin(s)) != 0)
         return rc;
-    if (!(st = prep(s, Q_TENANT_GET))) {
-        rc = HF_ESTORE;
-    } else {
-        bind_text(st, 1, tenant_id);
-        rc = sqlite3_step(st) == SQLITE_ROW ? 0 : HF_ENOTFOUND;
-        sqlite3_reset(st);
-    }
+    rc = tenant_exists(s, tenant_id);
     if (rc == 0) {
         if (!(st = prep(s, Q_CONTRACTOR_INSERT))) {
             rc = HF_ESTORE;
