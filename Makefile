@@ -13,7 +13,8 @@ HF_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow \
 HF_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthread -lm
 CFLAGS ?= -O2 -g
 
-SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c api.c admin.c \
+SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c \
+        hosted_pages.c processor.c processor_test.c expiry.c admin.c \
         policy.c policy_source.c policy_strlib.c pattern.c policy_watch.c \
         store_sqlite.c url.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)

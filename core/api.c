@@ -1,7 +1,7 @@
 /* api.c - the JSON API: authentication, validation, policy, store. Thin:
  * every decision is delegated to url.c, policy.c or store.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "api.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,48 +19,6 @@
 
 #define SESSIONS_PATH "/api/v1/payment/sessions"
 #define KEY_SECRET_MAX 128
-#define LIST_LIMIT_MAX 100
-
-struct api_worker {
-    const struct config *cfg;
-    struct policy_engine *engine;
-    struct store *store;
-    struct policy *policy;
-    struct tenant tenant;        /* scratch: the authenticated tenant */
-    struct session *page;        /* scratch: LIST_LIMIT_MAX sessions */
-};
-
-void *api_worker_new(void *shared)
-{
-    const struct api_shared *sh = shared;
-    struct api_worker *w = calloc(1, sizeof *w);
-    char err[512];
-
-    if (!w)
-        return NULL;
-    w->cfg = sh->cfg;
-    w->engine = sh->engine;
-    w->page = calloc(LIST_LIMIT_MAX, sizeof *w->page);
-    if (!w->page || store_open(w->cfg->db_path, &w->store, err, sizeof err) != 0) {
-        log_msg(HF_LOG_ERROR, "worker: %s", w->page ? err : "out of memory");
-        api_worker_free(w);
-        return NULL;
-    }
-    /* the policy state is built at the first request that needs it */
-    return w;
-}
-
-void api_worker_free(void *worker)
-{
-    struct api_worker *w = worker;
-
-    if (!w)
-        return;
-    store_close(w->store);
-    policy_free(w->policy);
-    free(w->page);
-    free(w);
-}
 
 /* Set resp to the flat error body. param may be NULL. */
 static void fail(struct http_resp *resp, int rc, const char *code,
@@ -115,7 +73,7 @@ static struct json_t *session_json(const struct session *s, const char *url)
 
 /* Bearer key → key row. Missing, malformed, unknown and revoked keys all
  * cost a hash and one indexed lookup, and all answer the same. */
-static int authenticate(struct api_worker *w, const struct http_req *req,
+static int authenticate(struct worker *w, const struct http_req *req,
                         struct api_key *key)
 {
     const char *h = http_req_header(req, "Authorization");
@@ -179,7 +137,7 @@ static const char *decision_of(const struct policy_verdict *v)
     return v->allow ? "allow" : "deny";
 }
 
-static void create_session(struct api_worker *w, const struct api_key *key,
+static void create_session(struct worker *w, const struct api_key *key,
                            const struct http_req *req, struct http_resp *resp)
 {
     const char *contractor, *return_url, *idem_key;
@@ -300,7 +258,9 @@ static void create_session(struct api_worker *w, const struct api_key *key,
     s.created = now;
     s.expires_at = now + w->cfg->session_ttl;
     token_mint(token);
-    token_hash(token, HF_TOKEN_CHARS, token_digest);
+    /* the hash covers "<mode>_<token>": the URL only works with its prefix */
+    snprintf(url, sizeof url, "%s_%s", s.mode, token);
+    token_hash(url, strlen(url), token_digest);
     rc = store_session_insert(w->store, &s, token_digest, idem.key ? &idem : NULL, now);
     if (rc == HF_EEXISTS) {
         replay(resp, &s);
@@ -338,7 +298,7 @@ static void not_found(struct http_resp *resp)
     fail(resp, HF_ENOTFOUND, NULL, "No such payment session.", "id");
 }
 
-static void get_session(struct api_worker *w, const struct api_key *key,
+static void get_session(struct worker *w, const struct api_key *key,
                         const char *id, struct http_resp *resp)
 {
     struct session s;
@@ -352,7 +312,7 @@ static void get_session(struct api_worker *w, const struct api_key *key,
         reply(resp, 200, session_json(&s, NULL));
 }
 
-static void cancel_session(struct api_worker *w, const struct api_key *key,
+static void cancel_session(struct worker *w, const struct api_key *key,
                            const char *id, struct http_resp *resp)
 {
     struct session s;
@@ -389,7 +349,7 @@ static int id_param(const struct http_req *req, const char *name, char *out,
     return -1;
 }
 
-static void list_sessions(struct api_worker *w, const struct api_key *key,
+static void list_sessions(struct worker *w, const struct api_key *key,
                           const struct http_req *req, struct http_resp *resp)
 {
     static const char *const states[] = {"pending", "completed", "cancelled", "expired"};
@@ -404,7 +364,7 @@ static void list_sessions(struct api_worker *w, const struct api_key *key,
     if (rc != -1) {
         char *end;
         long v = rc == 0 ? strtol(limit, &end, 10) : 0;
-        if (rc != 0 || end == limit || *end || v < 1 || v > LIST_LIMIT_MAX) {
+        if (rc != 0 || end == limit || *end || v < 1 || v > HF_LIST_LIMIT_MAX) {
             fail(resp, HF_EINVAL, NULL, "limit must be an integer from 1 to 100.", "limit");
             return;
         }
@@ -458,9 +418,8 @@ static void method_not_allowed(struct http_resp *resp, const char *allow)
     fail(resp, HF_EMETHOD, NULL, "This method is not allowed here.", NULL);
 }
 
-void api_handle(void *worker, const struct http_req *req, struct http_resp *resp)
+void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp)
 {
-    struct api_worker *w = worker;
     size_t base = strlen(SESSIONS_PATH);
     const char *rest, *slash;
     char id[HF_ID_MAX];

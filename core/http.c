@@ -84,6 +84,29 @@ int http_query_param(const struct http_req *req, const char *name, char *out,
     return n >= 0 ? 0 : n == -1 ? -1 : -2;
 }
 
+int http_req_cookie(const struct http_req *req, const char *name, char *out,
+                    size_t outlen)
+{
+    const char *h = http_req_header(req, "Cookie");
+    int n;
+
+    if (!h)
+        return -1;
+    n = mg_get_cookie(h, name, out, outlen);
+    return n >= 0 ? 0 : n == -1 ? -1 : -2;
+}
+
+int http_form_field(const struct http_req *req, const char *name, char *out,
+                    size_t outlen)
+{
+    int n;
+
+    if (!req->body)
+        return -1;
+    n = mg_get_var(req->body, req->body_len, name, out, outlen);
+    return n >= 0 ? 0 : n == -1 ? -1 : -2;
+}
+
 void http_resp_header(struct http_resp *resp, const char *name, const char *value)
 {
     size_t used = strlen(resp->headers);

@@ -7,7 +7,7 @@
 
 
 #define HF_BODY_MAX (64 * 1024)   /* largest request body accepted */
-#define HF_RESP_HEADERS_MAX 1024
+#define HF_RESP_HEADERS_MAX 4096
 
 struct http_req {
     const char *method;
@@ -40,6 +40,15 @@ const char *http_req_header(const struct http_req *req, const char *name);
  * longer than outlen - 1. */
 int http_query_param(const struct http_req *req, const char *name, char *out,
                      size_t outlen);
+
+/* Cookie name of the request into out: same returns as http_query_param. */
+int http_req_cookie(const struct http_req *req, const char *name, char *out,
+                    size_t outlen);
+
+/* Field name of an application/x-www-form-urlencoded body, URL-decoded,
+ * into out: same returns as http_query_param. */
+int http_form_field(const struct http_req *req, const char *name, char *out,
+                    size_t outlen);
 
 /* Append one "name: value" header line to resp. */
 void http_resp_header(struct http_resp *resp, const char *name, const char *value);

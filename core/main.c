@@ -7,15 +7,16 @@
 #include <string.h>
 
 #include "admin.h"
-#include "api.h"
 #include "cli.h"
 #include "config.h"
+#include "expiry.h"
 #include "http.h"
 #include "log.h"
 #include "policy.h"
 #include "policy_watch.h"
 #include "store.h"
 #include "token.h"
+#include "worker.h"
 
 #ifndef HF_VERSION
 #define HF_VERSION "0.1.0"
@@ -94,9 +95,10 @@ static int serve(int argc, char **argv)
     struct http_server *srv = NULL, *admin = NULL;
     struct policy_engine *engine = NULL;
     struct policy_watch *watch = NULL;
-    struct api_shared api_data;
+    struct expiry *expiry = NULL;
+    struct worker_shared api_data;
     struct admin_shared admin_data;
-    struct http_app api_app = {&api_data, api_worker_new, api_worker_free, api_handle};
+    struct http_app api_app = {&api_data, worker_new, worker_free, worker_handle};
     struct http_app admin_app = {&admin_data, admin_worker_new, admin_worker_free,
                                  admin_handle};
     struct config cfg;
@@ -128,12 +130,16 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "policy refused: %s", err);
         goto out;
     }
-    api_data = (struct api_shared){&cfg, engine};
+    api_data = (struct worker_shared){&cfg, engine};
     admin_data = (struct admin_shared){&cfg, engine, getenv("HOSTFLOW_ADMIN_TOKEN")};
     if (admin_data.token && !*admin_data.token)
         admin_data.token = NULL;
     if (http_start(cfg.admin_listen, 2, &admin_app, &admin, err, sizeof err) != 0 ||
         http_start(cfg.listen, cfg.threads, &api_app, &srv, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        goto out;
+    }
+    if (expiry_start(cfg.db_path, &expiry, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
@@ -155,6 +161,7 @@ static int serve(int argc, char **argv)
 out:
     /* reverse order of start: nothing uses the engine once the servers stop */
     policy_watch_stop(watch);
+    expiry_stop(expiry);
     http_stop(srv);
     http_stop(admin);
     policy_engine_free(engine);

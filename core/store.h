@@ -72,6 +72,13 @@ struct idempotency {
     unsigned char request_hash[HF_HASH_BYTES];
 };
 
+/* What is kept of a saved card: never the number, only these. */
+struct saved_card {
+    char brand[16];
+    char last4[5];
+    char reference[64];       /* the processor's id for the stored instrument */
+};
+
 /* Open (creating and migrating as needed) the database at path. On failure
  * returns HF_ESTORE with a sentence in err. */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
@@ -129,5 +136,30 @@ int store_session_list(struct store *s, const char *tenant_id,
  * expires_at, HF_ENOTFOUND across tenants. *out is the session after. */
 int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
                          long long now, struct session *out);
+
+/* ---- hosted flow ---- */
+
+/* The session whose URL token hashes to token_hash, if it can still be
+ * redeemed (pending, unexpired, never redeemed); HF_ENOTFOUND otherwise. */
+int store_session_by_token(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                           long long now, struct session *out);
+/* Redeem the token in one atomic update and bind the session to the
+ * browser holding browser_hash's secret: 0 for exactly one caller however
+ * many race, HF_ENOTFOUND for every other and for unusable tokens. */
+int store_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                         const unsigned char browser_hash[HF_HASH_BYTES], long long now,
+                         struct session *out);
+/* Session id if it is bound to browser_hash (compared in constant time),
+ * in whatever state it now is; HF_ENOTFOUND otherwise. */
+int store_session_for_browser(struct store *s, const char *id,
+                              const unsigned char browser_hash[HF_HASH_BYTES],
+                              long long now, struct session *out);
+/* pending → completed, keeping card. HF_ENOTPENDING when terminal,
+ * HF_EEXPIRED when past expires_at. *out is the session after. */
+int store_session_complete(struct store *s, const char *tenant_id, const char *id,
+                           const struct saved_card *card, long long now,
+                           struct session *out);
+/* Write 'expired' on every pending session past expires_at; count in *n. */
+int store_sessions_expire(struct store *s, long long now, int *n);
 
 #endif

@@ -62,6 +62,13 @@ static const char *const migrations[] = {
     "  session_id TEXT NOT NULL,"
     "  created INTEGER NOT NULL,"
     "  PRIMARY KEY (tenant_id, key));",
+
+    /* 2: the hosted flow */
+    "ALTER TABLE sessions ADD COLUMN browser_hash BLOB;"
+    "ALTER TABLE sessions ADD COLUMN card_brand TEXT;"
+    "ALTER TABLE sessions ADD COLUMN card_last4 TEXT;"
+    "ALTER TABLE sessions ADD COLUMN processor_ref TEXT;"
+    "CREATE INDEX sessions_pending_expiry ON sessions (expires_at) WHERE status = 'pending';",
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -84,6 +91,11 @@ static const char *const migrations[] = {
     X(SESSION_SEQ, "SELECT seq FROM sessions WHERE tenant_id = ?1 AND id = ?2") \
     X(SESSION_LIST_OLDER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND seq < ?2 " LIST_FILTER " ORDER BY seq DESC LIMIT ?6") \
     X(SESSION_LIST_NEWER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND seq > ?2 " LIST_FILTER " ORDER BY seq ASC LIMIT ?6") \
+    X(SESSION_BY_TOKEN, "SELECT " SESSION_COLUMNS " FROM sessions WHERE token_hash = ?1 AND status = 'pending' AND expires_at > ?10 AND redeemed_at IS NULL") \
+    X(SESSION_REDEEM, "UPDATE sessions SET redeemed_at = ?10, browser_hash = ?2 WHERE token_hash = ?1 AND status = 'pending' AND expires_at > ?10 AND redeemed_at IS NULL") \
+    X(SESSION_FOR_BROWSER, "SELECT " SESSION_COLUMNS ", browser_hash FROM sessions WHERE id = ?1 AND browser_hash IS NOT NULL") \
+    X(SESSION_COMPLETE, "UPDATE sessions SET status = 'completed', completed_at = ?3, card_brand = ?4, card_last4 = ?5, processor_ref = ?6 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
+    X(SESSIONS_EXPIRE, "UPDATE sessions SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1") \
     X(SESSION_CANCEL, "UPDATE sessions SET status = 'cancelled', cancelled_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
     X(IDEM_GET, "SELECT request_hash, session_id FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2 AND created > ?3") \
     X(IDEM_PUT, "INSERT OR REPLACE INTO idempotency_keys (tenant_id, key, request_hash, session_id, created) VALUES (?1, ?2, ?3, ?4, ?5)") \
@@ -757,5 +769,128 @@ int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
     }
     if (rc == 0)
         rc = store_session_get(s, tenant_id, id, now, out);
+    return finish(s, rc);
+}
+
+int store_session_by_token(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                           long long now, struct session *out)
+{
+    sqlite3_stmt *st = prep(s, Q_SESSION_BY_TOKEN);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    sqlite3_bind_blob(st, 1, token_hash, HF_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 10, now);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_session(st, out);
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+}
+
+int store_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                         const unsigned char browser_hash[HF_HASH_BYTES], long long now,
+                         struct session *out)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = begin(s)) != 0)
+        return rc;
+    /* read first (the update clears what the read matches), then the
+     * conditional update decides: exactly one racer changes the row */
+    rc = store_session_by_token(s, token_hash, now, out);
+    if (rc == 0) {
+        if (!(st = prep(s, Q_SESSION_REDEEM))) {
+            rc = HF_ESTORE;
+        } else {
+            sqlite3_bind_blob(st, 1, token_hash, HF_HASH_BYTES, SQLITE_STATIC);
+            sqlite3_bind_blob(st, 2, browser_hash, HF_HASH_BYTES, SQLITE_STATIC);
+            sqlite3_bind_int64(st, 10, now);
+            rc = run(s, st);
+            if (rc == 0 && sqlite3_changes(s->db) != 1)
+                rc = HF_ENOTFOUND;
+        }
+    }
+    return finish(s, rc);
+}
+
+int store_session_for_browser(struct store *s, const char *id,
+                              const unsigned char browser_hash[HF_HASH_BYTES],
+                              long long now, struct session *out)
+{
+    sqlite3_stmt *st = prep(s, Q_SESSION_FOR_BROWSER);
+    int rc, same = 0;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 10, now);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        same = sqlite3_column_bytes(st, 11) == HF_HASH_BYTES &&
+               token_equal(sqlite3_column_blob(st, 11), browser_hash, HF_HASH_BYTES);
+        if (same)
+            read_session(st, out);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW)
+        return same ? 0 : HF_ENOTFOUND;
+    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+}
+
+int store_session_complete(struct store *s, const char *tenant_id, const char *id,
+                           const struct saved_card *card, long long now,
+                           struct session *out)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if ((rc = begin(s)) != 0)
+        return rc;
+    rc = store_session_get(s, tenant_id, id, now, out);
+    if (rc == 0) {
+        if (strcmp(out->status, "expired") == 0)
+            rc = HF_EEXPIRED;
+        else if (strcmp(out->status, "pending") != 0)
+            rc = HF_ENOTPENDING;
+    }
+    if (rc == 0) {
+        if (!(st = prep(s, Q_SESSION_COMPLETE))) {
+            rc = HF_ESTORE;
+        } else {
+            bind_text(st, 1, tenant_id);
+            bind_text(st, 2, id);
+            sqlite3_bind_int64(st, 3, now);
+            bind_text(st, 4, card->brand);
+            bind_text(st, 5, card->last4);
+            bind_text(st, 6, card->reference);
+            rc = run(s, st);
+        }
+    }
+    if (rc == 0)
+        rc = store_session_get(s, tenant_id, id, now, out);
+    return finish(s, rc);
+}
+
+int store_sessions_expire(struct store *s, long long now, int *n)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    *n = 0;
+    if ((rc = begin(s)) != 0)
+        return rc;
+    if (!(st = prep(s, Q_SESSIONS_EXPIRE))) {
+        rc = HF_ESTORE;
+    } else {
+        sqlite3_bind_int64(st, 1, now);
+        rc = run(s, st);
+        if (rc == 0)
+            *n = sqlite3_changes(s->db);
+    }
     return finish(s, rc);
 }

@@ -28,13 +28,6 @@ local function lines(s)
   return out
 end
 
-local function keys_of(t)
-  local k = {}
-  for name in pairs(t) do k[#k + 1] = name end
-  table.sort(k)
-  return k
-end
-
 describe("hostflow CLI: help and usage errors", function()
   local dir, db
 
@@ -200,14 +193,11 @@ end)
 describe("hostflow CLI: tenant set-redirect-hosts on a running server", function()
   local srv, t
 
-  setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-  end)
+  setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
   teardown(function() srv:stop() end)
 
   local function create(url)
-    return srv:create(t.key.secret, { contractor = t.contractor.id, return_url = url })
+    return srv:create_for(t, { return_url = url })
   end
 
   it("applies to the next request without a restart", function()
@@ -218,9 +208,7 @@ describe("hostflow CLI: tenant set-redirect-hosts on a running server", function
     assert.are.equal(201, create("https://app.example.com/back").status)
     _, rc, err = h.cli(srv.db, "tenant", "set-redirect-hosts", t.id, "app.example.com")
     assert.are.equal(0, rc, err)
-    local r = create("https://new.example.org/back")
-    assert.are.equal(400, r.status)
-    assert.are.equal("invalid_return_url", r.json.error_code)
+    h.assert_error(create("https://new.example.org/back"), 400, "invalid_return_url")
     assert.are.equal(201, create("https://app.example.com/back").status)
     -- an empty allowlist refuses everything
     _, rc = h.cli(srv.db, "tenant", "set-redirect-hosts", t.id)
@@ -232,7 +220,7 @@ describe("hostflow CLI: tenant set-redirect-hosts on a running server", function
     local k = h.cli_json(srv.db, "key", "create", t.id, "--json")
     local _, rc = h.cli(srv.db, "tenant", "set-redirect-hosts", t.id, "app.example.com")
     assert.are.equal(0, rc)
-    local r = srv:create(k.secret, { contractor = t.contractor.id, return_url = "https://app.example.com/x" })
+    local r = srv:create(k.secret, h.session_body(t, { return_url = "https://app.example.com/x" }))
     assert.are.equal(201, r.status)
   end)
 end)
@@ -301,17 +289,14 @@ end)
 describe("hostflow serve: signals", function()
   local srv, t
 
-  setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-  end)
+  setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
   teardown(function() srv:stop() end)
 
   it("keeps serving after SIGHUP", function()
     h.run("kill -HUP " .. srv.pid)
     socket.sleep(0.1)
     assert.is_true(srv:alive())
-    local r = srv:create(t.key.secret, { contractor = t.contractor.id, return_url = "https://app.example.com/x" })
+    local r = srv:create_for(t, { return_url = "https://app.example.com/x" })
     assert.are.equal(201, r.status)
   end)
 

@@ -14,28 +14,10 @@ local function exchange(port, data, timeout)
   c:settimeout(timeout or 10)
   assert(c:connect("127.0.0.1", port))
   local ok, serr = c:send(data)
-  local line, err = c:receive("*l")
-  if not line then
-    c:close()
-    return { error = err or serr, sent = ok }
-  end
-  local res = { status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
-  while true do
-    local l = c:receive("*l")
-    if not l or l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    if k then res.headers[k:lower()] = v end
-  end
-  local len = tonumber(res.headers["content-length"] or "")
-  if len then
-    res.body = len > 0 and (c:receive(len) or "") or ""
-  else
-    res.body = c:receive("*a") or ""
-  end
+  local res = h.read_response(c, true)
   c:close()
-  if (res.headers["content-type"] or ""):find("application/json", 1, true) and #res.body > 0 then
-    local okj, v = pcall(cjson.decode, res.body)
-    res.json = okj and v or nil
+  if not res.headers then
+    return { error = res.error or serr, sent = ok }
   end
   return res
 end
@@ -48,35 +30,13 @@ local function raw_post(port, headers, body)
   return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or "")
 end
 
--- The flat error body of SPEC §3: error_code, message, optional param, and
--- nothing else; served as application/json.
-local function assert_error(r, status, code, param)
-  assert.are.equal(status, r.status, "status; body: " .. tostring(r.body or r.error))
-  assert.matches("^application/json", r.headers["content-type"] or "")
-  assert.is_table(r.json, "body is not JSON: " .. tostring(r.body))
-  assert.are.equal(code, r.json.error_code)
-  assert.are.equal("string", type(r.json.message))
-  assert.is_true(#r.json.message > 0)
-  for k in pairs(r.json) do
-    assert.is_true(k == "error_code" or k == "message" or k == "param",
-      "unexpected field in error body: " .. k)
-  end
-  if param then assert.are.equal(param, r.json.param) end
-end
-
-local function valid(t, fields)
-  local b = { contractor = t.contractor.id, return_url = "https://app.example.com/done" }
-  for k, v in pairs(fields or {}) do b[k] = v end
-  return b
-end
+local assert_error = h.assert_error
+local valid = h.session_body
 
 describe("POST /api/v1/payment/sessions: invalid_request", function()
   local srv, t
 
-  setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-  end)
+  setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
   teardown(function() srv:stop() end)
 
   local function post(ctype, body)
@@ -194,10 +154,7 @@ for _, depth in ipairs({ 1000, 20000 }) do
   describe("POST /api/v1/payment/sessions: hostile nesting of " .. depth .. " levels", function()
     local srv, t
 
-    setup(function()
-      srv = h.start()
-      t = h.tenant(srv.db, "Acme", { "app.example.com" })
-    end)
+    setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
     teardown(function() srv:stop() end)
 
     it("is refused with 400 invalid_request and the server stays up", function()
@@ -207,7 +164,7 @@ for _, depth in ipairs({ 1000, 20000 }) do
       local r = exchange(srv.port, raw_post(srv.port, { "Authorization: Bearer " .. t.key.secret,
         "Content-Type: application/json" }, b), 5)
       assert_error(r, 400, "invalid_request")
-      assert.are.equal(201, srv:create(t.key.secret, valid(t)).status)
+      assert.are.equal(201, srv:create_for(t).status)
     end)
   end)
 end
@@ -215,10 +172,7 @@ end
 describe("POST /api/v1/payment/sessions: body size", function()
   local srv, t
 
-  setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-  end)
+  setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
   teardown(function() srv:stop() end)
 
   local function padded(n)
@@ -241,12 +195,12 @@ describe("POST /api/v1/payment/sessions: body size", function()
   it("refuses a body over 64 KiB with invalid_request and stays healthy", function()
     local b = padded(70000)
     assert_too_big(srv:create(t.key.secret, b))
-    assert.are.equal(201, srv:create(t.key.secret, valid(t)).status)
+    assert.are.equal(201, srv:create_for(t).status)
   end)
 
   it("refuses a body of 65537 bytes", function()
     assert_too_big(srv:create(t.key.secret, padded(65537)))
-    assert.are.equal(201, srv:create(t.key.secret, valid(t)).status)
+    assert.are.equal(201, srv:create_for(t).status)
   end)
 
   it("refuses a chunked body over 64 KiB and stays healthy", function()
@@ -261,7 +215,7 @@ describe("POST /api/v1/payment/sessions: body size", function()
       "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" ..
       table.concat(chunks) .. "0\r\n\r\n"
     assert_too_big(exchange(srv.port, data, 10))
-    assert.are.equal(201, srv:create(t.key.secret, valid(t)).status)
+    assert.are.equal(201, srv:create_for(t).status)
   end)
 end)
 
@@ -269,32 +223,29 @@ describe("POST /api/v1/payment/sessions: invalid_return_url", function()
   local srv, t, empty
 
   setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+    srv, t = h.start_with_tenants(nil, "Acme")
     empty = h.tenant(srv.db, "NoHosts", {})
   end)
   teardown(function() srv:stop() end)
 
   local function refused(url, who)
     who = who or t
-    assert_error(srv:create(who.key.secret, valid(who, { return_url = url })),
+    assert_error(srv:create_for(who, { return_url = url }),
       400, "invalid_return_url", "return_url")
   end
 
   it("accepts https on the allowlisted host (control)", function()
-    local r = srv:create(t.key.secret, valid(t, { return_url = "https://app.example.com/done?x=1&y=%20" }))
+    local r = srv:create_for(t, { return_url = "https://app.example.com/done?x=1&y=%20" })
     assert.are.equal(201, r.status)
     assert.are.equal("https://app.example.com/done?x=1&y=%20", r.json.return_url)
   end)
 
   it("accepts a port on the allowed host (example policy compares the host only)", function()
-    assert.are.equal(201, srv:create(t.key.secret,
-      valid(t, { return_url = "https://app.example.com:8443/done" })).status)
+    assert.are.equal(201, srv:create_for(t, { return_url = "https://app.example.com:8443/done" }).status)
   end)
 
   it("accepts an upper-case scheme and host (lower-cased before the policy)", function()
-    assert.are.equal(201, srv:create(t.key.secret,
-      valid(t, { return_url = "HTTPS://APP.Example.COM/done" })).status)
+    assert.are.equal(201, srv:create_for(t, { return_url = "HTTPS://APP.Example.COM/done" }).status)
   end)
 
   it("refuses http:// by policy", function() refused("http://app.example.com/done") end)
@@ -328,7 +279,7 @@ describe("POST /api/v1/payment/sessions: invalid_return_url", function()
   it("accepts a URL of exactly 2048 bytes", function()
     local u = "https://app.example.com/"
     u = u .. ("a"):rep(2048 - #u)
-    local r = srv:create(t.key.secret, valid(t, { return_url = u }))
+    local r = srv:create_for(t, { return_url = u })
     assert.are.equal(201, r.status)
     assert.are.equal(u, r.json.return_url)
   end)
@@ -354,10 +305,7 @@ end)
 describe("POST /api/v1/payment/sessions: invalid_api_key", function()
   local srv, t
 
-  setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-  end)
+  setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
   teardown(function() srv:stop() end)
 
   local function with_auth(value)
@@ -417,17 +365,13 @@ end)
 describe("POST /api/v1/payment/sessions: contractor_not_found and idempotency_key_reused", function()
   local srv, t, other
 
-  setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-    other = h.tenant(srv.db, "Other", { "app.example.com" })
-  end)
+  setup(function() srv, t, other = h.start_with_tenants(nil, "Acme", "Other") end)
   teardown(function() srv:stop() end)
 
   it("answers 404 for a 300-character contractor id, identical to an unknown one", function()
-    local long = srv:create(t.key.secret, valid(t, { contractor = "cn_" .. ("a"):rep(297) }))
-    local unknown = srv:create(t.key.secret, valid(t, { contractor = "cn_doesnotexist000000000000" }))
-    local foreign = srv:create(t.key.secret, valid(t, { contractor = other.contractor.id }))
+    local long = srv:create_for(t, { contractor = "cn_" .. ("a"):rep(297) })
+    local unknown = srv:create_for(t, { contractor = "cn_doesnotexist000000000000" })
+    local foreign = srv:create_for(t, { contractor = other.contractor.id })
     assert_error(long, 404, "contractor_not_found")
     assert_error(unknown, 404, "contractor_not_found")
     assert.are.equal(unknown.body, long.body)
@@ -436,9 +380,9 @@ describe("POST /api/v1/payment/sessions: contractor_not_found and idempotency_ke
 
   it("answers 409 idempotency_key_reused for one key with two bodies", function()
     local hdr = { ["Idempotency-Key"] = "refusals-409" }
-    local first = srv:create(t.key.secret, valid(t), hdr)
+    local first = srv:create_for(t, nil, hdr)
     assert.are.equal(201, first.status)
-    local again = srv:create(t.key.secret, valid(t, { return_url = "https://app.example.com/other" }), hdr)
+    local again = srv:create_for(t, { return_url = "https://app.example.com/other" }, hdr)
     assert_error(again, 409, "idempotency_key_reused")
   end)
 end)
@@ -458,10 +402,7 @@ for _, case in ipairs(failing) do
   describe("POST /api/v1/payment/sessions: policy_error when check_return_url " .. case.what, function()
     local srv, t
 
-    setup(function()
-      srv = h.start({ policy = FIXTURES .. case.file })
-      t = h.tenant(srv.db, "Acme", { "app.example.com" })
-    end)
+    setup(function() srv, t = h.start_with_tenants({ policy = FIXTURES .. case.file }, "Acme") end)
     teardown(function() srv:stop() end)
 
     local function create()
@@ -488,32 +429,29 @@ describe("POST /api/v1/payment/sessions: check_tenant refusals", function()
   local srv, limited, s200, s999, allowed
 
   setup(function()
-    srv = h.start({ policy = FIXTURES .. "policy_tenant.lua" })
-    limited = h.tenant(srv.db, "Limited", { "app.example.com" })
-    s200 = h.tenant(srv.db, "Status200", { "app.example.com" })
-    s999 = h.tenant(srv.db, "Status999", { "app.example.com" })
-    allowed = h.tenant(srv.db, "Allowed", { "app.example.com" })
+    srv, limited, s200, s999, allowed = h.start_with_tenants({ policy = FIXTURES .. "policy_tenant.lua" },
+      "Limited", "Status200", "Status999", "Allowed")
   end)
   teardown(function() srv:stop() end)
 
   it("lets an allowed tenant create (control)", function()
-    assert.are.equal(201, srv:create(allowed.key.secret, valid(allowed)).status)
+    assert.are.equal(201, srv:create_for(allowed).status)
   end)
 
   it("answers the policy's 429 with its code and message", function()
-    local r = srv:create(limited.key.secret, valid(limited))
+    local r = srv:create_for(limited)
     assert_error(r, 429, "rate_limited")
     assert.are.equal("slow down", r.json.message)
   end)
 
   it("falls back to 403 when the policy asks for status 200", function()
-    local r = srv:create(s200.key.secret, valid(s200))
+    local r = srv:create_for(s200)
     assert_error(r, 403, "paused")
     assert.are.equal("tenant paused", r.json.message)
   end)
 
   it("falls back to 403 when the policy asks for status 999", function()
-    local r = srv:create(s999.key.secret, valid(s999))
+    local r = srv:create_for(s999)
     assert_error(r, 403, "paused")
   end)
 end)
@@ -521,10 +459,7 @@ end)
 describe("/api/v1: methods and unknown paths", function()
   local srv, t
 
-  setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-  end)
+  setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
   teardown(function() srv:stop() end)
 
   local function req(method, path)
@@ -541,7 +476,7 @@ describe("/api/v1: methods and unknown paths", function()
   end)
 
   it("answers 405 to PUT on a session and GET on cancel", function()
-    local s = srv:create(t.key.secret, valid(t))
+    local s = srv:create_for(t)
     assert.are.equal(405, req("PUT", SESSIONS .. "/" .. s.json.id).status)
     assert.are.equal(405, req("GET", SESSIONS .. "/" .. s.json.id .. "/cancel").status)
   end)

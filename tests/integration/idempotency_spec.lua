@@ -5,47 +5,15 @@ local cjson = h.json
 
 local SESSIONS = "/api/v1/payment/sessions"
 
-local function keys_of(t)
-  local k = {}
-  for name in pairs(t) do k[#k + 1] = name end
-  table.sort(k)
-  return k
-end
-
--- Read one HTTP/1.1 response from a connected socket.
-local function read_response(c)
-  local line, err = c:receive("*l")
-  if not line then return { error = err } end
-  local res = { status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)")), headers = {} }
-  while true do
-    local l = assert(c:receive("*l"))
-    if l == "" then break end
-    local k, v = l:match("^([^:]+):%s*(.-)%s*$")
-    res.headers[k:lower()] = v
-  end
-  local len = tonumber(res.headers["content-length"] or "")
-  res.body = len and (len > 0 and assert(c:receive(len)) or "") or (c:receive("*a") or "")
-  if (res.headers["content-type"] or ""):find("application/json", 1, true) and #res.body > 0 then
-    res.json = cjson.decode(res.body)
-  end
-  return res
-end
-
 for _, header in ipairs({ "Idempotency-Key", "Ten99Policy-Idempotent-Key" }) do
   describe("POST /api/v1/payment/sessions: idempotency with " .. header, function()
     local srv, t, other
 
-    setup(function()
-      srv = h.start()
-      t = h.tenant(srv.db, "Acme", { "app.example.com" })
-      other = h.tenant(srv.db, "Other", { "app.example.com" })
-    end)
+    setup(function() srv, t, other = h.start_with_tenants(nil, "Acme", "Other") end)
     teardown(function() srv:stop() end)
 
     local function body(who, fields)
-      local b = { contractor = who.contractor.id, return_url = "https://app.example.com/done" }
-      for k, v in pairs(fields or {}) do b[k] = v end
-      return cjson.encode(b)
+      return cjson.encode(h.session_body(who, fields))
     end
 
     local function create(who, key, b)
@@ -63,7 +31,7 @@ for _, header in ipairs({ "Idempotency-Key", "Ten99Policy-Idempotent-Key" }) do
       assert.are.equal("true", again.headers["idempotent-replayed"])
       assert.are.equal(first.json.id, again.json.id)
       assert.are.equal(cjson.null, again.json.url)
-      assert.are.same(keys_of(first.json), keys_of(again.json))
+      assert.are.same(h.keys_of(first.json), h.keys_of(again.json))
       for k, v in pairs(first.json) do
         if k ~= "url" then assert.are.same(v, again.json[k], k) end
       end
@@ -86,10 +54,7 @@ for _, header in ipairs({ "Idempotency-Key", "Ten99Policy-Idempotent-Key" }) do
       local first = create(t, "conflict-1")
       assert.are.equal(201, first.status)
       local r = create(t, "conflict-1", body(t, { return_url = "https://app.example.com/elsewhere" }))
-      assert.are.equal(409, r.status)
-      assert.matches("^application/json", r.headers["content-type"] or "")
-      assert.are.equal("idempotency_key_reused", r.json.error_code)
-      assert.is_string(r.json.message)
+      h.assert_error(r, 409, "idempotency_key_reused")
       -- the original still replays
       local again = create(t, "conflict-1")
       assert.are.equal(201, again.status)
@@ -125,14 +90,14 @@ for _, header in ipairs({ "Idempotency-Key", "Ten99Policy-Idempotent-Key" }) do
       for _, c in ipairs(conns) do assert(c:send(data)) end
       local ids, urls, replayed = {}, 0, 0
       for _, c in ipairs(conns) do
-        local r = read_response(c)
+        local r = h.read_response(c)
         c:close()
         assert.are.equal(201, r.status, tostring(r.body or r.error))
         ids[r.json.id] = true
         if r.json.url ~= cjson.null then urls = urls + 1 end
         if r.headers["idempotent-replayed"] == "true" then replayed = replayed + 1 end
       end
-      assert.are.equal(1, #keys_of(ids))
+      assert.are.equal(1, #h.keys_of(ids))
       assert.are.equal(1, urls)
       assert.are.equal(7, replayed)
       local list = srv:get(t.key.secret, SESSIONS .. "?limit=100")
@@ -146,9 +111,7 @@ for _, header in ipairs({ "Idempotency-Key", "Ten99Policy-Idempotent-Key" }) do
     it("accepts a 255-character key and refuses a 256-character one with 400", function()
       assert.are.equal(201, create(t, ("k"):rep(255)).status)
       local r = create(t, ("k"):rep(256))
-      assert.are.equal(400, r.status)
-      assert.matches("^application/json", r.headers["content-type"] or "")
-      assert.are.equal("invalid_request", r.json.error_code)
+      h.assert_error(r, 400, "invalid_request")
     end)
   end)
 end

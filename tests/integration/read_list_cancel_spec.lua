@@ -5,21 +5,7 @@ local cjson = h.json
 
 local SESSIONS = "/api/v1/payment/sessions"
 
-local function assert_error(r, status, code, param)
-  assert.are.equal(status, r.status, "status; body: " .. tostring(r.body))
-  assert.matches("^application/json", r.headers["content-type"] or "")
-  assert.is_table(r.json)
-  assert.are.equal(code, r.json.error_code)
-  assert.is_string(r.json.message)
-  if param then assert.are.equal(param, r.json.param) end
-end
-
-local function new_session(srv, who, contractor)
-  local r = srv:create(who.key.secret, { contractor = contractor or who.contractor.id,
-    return_url = "https://app.example.com/done" })
-  assert.are.equal(201, r.status, r.body)
-  return r.json
-end
+local assert_error = h.assert_error
 
 local function ids(list)
   local out = {}
@@ -35,10 +21,8 @@ describe("GET /api/v1/payment/sessions/{id}", function()
   local srv, t, other, created
 
   setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-    other = h.tenant(srv.db, "Other", { "app.example.com" })
-    created = new_session(srv, t)
+    srv, t, other = h.start_with_tenants(nil, "Acme", "Other")
+    created = srv:new_session(t)
   end)
   teardown(function() srv:stop() end)
 
@@ -47,20 +31,14 @@ describe("GET /api/v1/payment/sessions/{id}", function()
     assert.are.equal(200, r.status)
     assert.matches("^application/json", r.headers["content-type"] or "")
     assert.are.equal(cjson.null, r.json.url)
-    local a, b = {}, {}
-    for k in pairs(created) do a[#a + 1] = k end
-    for k in pairs(r.json) do b[#b + 1] = k end
-    table.sort(a)
-    table.sort(b)
-    assert.are.same(a, b)
+    assert.are.same(h.keys_of(created), h.keys_of(r.json))
     for k, v in pairs(created) do
       if k ~= "url" then assert.are.same(v, r.json[k], k) end
     end
   end)
 
   it("never shows the url again, also for a test-mode session", function()
-    local r = srv:create(t.test_key.secret, { contractor = t.contractor.id,
-      return_url = "https://app.example.com/done" })
+    local r = srv:create(t.test_key.secret, h.session_body(t))
     assert.are.equal(201, r.status)
     local g = srv:get(t.test_key.secret, SESSIONS .. "/" .. r.json.id)
     assert.are.equal(200, g.status)
@@ -92,20 +70,19 @@ describe("GET /api/v1/payment/sessions: lists and paging", function()
   local srv, p, s, other, c2, all, by_contractor, cancelled_id
 
   setup(function()
-    srv = h.start()
-    p = h.tenant(srv.db, "Pager", { "app.example.com" })
+    srv, p = h.start_with_tenants(nil, "Pager")
     c2 = h.cli_json(srv.db, "contractor", "create", p.id, "--json")
     all, by_contractor = {}, { [p.contractor.id] = {}, [c2.id] = {} }
     for i = 1, 25 do
       local c = (i % 3 == 0) and c2.id or p.contractor.id
-      local sess = new_session(srv, p, c)
+      local sess = srv:new_session(p, { contractor = c })
       table.insert(all, 1, sess.id) -- newest first
       table.insert(by_contractor[c], 1, sess.id)
     end
     s = h.tenant(srv.db, "States", { "app.example.com" })
-    new_session(srv, s)
-    cancelled_id = new_session(srv, s).id
-    new_session(srv, s)
+    srv:new_session(s)
+    cancelled_id = srv:new_session(s).id
+    srv:new_session(s)
     assert.are.equal(200, srv:post(s.key.secret, SESSIONS .. "/" .. cancelled_id .. "/cancel").status)
     other = h.tenant(srv.db, "Other", { "app.example.com" })
   end)
@@ -237,15 +214,11 @@ end)
 describe("POST /api/v1/payment/sessions/{id}/cancel", function()
   local srv, t, other
 
-  setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-    other = h.tenant(srv.db, "Other", { "app.example.com" })
-  end)
+  setup(function() srv, t, other = h.start_with_tenants(nil, "Acme", "Other") end)
   teardown(function() srv:stop() end)
 
   it("cancels a pending session: 200, status cancelled, cancelled_at set", function()
-    local sess = new_session(srv, t)
+    local sess = srv:new_session(t)
     local before = os.time()
     local r = srv:post(t.key.secret, SESSIONS .. "/" .. sess.id .. "/cancel")
     assert.are.equal(200, r.status, r.body)
@@ -262,14 +235,14 @@ describe("POST /api/v1/payment/sessions/{id}/cancel", function()
   end)
 
   it("answers 409 session_not_pending to a second cancel", function()
-    local sess = new_session(srv, t)
+    local sess = srv:new_session(t)
     assert.are.equal(200, srv:post(t.key.secret, SESSIONS .. "/" .. sess.id .. "/cancel").status)
     assert_error(srv:post(t.key.secret, SESSIONS .. "/" .. sess.id .. "/cancel"), 409,
       "session_not_pending")
   end)
 
   it("answers 404 across tenants, identical to an unknown id, and changes nothing", function()
-    local sess = new_session(srv, t)
+    local sess = srv:new_session(t)
     local foreign = srv:post(other.key.secret, SESSIONS .. "/" .. sess.id .. "/cancel")
     local unknown = srv:post(other.key.secret, SESSIONS .. "/hps_" .. ("Y"):rep(24) .. "/cancel")
     assert.are.equal(404, foreign.status)
@@ -279,7 +252,7 @@ describe("POST /api/v1/payment/sessions/{id}/cancel", function()
   end)
 
   it("needs a valid API key", function()
-    local sess = new_session(srv, t)
+    local sess = srv:new_session(t)
     assert_error(srv:post(nil, SESSIONS .. "/" .. sess.id .. "/cancel"), 403, "invalid_api_key")
     assert.are.equal("pending", srv:get(t.key.secret, SESSIONS .. "/" .. sess.id).json.status)
   end)
@@ -289,11 +262,10 @@ describe("sessions past expires_at read as expired (--session-ttl 1)", function(
   local srv, t, idle, to_cancel, cancelled
 
   setup(function()
-    srv = h.start({ args = { "--session-ttl", "1" } })
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
-    idle = new_session(srv, t)
-    to_cancel = new_session(srv, t)
-    cancelled = new_session(srv, t)
+    srv, t = h.start_with_tenants({ args = { "--session-ttl", "1" } }, "Acme")
+    idle = srv:new_session(t)
+    to_cancel = srv:new_session(t)
+    cancelled = srv:new_session(t)
     assert.are.equal(200, srv:post(t.key.secret, SESSIONS .. "/" .. cancelled.id .. "/cancel").status)
     socket.sleep(2.1)
   end)

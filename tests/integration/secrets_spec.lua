@@ -43,10 +43,9 @@ describe("secrets: session tokens and API keys", function()
   end
 
   setup(function()
-    srv = h.start()
-    t = h.tenant(srv.db, "Acme", { "app.example.com" })
+    srv, t = h.start_with_tenants(nil, "Acme")
     tokens, session_ids, request_ids, responses = {}, {}, {}, {}
-    local body = { contractor = t.contractor.id, return_url = "https://app.example.com/done" }
+    local body = h.session_body(t)
     for _ = 1, 3 do
       local r = track(srv:create(t.key.secret, body))
       assert.are.equal(201, r.status)

@@ -1,0 +1,450 @@
+/* hosted.c - the contractor's side: landing, single-use redemption, card
+ * capture through a processor, cancel, and the redirect back.
+ *
+ * After redemption the browser holds a random secret in an HttpOnly,
+ * SameSite=Strict cookie; the session row keeps only its hash. The csrf
+ * value of the forms is derived from that secret, so it needs no storage
+ * and is worthless without the cookie. */
+#define _POSIX_C_SOURCE 200809L
+#include "worker.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "hosted_pages.h"
+#include "log.h"
+#include "processor.h"
+#include "token.h"
+
+#define SETUP_PREFIX "/payment/setup/"
+#define SESSION_PREFIX "/payment/sessions/"
+#define COOKIE_NAME "hf_session"
+#define CSRF_HEX 32               /* 16 bytes of SHA-256 */
+#define FIELD_MAX 32
+
+/* Headers of every hosted page: not cached, not framed, not leaking the
+ * URL (with its token) to the next site, no script at all. */
+static void page(struct http_resp *resp, int status, char *html, const char *form_origin)
+{
+    char csp[512];
+
+    snprintf(csp, sizeof csp,
+             "default-src 'none'; style-src 'self'; img-src 'self'; "
+             "form-action 'self'%s%s; frame-ancestors 'none'; base-uri 'none'",
+             form_origin ? " " : "", form_origin ? form_origin : "");
+    resp->status = status;
+    resp->content_type = "text/html; charset=utf-8";
+    resp->body = html;
+    resp->body_len = strlen(html);
+    http_resp_header(resp, "Cache-Control", "no-store");
+    http_resp_header(resp, "Referrer-Policy", "no-referrer");
+    http_resp_header(resp, "X-Frame-Options", "DENY");
+    http_resp_header(resp, "Content-Security-Policy", csp);
+}
+
+static void gone(struct http_resp *resp)
+{
+    page(resp, 404, page_gone(), NULL);
+}
+
+static void css(struct http_resp *resp)
+{
+    resp->status = 200;
+    resp->content_type = "text/css; charset=utf-8";
+    resp->body = strdup(hosted_css);
+    resp->body_len = resp->body ? strlen(resp->body) : 0;
+    http_resp_header(resp, "Cache-Control", "public, max-age=3600");
+}
+
+/* The hash of "live_<token>" / "test_<token>" (the mode is part of what
+ * is hashed, so a token only works with its own prefix); -1 when s cannot
+ * be one at all. */
+static int parse_token(const char *s, unsigned char hash[HF_HASH_BYTES])
+{
+    size_t n = strlen(s);
+
+    if ((strncmp(s, "live_", 5) != 0 && strncmp(s, "test_", 5) != 0) ||
+        n != 5 + HF_TOKEN_CHARS)
+        return -1;
+    for (size_t i = 5; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+            return -1;
+    token_hash(s, n, hash);
+    return 0;
+}
+
+static long long now_s(void)
+{
+    return (long long)time(NULL);
+}
+
+/* The tenant's display name, or a neutral one if it cannot be read. */
+static const char *tenant_name(struct worker *w, const char *tenant_id)
+{
+    if (store_tenant_get(w->store, tenant_id, &w->tenant) != 0)
+        return "The company";
+    return w->tenant.name;
+}
+
+static void landing(struct worker *w, const struct http_req *req, struct http_resp *resp,
+                    const unsigned char hash[HF_HASH_BYTES])
+{
+    struct session s;
+
+    /* a GET changes nothing: link previews and scanners may fetch it */
+    if (store_session_by_token(w->store, hash, now_s(), &s) != 0) {
+        gone(resp);
+        return;
+    }
+    page(resp, 200, page_landing(tenant_name(w, s.tenant_id), req->path,
+                                 strcmp(s.mode, "test") == 0), NULL);
+}
+
+static void csrf_for(const char *secret, char out[CSRF_HEX + 1])
+{
+    char input[HF_TOKEN_CHARS + 16];
+    unsigned char digest[HF_HASH_BYTES];
+    int n = snprintf(input, sizeof input, "csrf:%s", secret);
+
+    token_hash(input, (size_t)n, digest);
+    token_hex(digest, CSRF_HEX / 2, out);
+    token_wipe(input, sizeof input);
+}
+
+static void redeem(struct worker *w, struct http_resp *resp,
+                   const unsigned char hash[HF_HASH_BYTES])
+{
+    char secret[HF_TOKEN_CHARS + 1], cookie[256], location[128];
+    unsigned char browser[HF_HASH_BYTES];
+    struct session s;
+    long long now = now_s();
+
+    token_mint(secret);
+    token_hash(secret, HF_TOKEN_CHARS, browser);
+    if (store_session_redeem(w->store, hash, browser, now, &s) != 0) {
+        token_wipe(secret, sizeof secret);
+        gone(resp);
+        return;
+    }
+    snprintf(cookie, sizeof cookie,
+             COOKIE_NAME "=%s; Path=" SESSION_PREFIX "%s; Max-Age=%lld; HttpOnly; "
+             "SameSite=Strict%s", secret, s.id, s.expires_at - now,
+             strncmp(w->cfg->public_url, "https://", 8) == 0 ? "; Secure" : "");
+    snprintf(location, sizeof location, SESSION_PREFIX "%s", s.id);
+    http_resp_header(resp, "Set-Cookie", cookie);
+    http_resp_header(resp, "Location", location);
+    page(resp, 303, strdup(""), NULL);
+    token_wipe(cookie, sizeof cookie);
+    token_wipe(secret, sizeof secret);
+    log_msg(HF_LOG_INFO, "hosted: session %s redeemed", s.id);
+}
+
+/* The session this browser redeemed, if it is still pending. The cookie's
+ * secret goes to secret (for the csrf value). */
+static int browser_session(struct worker *w, const struct http_req *req, const char *id,
+                           struct session *s, char secret[HF_TOKEN_CHARS + 1])
+{
+    unsigned char browser[HF_HASH_BYTES];
+
+    if (http_req_cookie(req, COOKIE_NAME, secret, HF_TOKEN_CHARS + 1) != 0 ||
+        strlen(secret) != HF_TOKEN_CHARS)
+        return HF_ENOTFOUND;
+    token_hash(secret, HF_TOKEN_CHARS, browser);
+    if (store_session_for_browser(w->store, id, browser, now_s(), s) != 0 ||
+        strcmp(s->status, "pending") != 0)
+        return HF_ENOTFOUND;
+    return 0;
+}
+
+/* The origin (scheme://host[:port]) of url into out, for form-action. */
+static void origin_of(const char *url, char *out, size_t outlen)
+{
+    const char *p = strstr(url, "://");
+    size_t n = p ? strcspn(p + 3, "/?") + (size_t)(p + 3 - url) : 0;
+
+    snprintf(out, outlen, "%.*s", (int)n, url);
+}
+
+static void card_page(struct worker *w, struct http_resp *resp, int status,
+                      const struct session *s, const char *secret, struct card_page *c)
+{
+    char csrf[CSRF_HEX + 1], origin[HF_URL_MAX + 1];
+
+    csrf_for(secret, csrf);
+    c->session_id = s->id;
+    c->tenant_name = tenant_name(w, s->tenant_id);
+    c->csrf = csrf;
+    c->test_mode = strcmp(s->mode, "test") == 0;
+    origin_of(s->return_url, origin, sizeof origin);
+    /* the forms redirect to return_url: form-action must allow its origin */
+    page(resp, status, page_card(c), origin);
+    token_wipe(csrf, sizeof csrf);
+}
+
+static int csrf_ok(const struct http_req *req, const char *secret)
+{
+    char want[CSRF_HEX + 1], got[CSRF_HEX + 2];
+    int ok;
+
+    if (http_form_field(req, "csrf", got, sizeof got) != 0 || strlen(got) != CSRF_HEX)
+        return 0;
+    csrf_for(secret, want);
+    ok = token_equal(want, got, CSRF_HEX);
+    token_wipe(want, sizeof want);
+    token_wipe(got, sizeof got);
+    return ok;
+}
+
+/* 303 to return_url with hps_id and status added to its query. */
+static void back_to_tenant(struct http_resp *resp, const struct session *s)
+{
+    size_t n = strlen(s->return_url);
+    char *location = malloc(n + 128);
+    const char *sep = strchr(s->return_url, '?') == NULL ? "?"
+                      : (s->return_url[n - 1] == '?' || s->return_url[n - 1] == '&') ? "" : "&";
+
+    if (!location) {
+        gone(resp);
+        return;
+    }
+    /* ids and states are [A-Za-z0-9_]: nothing to percent-encode */
+    snprintf(location, n + 128, "%s%shps_id=%s&status=%s", s->return_url, sep, s->id,
+             s->status);
+    http_resp_header(resp, "Location", location);
+    free(location);
+    page(resp, 303, strdup(""), NULL);
+}
+
+/* Digits of a card number typed with spaces or dashes; -1 if anything
+ * else, or a length no card has. */
+static int card_digits(const char *in, char out[20])
+{
+    size_t n = 0;
+
+    for (; *in; in++) {
+        if (*in == ' ' || *in == '-')
+            continue;
+        if (!isdigit((unsigned char)*in) || n == 19)
+            return -1;
+        out[n++] = *in;
+    }
+    out[n] = '\0';
+    return n >= 12 ? 0 : -1;
+}
+
+static int luhn_ok(const char *digits)
+{
+    size_t n = strlen(digits);
+    int sum = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int d = digits[n - 1 - i] - '0';
+        if (i % 2 == 1 && (d *= 2) > 9)
+            d -= 9;
+        sum += d;
+    }
+    return sum % 10 == 0;
+}
+
+/* A whole number of 1..max_digits digits, or -1. */
+static int small_number(const char *s, size_t max_digits)
+{
+    size_t n = strlen(s);
+    int v = 0;
+
+    if (n == 0 || n > max_digits)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v;
+}
+
+/* Validate the form into card; the messages go to c. 0 when valid. */
+static int read_card(const struct http_req *req, struct card *card, struct card_page *c,
+                     char month[FIELD_MAX], char year[FIELD_MAX])
+{
+    char number[FIELD_MAX], cvc[FIELD_MAX];
+    time_t t = time(NULL);
+    struct tm now;
+    int bad = 0;
+
+    gmtime_r(&t, &now);
+    memset(card, 0, sizeof *card);
+    number[0] = cvc[0] = month[0] = year[0] = '\0';
+    http_form_field(req, "card_number", number, FIELD_MAX);
+    http_form_field(req, "exp_month", month, FIELD_MAX);
+    http_form_field(req, "exp_year", year, FIELD_MAX);
+    http_form_field(req, "cvc", cvc, FIELD_MAX);
+
+    if (card_digits(number, card->number) != 0 || !luhn_ok(card->number)) {
+        c->error_number = "Enter a valid card number.";
+        bad = 1;
+    }
+    card->exp_month = small_number(month, 2);
+    card->exp_year = small_number(year, 4);
+    if (card->exp_year >= 0 && strlen(year) == 2)
+        card->exp_year += 2000;
+    if (card->exp_month < 1 || card->exp_month > 12 || card->exp_year < 2000) {
+        c->error_expiry = "Enter the expiry month (1-12) and year.";
+        bad = 1;
+    } else if (card->exp_year < now.tm_year + 1900 ||
+               (card->exp_year == now.tm_year + 1900 && card->exp_month < now.tm_mon + 1)) {
+        c->error_expiry = "The expiry date is in the past.";
+        bad = 1;
+    } else if (card->exp_year > now.tm_year + 1900 + 20) {
+        c->error_expiry = "The expiry year is too far ahead.";
+        bad = 1;
+    }
+    /* American Express (34, 37) has four digits, every other brand three */
+    {
+        int amex = strncmp(card->number, "34", 2) == 0 || strncmp(card->number, "37", 2) == 0;
+        size_t want = amex ? 4 : 3;
+
+        if (strlen(cvc) != want || small_number(cvc, want) < 0) {
+            c->error_cvc = amex ? "Enter the 4-digit security code."
+                                : "Enter the 3-digit security code.";
+            bad = 1;
+        } else {
+            memcpy(card->cvc, cvc, want + 1);
+        }
+    }
+    token_wipe(number, sizeof number);
+    token_wipe(cvc, sizeof cvc);
+    return bad ? -1 : 0;
+}
+
+static void complete(struct worker *w, const struct http_req *req, struct http_resp *resp,
+                     const char *id)
+{
+    char secret[HF_TOKEN_CHARS + 1], month[FIELD_MAX], year[FIELD_MAX];
+    struct card_page c = {0};
+    struct processor_result result;
+    const struct processor *proc;
+    struct session s, after;
+    struct card card;
+
+    if (browser_session(w, req, id, &s, secret) != 0) {
+        gone(resp);
+        return;
+    }
+    if (!csrf_ok(req, secret)) {
+        page(resp, 403, page_forbidden(), NULL);
+        goto out;
+    }
+    if (read_card(req, &card, &c, month, year) != 0) {
+        c.exp_month = month;
+        c.exp_year = year;
+        card_page(w, resp, 422, &s, secret, &c);
+        goto out;
+    }
+    proc = processor_for_mode(s.mode);
+    if (!proc) {
+        c.decline = "Card payments are not available on this server right now.";
+        card_page(w, resp, 503, &s, secret, &c);
+        goto out;
+    }
+    if (proc->save_card(&card, &result) != 0) {
+        c.decline = "The card could not be saved right now. Please try again.";
+        card_page(w, resp, 502, &s, secret, &c);
+        goto out;
+    }
+    if (!result.approved) {
+        c.decline = result.decline;
+        card_page(w, resp, 402, &s, secret, &c);
+        log_msg(HF_LOG_INFO, "hosted: session %s card declined by %s", s.id, proc->name);
+        goto out;
+    }
+    if (store_session_complete(w->store, s.tenant_id, s.id, &result.saved, now_s(), &after) != 0) {
+        gone(resp);
+        goto out;
+    }
+    log_msg(HF_LOG_INFO, "hosted: session %s completed (%s ending %s)", s.id,
+            result.saved.brand, result.saved.last4);
+    back_to_tenant(resp, &after);
+out:
+    token_wipe(&card, sizeof card);
+    token_wipe(secret, sizeof secret);
+}
+
+static void cancel(struct worker *w, const struct http_req *req, struct http_resp *resp,
+                   const char *id)
+{
+    char secret[HF_TOKEN_CHARS + 1];
+    struct session s, after;
+
+    if (browser_session(w, req, id, &s, secret) != 0) {
+        gone(resp);
+        return;
+    }
+    if (!csrf_ok(req, secret))
+        page(resp, 403, page_forbidden(), NULL);
+    else if (store_session_cancel(w->store, s.tenant_id, s.id, now_s(), &after) != 0)
+        gone(resp);
+    else
+        back_to_tenant(resp, &after);
+    token_wipe(secret, sizeof secret);
+}
+
+static void show_card_page(struct worker *w, const struct http_req *req,
+                           struct http_resp *resp, const char *id)
+{
+    char secret[HF_TOKEN_CHARS + 1];
+    struct card_page c = {0};
+    struct session s;
+
+    if (browser_session(w, req, id, &s, secret) != 0)
+        gone(resp);
+    else
+        card_page(w, resp, 200, &s, secret, &c);
+    token_wipe(secret, sizeof secret);
+}
+
+static int is(const struct http_req *req, const char *method)
+{
+    return strcmp(req->method, method) == 0;
+}
+
+void hosted_handle(struct worker *w, const struct http_req *req, struct http_resp *resp)
+{
+    const char *path = req->path;
+
+    if (strcmp(path, HF_HOSTED_CSS_PATH) == 0 && is(req, "GET")) {
+        css(resp);
+    } else if (strncmp(path, SETUP_PREFIX, strlen(SETUP_PREFIX)) == 0 &&
+               (is(req, "GET") || is(req, "POST"))) {
+        unsigned char hash[HF_HASH_BYTES];
+
+        if (parse_token(path + strlen(SETUP_PREFIX), hash) != 0)
+            gone(resp);
+        else if (is(req, "GET"))
+            landing(w, req, resp, hash);
+        else
+            redeem(w, resp, hash);
+    } else if (strncmp(path, SESSION_PREFIX, strlen(SESSION_PREFIX)) == 0) {
+        const char *id = path + strlen(SESSION_PREFIX), *slash = strchr(id, '/');
+        char sid[HF_ID_MAX];
+
+        if ((size_t)(slash ? slash - id : (long)strlen(id)) >= sizeof sid) {
+            gone(resp);
+            return;
+        }
+        snprintf(sid, sizeof sid, "%.*s", (int)(slash ? slash - id : (long)strlen(id)), id);
+        if (!slash && is(req, "GET"))
+            show_card_page(w, req, resp, sid);
+        else if (slash && strcmp(slash, "/complete") == 0 && is(req, "POST"))
+            complete(w, req, resp, sid);
+        else if (slash && strcmp(slash, "/cancel") == 0 && is(req, "POST"))
+            cancel(w, req, resp, sid);
+        else
+            gone(resp);
+    } else {
+        gone(resp);
+    }
+}

@@ -1,0 +1,193 @@
+/* hosted_pages.c - HTML of the hosted flow, built with escaping appends. */
+#define _POSIX_C_SOURCE 200809L
+#include "hosted_pages.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char hosted_css[] =
+    "*{box-sizing:border-box}"
+    "body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
+    "background:#f4f5f7;color:#1d2330}"
+    ".panel{max-width:28rem;margin:2rem auto;padding:1.5rem;background:#fff;"
+    "border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12)}"
+    "@media (max-width:30rem){.panel{margin:0;border-radius:0;min-height:100vh}}"
+    ".tenant{margin:0 0 .25rem;font-weight:600;color:#4a5468}"
+    "h1{font-size:1.4rem;margin:.25rem 0 1rem}"
+    ".badge{display:inline-block;padding:.1rem .5rem;border-radius:999px;"
+    "background:#fff3cd;color:#6b4e00;font-size:.8rem;font-weight:600}"
+    "label{display:block;font-weight:600;margin:.75rem 0 .25rem}"
+    "input{width:100%;font:inherit;padding:.6rem .7rem;border:1px solid #b8c0cc;"
+    "border-radius:8px}"
+    "input:focus{outline:2px solid #2f6fed;border-color:#2f6fed}"
+    ".row{display:flex;gap:.75rem}.row>div{flex:1}"
+    "button{width:100%;margin-top:1.25rem;padding:.75rem;font:inherit;font-weight:600;"
+    "border:0;border-radius:8px;background:#2f6fed;color:#fff;cursor:pointer}"
+    "button.secondary{margin-top:.5rem;background:#fff;color:#4a5468;"
+    "border:1px solid #b8c0cc}"
+    ".error{color:#b42318;margin:.25rem 0 0}"
+    ".notice{background:#fdecea;border-radius:8px;padding:.6rem .75rem;color:#b42318}"
+    ".fine{color:#6b7385;font-size:.85rem;margin-top:1.25rem}";
+
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+static void put_n(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + n;
+        char *grown = realloc(b->data, cap);
+
+        if (!grown) {
+            fputs("hostflow: out of memory\n", stderr);
+            abort();
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void put(struct buf *b, const char *s)
+{
+    put_n(b, s, strlen(s));
+}
+
+/* s with & < > " ' escaped: safe in text and in quoted attributes. */
+static void put_escaped(struct buf *b, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': put(b, "&amp;"); break;
+        case '<': put(b, "&lt;"); break;
+        case '>': put(b, "&gt;"); break;
+        case '"': put(b, "&quot;"); break;
+        case '\'': put(b, "&#39;"); break;
+        default: put_n(b, s, 1);
+        }
+    }
+}
+
+static void head(struct buf *b, const char *title, const char *tenant_name)
+{
+    put(b, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+           "<title>");
+    put_escaped(b, title);
+    put(b, "</title><link rel=\"stylesheet\" href=\"" HF_HOSTED_CSS_PATH "\"></head>"
+           "<body><main class=\"panel\">");
+    if (tenant_name) {
+        put(b, "<p class=\"tenant\">");
+        put_escaped(b, tenant_name);
+        put(b, "</p>");
+    }
+}
+
+static char *finish(struct buf *b)
+{
+    put(b, "</main></body></html>\n");
+    return b->data;
+}
+
+static void error_line(struct buf *b, const char *id, const char *msg)
+{
+    if (!msg)
+        return;
+    put(b, "<p class=\"error\" role=\"alert\" id=\"");
+    put(b, id);
+    put(b, "\">");
+    put_escaped(b, msg);
+    put(b, "</p>");
+}
+
+char *page_landing(const char *tenant_name, const char *action, int test_mode)
+{
+    struct buf b = {0};
+
+    head(&b, "Save a payment card", tenant_name);
+    put(&b, "<h1>Save a payment card</h1>");
+    if (test_mode)
+        put(&b, "<p><span class=\"badge\">Test mode</span></p>");
+    put(&b, "<p>");
+    put_escaped(&b, tenant_name);
+    put(&b, " asks you to save a card on file. You will enter the card on the next "
+            "page; the full number is never shown to them.</p>"
+            "<form method=\"post\" action=\"");
+    put_escaped(&b, action);
+    put(&b, "\"><button type=\"submit\" id=\"continue\">Continue</button></form>"
+            "<p class=\"fine\">This link works once. If you did not expect it, close "
+            "this page.</p>");
+    return finish(&b);
+}
+
+char *page_card(const struct card_page *c)
+{
+    struct buf b = {0};
+
+    head(&b, "Card details", c->tenant_name);
+    put(&b, "<h1>Card details</h1>");
+    if (c->test_mode)
+        put(&b, "<p><span class=\"badge\">Test mode: use 4242 4242 4242 4242</span></p>");
+    if (c->decline) {
+        put(&b, "<p class=\"error notice\" role=\"alert\" id=\"decline\">");
+        put_escaped(&b, c->decline);
+        put(&b, "</p>");
+    }
+    put(&b, "<form id=\"card-form\" method=\"post\" action=\"/payment/sessions/");
+    put_escaped(&b, c->session_id);
+    put(&b, "/complete\">"
+            "<label for=\"card_number\">Card number</label>"
+            "<input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" "
+            "autocomplete=\"cc-number\" maxlength=\"23\">");
+    error_line(&b, "error-number", c->error_number);
+    put(&b, "<div class=\"row\"><div><label for=\"exp_month\">Expiry month</label>"
+            "<input id=\"exp_month\" name=\"exp_month\" inputmode=\"numeric\" "
+            "autocomplete=\"cc-exp-month\" maxlength=\"2\" placeholder=\"MM\" value=\"");
+    put_escaped(&b, c->exp_month ? c->exp_month : "");
+    put(&b, "\"></div><div><label for=\"exp_year\">Expiry year</label>"
+            "<input id=\"exp_year\" name=\"exp_year\" inputmode=\"numeric\" "
+            "autocomplete=\"cc-exp-year\" maxlength=\"4\" placeholder=\"YYYY\" value=\"");
+    put_escaped(&b, c->exp_year ? c->exp_year : "");
+    put(&b, "\"></div></div>");
+    error_line(&b, "error-expiry", c->error_expiry);
+    put(&b, "<label for=\"cvc\">Security code (CVC)</label>"
+            "<input id=\"cvc\" name=\"cvc\" inputmode=\"numeric\" autocomplete=\"cc-csc\" "
+            "maxlength=\"4\">");
+    error_line(&b, "error-cvc", c->error_cvc);
+    put(&b, "<input type=\"hidden\" name=\"csrf\" value=\"");
+    put_escaped(&b, c->csrf);
+    put(&b, "\"><button type=\"submit\" id=\"save\">Save card</button></form>"
+            "<form id=\"cancel-form\" method=\"post\" action=\"/payment/sessions/");
+    put_escaped(&b, c->session_id);
+    put(&b, "/cancel\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    put_escaped(&b, c->csrf);
+    put(&b, "\"><button type=\"submit\" id=\"cancel\" class=\"secondary\">Cancel</button>"
+            "</form>");
+    return finish(&b);
+}
+
+char *page_gone(void)
+{
+    struct buf b = {0};
+
+    head(&b, "Link not valid", NULL);
+    put(&b, "<h1>This link is no longer valid</h1>"
+            "<p>It may have been used already, have expired or been cancelled. Ask "
+            "the company that sent it for a new link.</p>");
+    return finish(&b);
+}
+
+char *page_forbidden(void)
+{
+    struct buf b = {0};
+
+    head(&b, "Form expired", NULL);
+    put(&b, "<h1>This form has expired</h1>"
+            "<p>Go back, reload the page and try again.</p>");
+    return finish(&b);
+}

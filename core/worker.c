@@ -1,0 +1,48 @@
+/* worker.c - per-thread state of the public listener and its router. */
+#include "worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy.h"
+
+void *worker_new(void *shared)
+{
+    const struct worker_shared *sh = shared;
+    struct worker *w = calloc(1, sizeof *w);
+    char err[512];
+
+    if (!w)
+        return NULL;
+    w->cfg = sh->cfg;
+    w->engine = sh->engine;
+    w->page = calloc(HF_LIST_LIMIT_MAX, sizeof *w->page);
+    if (!w->page || store_open(w->cfg->db_path, &w->store, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "worker: %s", w->page ? err : "out of memory");
+        worker_free(w);
+        return NULL;
+    }
+    /* the policy state is built at the first request that needs it */
+    return w;
+}
+
+void worker_free(void *worker)
+{
+    struct worker *w = worker;
+
+    if (!w)
+        return;
+    store_close(w->store);
+    policy_free(w->policy);
+    free(w->page);
+    free(w);
+}
+
+void worker_handle(void *worker, const struct http_req *req, struct http_resp *resp)
+{
+    if (strncmp(req->path, "/payment/", 9) == 0)
+        hosted_handle(worker, req, resp);
+    else
+        api_handle(worker, req, resp);
+}

@@ -1,0 +1,42 @@
+/* worker.h - what one public-listener worker thread owns, and the router
+ * that hands each request to the API or the hosted pages. */
+#ifndef HF_WORKER_H
+#define HF_WORKER_H
+
+#include "config.h"
+#include "http.h"
+#include "store.h"
+
+struct policy_engine;
+struct policy;
+
+#define HF_LIST_LIMIT_MAX 100
+
+/* What every worker shares: read-only config, the policy engine. */
+struct worker_shared {
+    const struct config *cfg;
+    struct policy_engine *engine;
+};
+
+struct worker {
+    const struct config *cfg;
+    struct policy_engine *engine;
+    struct store *store;          /* this thread's connection */
+    struct policy *policy;        /* this thread's Lua state, built on first use */
+    struct tenant tenant;         /* scratch: the tenant of the request */
+    struct session *page;         /* scratch: HF_LIST_LIMIT_MAX sessions */
+};
+
+/* A worker for a struct worker_shared; NULL when it cannot be set up
+ * (logged). */
+void *worker_new(void *shared);
+void worker_free(void *worker);
+
+/* Route one request: /payment/... to the hosted pages, the rest to the API. */
+void worker_handle(void *worker, const struct http_req *req, struct http_resp *resp);
+
+/* The handlers worker_handle routes to (api.c, hosted.c). */
+void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp);
+void hosted_handle(struct worker *w, const struct http_req *req, struct http_resp *resp);
+
+#endif
