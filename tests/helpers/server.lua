@@ -83,6 +83,8 @@ function M.tenant(db, name, hosts)
   local t = M.cli_json(db, table.unpack(args))
   t.key = M.cli_json(db, "key", "create", t.id, "--json")
   t.test_key = M.cli_json(db, "key", "create", t.id, "--test", "--json")
+  M.remember_secret(t.key.secret)
+  M.remember_secret(t.test_key.secret)
   t.contractor = M.cli_json(db, "contractor", "create", t.id, "--json")
   return t
 end
@@ -266,8 +268,12 @@ function Server:create(secret, body, headers)
   local h = { ["Content-Type"] = "application/json" }
   if secret then h["Authorization"] = "Bearer " .. secret end
   for k, v in pairs(headers or {}) do h[k] = v end
-  return self:request({ method = "POST", path = "/api/v1/payment/sessions", headers = h,
+  local r = self:request({ method = "POST", path = "/api/v1/payment/sessions", headers = h,
     body = type(body) == "table" and cjson.encode(body) or body })
+  if r.json and type(r.json.url) == "string" then
+    M.remember_secret(r.json.url:match("/payment/setup/(.*)$"))
+  end
+  return r
 end
 
 -- POST M.session_body(t, fields) with t's live key; headers as for create.
@@ -294,6 +300,17 @@ end
 
 function Server:log_text()
   return M.read_file(self.log) or ""
+end
+
+-- Note a secret (URL token, key secret, cookie, csrf value) the suite has
+-- seen: scripts/run-tests checks at the end that none of them appears in
+-- any server log or database file of the run.
+function M.remember_secret(value)
+  local dir = os.getenv("HOSTFLOW_TEST_TMP")
+  if not dir or not value or #value < 8 then return end
+  local f = assert(io.open(dir .. "/secrets.txt", "a"))
+  f:write(value, "\n")
+  f:close()
 end
 
 M.json = cjson
