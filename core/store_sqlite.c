@@ -742,35 +742,6 @@ int store_session_list(struct store *s, const char *tenant_id,
     return 0;
 }
 
-int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
-                         long long now, struct session *out)
-{
-    sqlite3_stmt *st;
-    int rc;
-
-    if ((rc = begin(s)) != 0)
-        return rc;
-    rc = store_session_get(s, tenant_id, id, now, out);
-    if (rc == 0) {
-        if (strcmp(out->status, "expired") == 0)
-            rc = HF_EEXPIRED;
-        else if (strcmp(out->status, "pending") != 0)
-            rc = HF_ENOTPENDING;
-    }
-    if (rc == 0) {
-        if (!(st = prep(s, Q_SESSION_CANCEL))) {
-            rc = HF_ESTORE;
-        } else {
-            bind_text(st, 1, tenant_id);
-            bind_text(st, 2, id);
-            sqlite3_bind_int64(st, 3, now);
-            rc = run(s, st);
-        }
-    }
-    if (rc == 0)
-        rc = store_session_get(s, tenant_id, id, now, out);
-    return finish(s, rc);
-}
 
 int store_session_by_token(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
                            long long now, struct session *out)
@@ -842,9 +813,11 @@ int store_session_for_browser(struct store *s, const char *id,
     return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
 }
 
-int store_session_complete(struct store *s, const char *tenant_id, const char *id,
-                           const struct saved_card *card, long long now,
-                           struct session *out)
+/* pending → a terminal state by statement q (?1 tenant, ?2 id, ?3 now,
+ * ?4..?6 the card when given), in one transaction with the check. */
+static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
+                         const char *id, const struct saved_card *card, long long now,
+                         struct session *out)
 {
     sqlite3_stmt *st;
     int rc;
@@ -859,21 +832,36 @@ int store_session_complete(struct store *s, const char *tenant_id, const char *i
             rc = HF_ENOTPENDING;
     }
     if (rc == 0) {
-        if (!(st = prep(s, Q_SESSION_COMPLETE))) {
+        if (!(st = prep(s, q))) {
             rc = HF_ESTORE;
         } else {
             bind_text(st, 1, tenant_id);
             bind_text(st, 2, id);
             sqlite3_bind_int64(st, 3, now);
-            bind_text(st, 4, card->brand);
-            bind_text(st, 5, card->last4);
-            bind_text(st, 6, card->reference);
+            if (card) {
+                bind_text(st, 4, card->brand);
+                bind_text(st, 5, card->last4);
+                bind_text(st, 6, card->reference);
+            }
             rc = run(s, st);
         }
     }
     if (rc == 0)
         rc = store_session_get(s, tenant_id, id, now, out);
     return finish(s, rc);
+}
+
+int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
+                         long long now, struct session *out)
+{
+    return leave_pending(s, Q_SESSION_CANCEL, tenant_id, id, NULL, now, out);
+}
+
+int store_session_complete(struct store *s, const char *tenant_id, const char *id,
+                           const struct saved_card *card, long long now,
+                           struct session *out)
+{
+    return leave_pending(s, Q_SESSION_COMPLETE, tenant_id, id, card, now, out);
 }
 
 int store_sessions_expire(struct store *s, long long now, int *n)
