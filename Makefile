@@ -15,7 +15,7 @@ CFLAGS ?= -O2 -g
 
 SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c \
         hosted_pages.c processor.c processor_test.c expiry.c admin.c \
-        policy.c policy_source.c policy_strlib.c pattern.c policy_watch.c \
+        policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c \
         store_sqlite.c url.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy
@@ -38,10 +38,12 @@ $(BUILD)/test_url: $(BUILD)/url.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/err.o
 $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
-$(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o $(BUILD)/pattern.o \
+$(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
+    $(BUILD)/policy_tablib.o $(BUILD)/pattern.o \
     $(BUILD)/url.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/err.o
 $(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/policy_source.o \
-    $(BUILD)/policy_strlib.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/token.o $(BUILD)/log.o \
+    $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/url.o \
+    $(BUILD)/token.o $(BUILD)/log.o \
     $(BUILD)/json.o $(BUILD)/err.o
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
 

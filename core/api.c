@@ -148,6 +148,7 @@ static void create_session(struct worker *w, const struct api_key *key,
     struct url u;
     struct json_t *body = NULL;
     char err[256], token[HF_TOKEN_CHARS + 1], url[512 + HF_TOKEN_CHARS];
+    char idem_scoped[HF_IDEMPOTENCY_KEY_MAX + 16];
     unsigned char token_digest[HF_HASH_BYTES];
     long long now = (long long)time(NULL);
     int rc;
@@ -179,7 +180,9 @@ static void create_session(struct worker *w, const struct api_key *key,
         goto out;
     }
     if (idem_key) {
-        idem.key = idem_key;
+        /* live and test keys of one tenant are separate worlds */
+        snprintf(idem_scoped, sizeof idem_scoped, "%s:%s", key->mode, idem_key);
+        idem.key = idem_scoped;
         token_hash(req->body, req->body_len, idem.request_hash);
         rc = store_idempotency_find(w->store, key->tenant_id, &idem, now, &s);
         if (rc == HF_EEXISTS) {

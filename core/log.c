@@ -70,6 +70,14 @@ void log_redact(const char *in, char *out, size_t outlen)
             in = p;
             continue;
         }
+        if ((unsigned char)*in < 0x20 || *in == 0x7f) {
+            /* a decoded %0A in a path must not start a forged log line */
+            if (o + 4 >= outlen)
+                break;
+            snprintf(out + o, 5, "\\x%02x", (unsigned char)*in++);
+            o += 4;
+            continue;
+        }
         out[o++] = *in++;
     }
     out[o] = '\0';
@@ -87,12 +95,15 @@ static void timestamp(char buf[64])
              tm.tm_min, tm.tm_sec, (ts.tv_nsec / 1000000) % 1000);
 }
 
-/* Write one finished line; stdio's lock keeps lines whole across threads. */
+/* Write one finished line in one call under the stream's lock, so lines
+ * of concurrent threads never interleave. */
 static void emit(const char *line)
 {
+    flockfile(stderr);
     fputs(line, stderr);
     fputc('\n', stderr);
     fflush(stderr);
+    funlockfile(stderr);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

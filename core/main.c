@@ -191,11 +191,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "serve") == 0)
         return serve(argc - 2, argv + 2);
-    if (strcmp(cmd, "policy") == 0)
-        return cli_policy(argc - 2, argv + 2);
     argc -= 2;
     argv += 2;
-    db = config_db_path(&argc, argv);
+    db = config_db_path(&argc, argv); /* every command takes --db */
+    if (strcmp(cmd, "policy") == 0)
+        return cli_policy(argc, argv);
     if (strcmp(cmd, "tenant") == 0)
         return cli_tenant(db, argc, argv);
     if (strcmp(cmd, "key") == 0)

@@ -24,9 +24,11 @@
 #include "log.h"
 #include "policy_source.h"
 #include "policy_strlib.h"
+#include "policy_tablib.h"
 #include "token.h"
 
 #define MEMORY_LIMIT (16u << 20)       /* bytes per Lua state */
+#define MEMORY_RESERVE (1u << 20)      /* more, for hostflow's own pushes outside calls */
 #define INSTRUCTION_BUDGET 1000000L    /* VM instructions (or match steps) per call */
 #define HOOK_EVERY 1000                /* instructions between hook checks */
 #define EXAMPLES_MAX 1000
@@ -54,6 +56,8 @@ struct policy {
     size_t mem_used;                 /* bytes the allocator handed out */
     size_t mem_limit;                /* allocations fail beyond this */
     long budget_left;                /* instructions left in this call */
+    int in_call;                     /* policy code is running: no reserve */
+    int mem_exhausted;               /* the cap refused memory in this call */
     struct policy_engine *engine;    /* NULL for a standalone check */
     struct generation *gen;          /* the version this state runs */
     int spoiled;                     /* an error left it suspect: rebuild */
@@ -68,11 +72,15 @@ struct policy {
 
 /* ---- limits ---------------------------------------------------------- */
 
-/* The allocator: a refused allocation raises "not enough memory". */
+/* The allocator: a refused allocation raises "not enough memory". Policy
+ * code gets mem_limit; hostflow's own pushes between calls (arguments,
+ * results) may use a reserve above it, so a policy that filled its memory
+ * cannot make them fail outside a protected call. */
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct policy *p = ud;
     size_t old = ptr ? osize : 0;
+    size_t limit = p->mem_limit + (p->in_call ? 0 : MEMORY_RESERVE);
     void *np;
 
     if (nsize == 0) {
@@ -80,8 +88,11 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         p->mem_used -= old;
         return NULL;
     }
-    if (nsize > old && p->mem_used + (nsize - old) > p->mem_limit)
+    if (nsize > old && p->mem_used + (nsize - old) > limit) {
+        if (p->in_call)
+            p->mem_exhausted = 1; /* sticky: a pcall that catches it still fails */
         return NULL;
+    }
     np = realloc(ptr, nsize);
     if (np)
         p->mem_used = p->mem_used - old + nsize;
@@ -114,9 +125,18 @@ static int guarded_call(struct policy *p, int nargs, int nresults)
     int rc;
 
     p->budget_left = INSTRUCTION_BUDGET;
+    p->mem_exhausted = 0;
+    p->in_call = 1;
     lua_sethook(p->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     rc = lua_pcall(p->L, nargs, nresults, 0);
     lua_sethook(p->L, NULL, 0, 0);
+    p->in_call = 0;
+    if (rc == LUA_OK && p->mem_exhausted) {
+        /* the policy caught the memory error and answered anyway */
+        lua_settop(p->L, lua_gettop(p->L) - nresults);
+        lua_pushliteral(p->L, "policy exceeded its memory limit");
+        rc = LUA_ERRMEM;
+    }
     if (rc != LUA_OK) {
         p->spoiled = 1;
         return HF_EPOLICY;
@@ -124,8 +144,16 @@ static int guarded_call(struct policy *p, int nargs, int nresults)
     return 0;
 }
 
-/* pcall that cannot swallow a spent budget: the hook's error is caught
- * like any other, so once the budget is gone it is raised again. */
+/* 1 when a limit has stopped the current call: errors caught by the
+ * policy's own pcall are raised again. */
+static int limit_hit(const struct policy *p, int status)
+{
+    return p->budget_left <= 0 || p->mem_exhausted || status == LUA_ERRMEM;
+}
+
+/* pcall that cannot swallow a hit limit: the hook's or the allocator's
+ * error is caught like any other, so once a limit is hit it is raised
+ * again. */
 static int budget_pcall(lua_State *L)
 {
     struct policy *p;
@@ -134,7 +162,7 @@ static int budget_pcall(lua_State *L)
     lua_getallocf(L, (void **)&p);
     luaL_checkany(L, 1);
     status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
-    if (status != LUA_OK && p->budget_left <= 0)
+    if (status != LUA_OK && limit_hit(p, status))
         return lua_error(L);
     lua_pushboolean(L, status == LUA_OK);
     lua_insert(L, 1);
@@ -153,7 +181,7 @@ static int budget_xpcall(lua_State *L)
     lua_pushvalue(L, 1);             /* f */
     lua_rotate(L, 3, 2);             /* f, handler, true, f, args... */
     status = lua_pcall(L, n - 2, LUA_MULTRET, 2);
-    if (status != LUA_OK && p->budget_left <= 0)
+    if (status != LUA_OK && limit_hit(p, status))
         return lua_error(L);
     lua_pushboolean(L, status == LUA_OK);
     lua_replace(L, 3);
@@ -221,13 +249,23 @@ static int refuse_write(lua_State *L)
     return luaL_error(L, "this table is read-only");
 }
 
-/* __pairs of a read-only proxy: iterate the table it hides. */
+/* next() over the table a proxy hides (upvalue 1), called as (proxy, key). */
+static int proxy_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_next(L, lua_upvalueindex(1)))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+/* __pairs of a read-only proxy: iterate its table without revealing it. */
 static int proxy_pairs(lua_State *L)
 {
-    lua_getglobal(L, "next");
     lua_getmetatable(L, 1);
     lua_getfield(L, -1, "__index");
-    lua_remove(L, -2);
+    lua_pushcclosure(L, proxy_next, 1);
+    lua_pushvalue(L, 1);
     lua_pushnil(L);
     return 3;
 }
@@ -321,6 +359,10 @@ static int sandbox_require(lua_State *L)
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
     }
+    /* one module serves the policy and every override: none may change
+     * it for the others */
+    if (lua_istable(L, -1))
+        make_readonly(L);
     lua_pushvalue(L, -1);
     lua_setfield(L, -3, name);
     return 1;
@@ -430,6 +472,9 @@ static void open_libraries(struct policy *p)
     lua_setfield(L, -2, "dump");
     policy_strlib_install(L, lua_gettop(L), &p->budget_left);
     lua_pop(L, 1);
+    lua_getglobal(L, LUA_TABLIBNAME);
+    policy_tablib_install(L, lua_gettop(L), &p->budget_left);
+    lua_pop(L, 1);
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
     lua_pushliteral(L, "locked");
@@ -480,8 +525,10 @@ static int run_chunk(struct policy *p, const struct policy_text *t, int is_overr
         snprintf(err, errlen, "%s", error_text(p->L));
         return HF_EPOLICY;
     }
-    if (is_override)
+    if (is_override) { /* a view: an override must not change other tenants' policy */
         lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_policy);
+        make_readonly(p->L);
+    }
     if (guarded_call(p, is_override, 1) != 0) {
         snprintf(err, errlen, "%s", error_text(p->L));
         return HF_EPOLICY;
@@ -751,15 +798,21 @@ int policy_check_return_url(struct policy *p, const char *raw,
 /* ---- examples -------------------------------------------------------- */
 
 /* String field of the table at idx (raw), or def. Borrowed from the table. */
-static const char *field_string(lua_State *L, int idx, const char *key, const char *def)
+/* Copy string field key of the table at idx (raw) into buf, or def when
+ * absent; NULL when both are. A copy, because the policy runs between
+ * reading an example and judging it and may drop the strings it holds. */
+static const char *field_copy(lua_State *L, int idx, const char *key, const char *def,
+                              char *buf, size_t buflen)
 {
     const char *s = def;
 
     lua_pushstring(L, key);
     if (lua_rawget(L, idx) == LUA_TSTRING)
         s = lua_tostring(L, -1);
-    lua_pop(L, 1); /* the table keeps the string alive */
-    return s;
+    if (s)
+        snprintf(buf, buflen, "%s", s);
+    lua_pop(L, 1);
+    return s ? buf : NULL;
 }
 
 /* One example at the stack top against the state; 0 or HF_EPOLICY with
@@ -768,6 +821,8 @@ static int run_example(struct policy *p, int idx, const char *tenant_id,
                        struct tenant *t, char *err, size_t errlen)
 {
     lua_State *L = p->L;
+    char url_buf[HF_URL_MAX + 1], check_buf[16], code_buf[HF_POLICY_CODE_MAX + 1];
+    char mode[8];
     const char *check, *url, *want_code;
     struct policy_verdict v;
     struct policy_ctx ctx;
@@ -781,12 +836,14 @@ static int run_example(struct policy *p, int idx, const char *tenant_id,
     }
     want_allow = lua_toboolean(L, -1);
     lua_pop(L, 1);
-    url = field_string(L, idx, "url", NULL);
-    check = field_string(L, idx, "check", url ? "return_url" : "tenant");
-    want_code = field_string(L, idx, "code", NULL);
+    url = field_copy(L, idx, "url", NULL, url_buf, sizeof url_buf);
+    check = field_copy(L, idx, "check", url ? "return_url" : "tenant", check_buf,
+                       sizeof check_buf);
+    want_code = field_copy(L, idx, "code", NULL, code_buf, sizeof code_buf);
+    field_copy(L, idx, "mode", "live", mode, sizeof mode);
 
     memset(t, 0, sizeof *t);
-    snprintf(t->id, sizeof t->id, "%s", field_string(L, idx, "tenant", tenant_id));
+    field_copy(L, idx, "tenant", tenant_id, t->id, sizeof t->id);
     snprintf(t->name, sizeof t->name, "Example tenant");
     lua_pushliteral(L, "redirect_hosts");
     if (lua_rawget(L, idx) == LUA_TTABLE) {
@@ -801,7 +858,7 @@ static int run_example(struct policy *p, int idx, const char *tenant_id,
     }
     lua_pop(L, 1);
     ctx = (struct policy_ctx){
-        .tenant = t, .mode = field_string(L, idx, "mode", "live"),
+        .tenant = t, .mode = mode,
         .contractor_id = "cn_example", .method = "POST",
         .path = "/api/v1/payment/sessions", .remote_addr = "127.0.0.1",
         .now = (long long)time(NULL)};
@@ -856,7 +913,7 @@ static int run_examples_of(struct policy *p, int ref, const char *file,
         return 0;
     }
     for (lua_Integer i = 1; rc == 0 && i <= EXAMPLES_MAX; i++) {
-        char why[600];
+        char why[600], name[128];
         int top;
 
         if (lua_rawgeti(L, -1, i) != LUA_TTABLE) {
@@ -864,9 +921,9 @@ static int run_examples_of(struct policy *p, int ref, const char *file,
             break;
         }
         top = lua_gettop(L);
+        field_copy(L, top, "name", "", name, sizeof name);
         rc = run_example(p, top, tenant_id, scratch, why, sizeof why);
         if (rc != 0) {
-            const char *name = field_string(L, top, "name", "");
             if (strcmp(why, "raised an error") == 0)
                 snprintf(why, sizeof why, "raised: %s", p->last_error);
             snprintf(err, errlen, "%s: example %lld%s%s%s: %s", file, (long long)i,
@@ -1098,8 +1155,13 @@ int policy_sync(struct policy_engine *e, struct policy **pp)
         log_msg(HF_LOG_ERROR, "policy: cannot build a state of version %s: %s",
                 g->src->version, err);
     gen_release(e, g);
-    if (rc != 0)
-        return p ? 0 : HF_EPOLICY;
+    if (rc != 0) {
+        if (p && !p->spoiled)
+            return 0; /* the old version is still sound; serve with it */
+        policy_free(p);
+        *pp = NULL;
+        return HF_EPOLICY;
+    }
     policy_free(p);
     *pp = fresh;
     return 0;

@@ -34,6 +34,8 @@ int main(void)
     CHECK("bearer header", redacts("Authorization: Bearer sekrit-value", "Authorization: Bearer [redacted]"));
     CHECK("plain text untouched", redacts("GET /api/v1/payment/sessions 201", "GET /api/v1/payment/sessions 201"));
     CHECK("marker with nothing after it", redacts("/payment/setup/", "/payment/setup/"));
+    CHECK("newlines cannot forge a line", redacts("GET /a\n2026 error FORGED\r\x7f",
+                                                  "GET /a\\x0a2026 error FORGED\\x0d\\x7f"));
     log_redact("/payment/setup/live_abcdef", small, sizeof small);
     CHECK("tiny buffer stays terminated", strlen(small) == sizeof small - 1);
     return CHECK_DONE();

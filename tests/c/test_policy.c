@@ -194,6 +194,24 @@ static void test_overrides(void)
     policy_free(w);
     policy_engine_free(e);
 
+    snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);
+    write_file(path, "local shared = ...\n"
+                     "return { check_return_url = function(url, ctx)\n"
+                     "  shared.check_return_url = function() return true end\n"
+                     "  return true\n"
+                     "end }\n");
+    CHECK("engine loads an override that tries to rewrite the shared policy",
+          policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
+    w = NULL;
+    policy_sync(e, &w);
+    CHECK("the rewrite fails closed for that tenant", ask(w, &tenant_b, "https://b.test/") == -1);
+    policy_sync(e, &w);
+    CHECK("and the shared policy still refuses other tenants' unlisted hosts",
+          ask(w, &tenant_a, "https://evil.test/") == 0);
+    policy_free(w);
+    policy_engine_free(e);
+    snprintf(path, sizeof path, "%s/hosts.lua", pdir);
+
     write_file(path, "return {}\n");
     snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);
     write_file(path, "local shared = ...\nreturn { check_return_url = function() return false end,\n"
@@ -202,6 +220,22 @@ static void test_overrides(void)
           policy_engine_new(file, pdir, &e, err, sizeof err) == HF_EPOLICY &&
           strstr(err, "tn_b.lua: example 1"));
     remove(path);
+
+    /* an example whose check drops the example's own strings before they
+     * are compared (run under ASan this would be a use after free) */
+    write_policy("local p = {}\n"
+                 "function p.check_return_url(url, ctx)\n"
+                 "  p.examples[1].code = nil\n"
+                 "  p.examples[1].url = nil\n"
+                 "  local junk = {} for i = 1, 20000 do junk[i] = ('y'):rep(64) .. i end\n"
+                 "  return false, 'invalid_return_url', 'no'\n"
+                 "end\n"
+                 "p.examples = { { url = 'https://a.test/' .. ('q'):rep(100), allow = false, "
+                 "code = 'invalid_return_url' .. '' } }\n"
+                 "return p\n");
+    CHECK("examples are judged on copies of their strings",
+          policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
+    policy_engine_free(e);
 }
 
 /* The sandbox: each probe returns true when the policy cannot do harm. */
@@ -244,6 +278,17 @@ static const char probe_policy[] =
     "probes['/sort'] = function() local t = {} for i = 1, 100 do t[i] = i end "
     "table.sort(t, function(a, b) while true do end end) end\n"
     "probes['/ok'] = function() return true end\n"
+    "probes['/tmove'] = function() table.move({}, 1, 1 << 40, 1) end\n"
+    "probes['/tinsert'] = function() table.insert(setmetatable({}, { __len = function() "
+    "return 1 << 40 end }), 1, 'x') end\n"
+    "probes['/tremove'] = function() table.remove(setmetatable({}, { __len = function() "
+    "return 1 << 40 end }), 1) end\n"
+    "probes['/tconcat'] = function() return table.concat({}, '', 1, 1 << 40) end\n"
+    "probes['/swallowmem'] = function() pcall(function() local t = {} "
+    "while true do t[#t + 1] = ('x'):rep(65536) .. #t end end) return true end\n"
+    "probes['/pairsleak'] = function() return not pcall(function() "
+    "local _, hidden = pairs(string) hidden.find = nil end) and string.find('ab', 'b') == 2 end\n"
+    "probes['/modwrite'] = function() return not pcall(function() helper.extra = nil end) end\n"
     "probes['/xpcallloop'] = function() while true do xpcall(function() while true do end end, "
     "function(m) return m end) end end\n"
     "probes['/pcallworks'] = function() local ok, e = pcall(error, 'x', 0) "
@@ -260,10 +305,12 @@ static void test_sandbox(void)
     static const char *const safe[] = {
         "/io", "/os", "/debug", "/package", "/loaders", "/dump", "/gc", "/rawset",
         "/strmeta", "/strwrite", "/hfwrite", "/reqos", "/reqdots", "/req", "/gcmeta",
-        "/envmeta", "/set", "/get", "/pairs", "/methods", "/parse", "/pcallworks", NULL};
+        "/envmeta", "/set", "/get", "/pairs", "/methods", "/parse", "/pcallworks",
+        "/pairsleak", "/modwrite", NULL};
     static const char *const stopped[] = {
         "/loop", "/pcallloop", "/xpcallloop", "/errorloop", "/memory", "/pcallmemory", "/rep", "/match",
-        "/find", "/gsub", "/gmatch", "/concat", "/sort", NULL};
+        "/find", "/gsub", "/gmatch", "/concat", "/sort", "/tmove", "/tinsert", "/tremove",
+        "/tconcat", "/swallowmem", NULL};
     struct policy_engine *e = NULL;
     struct policy *w = NULL;
     char err[HF_POLICY_ERROR_MAX], path[256], name[128], url[256];

@@ -74,6 +74,16 @@ for _, header in ipairs({ "Idempotency-Key", "Ten99Policy-Idempotent-Key" }) do
       assert.are.equal(404, srv:get(other.key.secret, SESSIONS .. "/" .. mine.json.id).status)
     end)
 
+    it("scopes keys to the mode: the tenant's test key does not replay its live key's", function()
+      local live = create(t, "mode-key")
+      assert.are.equal(201, live.status)
+      local test = srv:create(t.test_key.secret, body(t), { [header] = "mode-key" })
+      assert.are.equal(201, test.status)
+      assert.are_not.equal(live.json.id, test.json.id)
+      assert.is_nil(test.headers["idempotent-replayed"])
+      assert.matches("/payment/setup/test_", test.json.url)
+    end)
+
     it("gives exactly one session to 8 concurrent requests with one key", function()
       local b = body(t)
       local data = table.concat({ "POST " .. SESSIONS .. " HTTP/1.1",

@@ -30,12 +30,18 @@ describe("secrets: session tokens and API keys", function()
     return r
   end
 
-  -- wait until the log holds the line of the last tracked request
+  -- wait until the log holds the lines of every tracked request (each is
+  -- written after its response, by whichever worker served it)
   local function log_settled()
-    local last = request_ids[#request_ids]
     local deadline = socket.gettime() + 3
+    local function all_in(text)
+      for _, id in ipairs(request_ids) do
+        if not contains(text, id) then return false end
+      end
+      return true
+    end
     local text = srv:log_text()
-    while not contains(text, last) and socket.gettime() < deadline do
+    while not all_in(text) and socket.gettime() < deadline do
       socket.sleep(0.05)
       text = srv:log_text()
     end
