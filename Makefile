@@ -21,7 +21,7 @@ OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
-                libjansson-dev lua-busted lua-socket curl wrk clang
+                libjansson-dev lua-busted lua-socket curl wrk clang chromium
 
 .PHONY: all test test-policies deps sanitize install uninstall clean
 
@@ -62,8 +62,12 @@ test: all $(C_TESTS:%=$(BUILD)/%)
 test-policies:
 	HOSTFLOW_ROOT=$(CURDIR) busted --lpath='tests/?.lua' tests/lua
 
+# Debian packages, then playwright-core for the browser tests (Node.js 20
+# and npm come with the machine; playwright drives Debian's chromium and
+# downloads no browser).
 deps:
 	scripts/install-deps $(DEB_PACKAGES)
+	cd tests/browser && npm ci --no-audit --no-fund
 
 # ASan + UBSan build of the binary and the unit tests, then the whole suite.
 # A small quarantine keeps freed memory from inflating RSS; HOSTFLOW_SANITIZE

@@ -11,7 +11,7 @@ const char hosted_css[] =
     "body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
     "background:#f4f5f7;color:#1d2330}"
     ".panel{max-width:28rem;margin:2rem auto;padding:1.5rem;background:#fff;"
-    "border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12)}"
+    "border-radius:12px;box-shadow:0 1px 3px rgba(0,0,0,.12);overflow-wrap:anywhere}"
     "@media (max-width:30rem){.panel{margin:0;border-radius:0;min-height:100vh}}"
     ".tenant{margin:0 0 .25rem;font-weight:600;color:#4a5468}"
     "h1{font-size:1.4rem;margin:.25rem 0 1rem}"

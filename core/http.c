@@ -58,6 +58,8 @@ static const char *reason(int status)
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 402: return "Payment Required";
+    case 408: return "Request Timeout";
     case 413: return "Payload Too Large";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
@@ -138,17 +140,19 @@ static void send_response(struct mg_connection *conn, const struct http_req *req
                      resp->status, reason(resp->status),
                      resp->content_type ? resp->content_type : "application/json",
                      resp->body_len, req->request_id, resp->headers);
-    size_t total = (size_t)n + resp->body_len;
+    /* HEAD: the headers GET would send, no body */
+    size_t body_len = strcmp(req->method, "HEAD") == 0 ? 0 : resp->body_len;
+    size_t total = (size_t)n + body_len;
     char *buf = malloc(total);
 
     if (!buf) {
         mg_write(conn, head, (size_t)n);
-        mg_write(conn, resp->body, resp->body_len);
+        mg_write(conn, resp->body, body_len);
         return;
     }
     memcpy(buf, head, (size_t)n);
-    if (resp->body_len)
-        memcpy(buf + n, resp->body, resp->body_len);
+    if (body_len)
+        memcpy(buf + n, resp->body, body_len);
     mg_write(conn, buf, total);
     if (resp->body_secret)
         token_wipe(buf, total);
