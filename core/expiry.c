@@ -47,7 +47,8 @@ static void *sweep_loop(void *arg)
     return NULL;
 }
 
-int expiry_start(const char *db_path, struct expiry **out, char *err, size_t errlen)
+int expiry_start(const char *db_path, struct store_writer *writer, struct expiry **out,
+                 char *err, size_t errlen)
 {
     struct expiry *x = calloc(1, sizeof *x);
 
@@ -59,6 +60,7 @@ int expiry_start(const char *db_path, struct expiry **out, char *err, size_t err
         free(x);
         return -1;
     }
+    store_attach_writer(x->store, writer);
     pthread_mutex_init(&x->lock, NULL);
     pthread_cond_init(&x->wake, NULL);
     if (pthread_create(&x->thread, NULL, sweep_loop, x) != 0) {

@@ -12,8 +12,10 @@
 struct expiry;
 
 /* Start sweeping db_path every HF_EXPIRY_INTERVAL_MS on a thread with its
- * own connection. 0, or -1 with err. */
-int expiry_start(const char *db_path, struct expiry **out, char *err, size_t errlen);
+ * own connection, writing through writer. 0, or -1 with err. */
+struct store_writer;
+int expiry_start(const char *db_path, struct store_writer *writer, struct expiry **out,
+                 char *err, size_t errlen);
 /* Stop the thread and free; NULL is fine. */
 void expiry_stop(struct expiry *x);
 

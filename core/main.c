@@ -96,6 +96,7 @@ static int serve(int argc, char **argv)
     struct policy_engine *engine = NULL;
     struct policy_watch *watch = NULL;
     struct expiry *expiry = NULL;
+    struct store_writer *writer = NULL;
     struct worker_shared api_data;
     struct admin_shared admin_data;
     struct http_app api_app = {&api_data, worker_new, worker_free, worker_handle};
@@ -130,7 +131,11 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "policy refused: %s", err);
         goto out;
     }
-    api_data = (struct worker_shared){&cfg, engine};
+    if (store_writer_start(cfg.db_path, &writer, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        goto out;
+    }
+    api_data = (struct worker_shared){&cfg, engine, writer};
     admin_data = (struct admin_shared){&cfg, engine, getenv("HOSTFLOW_ADMIN_TOKEN")};
     if (admin_data.token && !*admin_data.token)
         admin_data.token = NULL;
@@ -139,7 +144,7 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
-    if (expiry_start(cfg.db_path, &expiry, err, sizeof err) != 0) {
+    if (expiry_start(cfg.db_path, writer, &expiry, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
@@ -164,6 +169,7 @@ out:
     expiry_stop(expiry);
     http_stop(srv);
     http_stop(admin);
+    store_writer_stop(writer); /* after every user of it has stopped */
     policy_engine_free(engine);
     if (rc == 0)
         log_msg(HF_LOG_INFO, "stopped");

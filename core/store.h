@@ -137,6 +137,22 @@ int store_session_list(struct store *s, const char *tenant_id,
 int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
                          long long now, struct session *out);
 
+/* ---- group commit ----
+ * The server sends its hot-path writes (session insert, redeem, complete,
+ * cancel, expiry) through one writer thread that commits everything queued
+ * in one transaction. Without a writer each connection commits its own. */
+struct store_writer;
+
+/* Start the writer (and a WAL checkpointer) on their own connections to
+ * path. 0, or HF_ESTORE with err. */
+int store_writer_start(const char *path, struct store_writer **out, char *err,
+                       size_t errlen);
+/* Commit what is queued, stop, checkpoint, free; NULL is fine. Call after
+ * every connection that uses it has stopped submitting. */
+void store_writer_stop(struct store_writer *w);
+/* From now on s sends those writes through w (and leaves checkpoints to it). */
+int store_attach_writer(struct store *s, struct store_writer *w);
+
 /* ---- hosted flow ---- */
 
 /* The session whose URL token hashes to token_hash, if it can still be

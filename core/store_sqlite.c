@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 #include <sqlite3.h>
 
@@ -76,6 +77,9 @@ static const char *const migrations[] = {
     X(BEGIN, "BEGIN IMMEDIATE")                                                \
     X(COMMIT, "COMMIT")                                                        \
     X(ROLLBACK, "ROLLBACK")                                                    \
+    X(SAVEPOINT, "SAVEPOINT job")                                              \
+    X(RELEASE, "RELEASE job")                                                  \
+    X(ROLLBACK_TO, "ROLLBACK TO job")                                          \
     X(TENANT_INSERT, "INSERT INTO tenants (id, name, created) VALUES (?1, ?2, ?3)") \
     X(TENANT_GET, "SELECT id, name, created FROM tenants WHERE id = ?1")       \
     X(HOSTS_DELETE, "DELETE FROM tenant_redirect_hosts WHERE tenant_id = ?1")  \
@@ -129,6 +133,29 @@ static const char *const stmt_sql[] = {
 struct store {
     sqlite3 *db;                /* the connection; one thread at a time */
     sqlite3_stmt *stmt[Q_COUNT]; /* prepared on first use */
+    struct store_writer *writer; /* when set, writes go through it */
+};
+
+/* One write waiting for its group commit; lives on the submitter's stack. */
+struct write_job {
+    int (*fn)(struct store *s, void *arg); /* runs inside the batch transaction */
+    void *arg;
+    int rc;                     /* fn's result, or HF_ESTORE if the commit failed */
+    int done;                   /* guarded by the writer's lock */
+    struct write_job *next;
+};
+
+struct store_writer {
+    struct store *store;        /* the writing connection, used by the thread only */
+    struct store *checkpoints;  /* the checkpointing connection */
+    pthread_t thread, checkpointer;
+    pthread_mutex_t lock;       /* guards the queue, done flags and stopping */
+    pthread_cond_t work;        /* jobs queued, or stopping */
+    pthread_cond_t finished;    /* a batch is committed */
+    pthread_cond_t stop;        /* wakes the checkpointer to stop */
+    struct write_job *head, *tail;
+    int stopping;
+    int checkpointing;          /* the checkpointer thread was started */
 };
 
 /* The cached, reset statement id; NULL (logged) if it cannot be prepared. */
@@ -179,6 +206,138 @@ static int finish(struct store *s, int rc)
         return rc2;
     }
     return rc;
+}
+
+/* ---- group commit ------------------------------------------------------
+ * One writer thread owns one connection. Workers queue their writes and
+ * wait; the writer takes everything queued, runs each job under its own
+ * savepoint inside one transaction, commits once, then wakes them all. A
+ * 201 is still sent only after its row is committed, but one commit (and
+ * its WAL sync) is shared by every request that arrived meanwhile. */
+
+#define BATCH_MAX 512
+#define CHECKPOINT_EVERY_MS 200
+
+static int step_simple(struct store *s, enum stmt_id id)
+{
+    sqlite3_stmt *st = prep(s, id);
+
+    return st ? run(s, st) : HF_ESTORE;
+}
+
+static void run_batch(struct store *s, struct write_job *jobs)
+{
+    int rc = begin(s);
+
+    for (struct write_job *j = jobs; j; j = j->next) {
+        if (rc != 0 || step_simple(s, Q_SAVEPOINT) != 0) {
+            j->rc = HF_ESTORE;
+            continue;
+        }
+        j->rc = j->fn(s, j->arg);
+        /* a job that failed undoes only its own changes */
+        if (j->rc != 0)
+            step_simple(s, Q_ROLLBACK_TO);
+        step_simple(s, Q_RELEASE);
+    }
+    if (rc == 0 && step_simple(s, Q_COMMIT) != 0) {
+        step_simple(s, Q_ROLLBACK);
+        for (struct write_job *j = jobs; j; j = j->next)
+            if (j->rc == 0)
+                j->rc = HF_ESTORE; /* nothing of this batch was kept */
+    }
+}
+
+static void *writer_loop(void *arg)
+{
+    struct store_writer *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        struct write_job *batch, *rest = NULL;
+        int n = 0;
+
+        while (!w->head && !w->stopping)
+            pthread_cond_wait(&w->work, &w->lock);
+        if (!w->head)
+            break;
+        batch = w->head;
+        for (struct write_job *j = batch; j; j = j->next)
+            if (++n == BATCH_MAX) {
+                rest = j->next;
+                j->next = NULL;
+                break;
+            }
+        w->head = rest;
+        if (!rest)
+            w->tail = NULL;
+        pthread_mutex_unlock(&w->lock);
+        run_batch(w->store, batch);
+        pthread_mutex_lock(&w->lock);
+        for (struct write_job *j = batch; j; j = j->next)
+            j->done = 1;
+        pthread_cond_broadcast(&w->finished);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+/* WAL checkpoints off the request path: PASSIVE ones never wait for
+ * readers or the writer, and automatic checkpoints are off where the
+ * writer is used. */
+static void *checkpoint_loop(void *arg)
+{
+    struct store_writer *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    while (!w->stopping) {
+        struct timespec until;
+
+        pthread_mutex_unlock(&w->lock);
+        sqlite3_wal_checkpoint_v2(w->checkpoints->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                  NULL, NULL);
+        pthread_mutex_lock(&w->lock);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += CHECKPOINT_EVERY_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        if (!w->stopping)
+            pthread_cond_timedwait(&w->stop, &w->lock, &until);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static int submit(struct store_writer *w, int (*fn)(struct store *, void *), void *arg)
+{
+    struct write_job job = {fn, arg, 0, 0, NULL};
+
+    pthread_mutex_lock(&w->lock);
+    if (w->tail)
+        w->tail->next = &job;
+    else
+        w->head = &job;
+    w->tail = &job;
+    pthread_cond_signal(&w->work);
+    while (!job.done)
+        pthread_cond_wait(&w->finished, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+    return job.rc;
+}
+
+/* Run fn as one transaction: through the writer when attached, else on
+ * this connection. */
+static int in_transaction(struct store *s, int (*fn)(struct store *, void *), void *arg)
+{
+    int rc;
+
+    if (s->writer)
+        return submit(s->writer, fn, arg);
+    if ((rc = begin(s)) != 0)
+        return rc;
+    return finish(s, fn(s, arg));
 }
 
 static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t n)
@@ -634,32 +793,37 @@ int store_idempotency_find(struct store *s, const char *tenant_id,
     return idem_lookup(s, tenant_id, idem, now, out);
 }
 
-int store_session_insert(struct store *s, struct session *in,
-                         const unsigned char token_hash[HF_HASH_BYTES],
-                         const struct idempotency *idem, long long now)
+struct insert_args {
+    struct session *in;
+    const unsigned char *token_hash;
+    const struct idempotency *idem;
+    long long now;
+};
+
+static int do_session_insert(struct store *s, void *arg)
 {
+    struct insert_args *a = arg;
+    struct session *in = a->in;
+    const struct idempotency *idem = a->idem;
+    long long now = a->now;
     sqlite3_stmt *st;
     int rc;
 
-    if ((rc = begin(s)) != 0)
-        return rc;
     /* checked again inside the write lock: of two racing requests with one
      * key, the second sees the first's row */
     if (idem && idem->key) {
         rc = idem_lookup(s, in->tenant_id, idem, now, in);
-        if (rc == HF_ENOTFOUND)
-            rc = 0;
-        else
-            return finish(s, rc);
+        if (rc != HF_ENOTFOUND)
+            return rc;
     }
     if (!(st = prep(s, Q_SESSION_INSERT)))
-        return finish(s, HF_ESTORE);
+        return HF_ESTORE;
     bind_text(st, 1, in->id);
     bind_text(st, 2, in->tenant_id);
     bind_text(st, 3, in->contractor_id);
     bind_text(st, 4, in->return_url);
     bind_text(st, 5, in->mode);
-    sqlite3_bind_blob(st, 6, token_hash, HF_HASH_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, a->token_hash, HF_HASH_BYTES, SQLITE_STATIC);
     bind_text(st, 7, in->policy_version);
     sqlite3_bind_int64(st, 8, in->created);
     sqlite3_bind_int64(st, 9, in->expires_at);
@@ -682,7 +846,16 @@ int store_session_insert(struct store *s, struct session *in,
             rc = run(s, st);
         }
     }
-    return finish(s, rc);
+    return rc;
+}
+
+int store_session_insert(struct store *s, struct session *in,
+                         const unsigned char token_hash[HF_HASH_BYTES],
+                         const struct idempotency *idem, long long now)
+{
+    struct insert_args a = {in, token_hash, idem, now};
+
+    return in_transaction(s, do_session_insert, &a);
 }
 
 /* seq of a cursor id under tenant; HF_ENOTFOUND if it names nothing. */
@@ -762,15 +935,22 @@ int store_session_by_token(struct store *s, const unsigned char token_hash[HF_HA
     return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
 }
 
-int store_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
-                         const unsigned char browser_hash[HF_HASH_BYTES], long long now,
-                         struct session *out)
+struct redeem_args {
+    const unsigned char *token_hash;
+    const unsigned char *browser_hash;
+    long long now;
+    struct session *out;
+};
+
+static int do_redeem(struct store *s, void *arg)
 {
+    struct redeem_args *a = arg;
+    const unsigned char *token_hash = a->token_hash, *browser_hash = a->browser_hash;
+    long long now = a->now;
+    struct session *out = a->out;
     sqlite3_stmt *st;
     int rc;
 
-    if ((rc = begin(s)) != 0)
-        return rc;
     /* read first (the update clears what the read matches), then the
      * conditional update decides: exactly one racer changes the row */
     rc = store_session_by_token(s, token_hash, now, out);
@@ -786,7 +966,16 @@ int store_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH
                 rc = HF_ENOTFOUND;
         }
     }
-    return finish(s, rc);
+    return rc;
+}
+
+int store_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                         const unsigned char browser_hash[HF_HASH_BYTES], long long now,
+                         struct session *out)
+{
+    struct redeem_args a = {token_hash, browser_hash, now, out};
+
+    return in_transaction(s, do_redeem, &a);
 }
 
 int store_session_for_browser(struct store *s, const char *id,
@@ -815,15 +1004,25 @@ int store_session_for_browser(struct store *s, const char *id,
 
 /* pending → a terminal state by statement q (?1 tenant, ?2 id, ?3 now,
  * ?4..?6 the card when given), in one transaction with the check. */
-static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
-                         const char *id, const struct saved_card *card, long long now,
-                         struct session *out)
+struct transition_args {
+    enum stmt_id q;
+    const char *tenant_id;
+    const char *id;
+    const struct saved_card *card;
+    long long now;
+    struct session *out;
+};
+
+static int do_leave_pending(struct store *s, void *arg)
 {
+    struct transition_args *a = arg;
+    const char *tenant_id = a->tenant_id, *id = a->id;
+    const struct saved_card *card = a->card;
+    long long now = a->now;
+    struct session *out = a->out;
     sqlite3_stmt *st;
     int rc;
 
-    if ((rc = begin(s)) != 0)
-        return rc;
     rc = store_session_get(s, tenant_id, id, now, out);
     if (rc == 0) {
         if (strcmp(out->status, "expired") == 0)
@@ -832,7 +1031,7 @@ static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
             rc = HF_ENOTPENDING;
     }
     if (rc == 0) {
-        if (!(st = prep(s, q))) {
+        if (!(st = prep(s, a->q))) {
             rc = HF_ESTORE;
         } else {
             bind_text(st, 1, tenant_id);
@@ -848,7 +1047,16 @@ static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
     }
     if (rc == 0)
         rc = store_session_get(s, tenant_id, id, now, out);
-    return finish(s, rc);
+    return rc;
+}
+
+static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
+                         const char *id, const struct saved_card *card, long long now,
+                         struct session *out)
+{
+    struct transition_args a = {q, tenant_id, id, card, now, out};
+
+    return in_transaction(s, do_leave_pending, &a);
 }
 
 int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
@@ -864,21 +1072,98 @@ int store_session_complete(struct store *s, const char *tenant_id, const char *i
     return leave_pending(s, Q_SESSION_COMPLETE, tenant_id, id, card, now, out);
 }
 
-int store_sessions_expire(struct store *s, long long now, int *n)
+struct expire_args {
+    long long now;
+    int *n;
+};
+
+static int do_expire(struct store *s, void *arg)
 {
-    sqlite3_stmt *st;
+    struct expire_args *a = arg;
+    sqlite3_stmt *st = prep(s, Q_SESSIONS_EXPIRE);
     int rc;
 
+    if (!st)
+        return HF_ESTORE;
+    sqlite3_bind_int64(st, 1, a->now);
+    rc = run(s, st);
+    if (rc == 0)
+        *a->n = sqlite3_changes(s->db);
+    return rc;
+}
+
+int store_sessions_expire(struct store *s, long long now, int *n)
+{
+    struct expire_args a = {now, n};
+
     *n = 0;
-    if ((rc = begin(s)) != 0)
-        return rc;
-    if (!(st = prep(s, Q_SESSIONS_EXPIRE))) {
-        rc = HF_ESTORE;
-    } else {
-        sqlite3_bind_int64(st, 1, now);
-        rc = run(s, st);
-        if (rc == 0)
-            *n = sqlite3_changes(s->db);
+    return in_transaction(s, do_expire, &a);
+}
+
+int store_writer_start(const char *path, struct store_writer **out, char *err,
+                       size_t errlen)
+{
+    struct store_writer *w = calloc(1, sizeof *w);
+
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
     }
-    return finish(s, rc);
+    if (store_open(path, &w->store, err, errlen) != 0 ||
+        store_open(path, &w->checkpoints, err, errlen) != 0) {
+        store_close(w->store);
+        free(w);
+        return HF_ESTORE;
+    }
+    exec(w->store, "PRAGMA wal_autocheckpoint = 0", err, errlen);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->work, NULL);
+    pthread_cond_init(&w->finished, NULL);
+    pthread_cond_init(&w->stop, NULL);
+    if (pthread_create(&w->thread, NULL, writer_loop, w) != 0) {
+        snprintf(err, errlen, "cannot start the writer thread");
+        store_close(w->store);
+        store_close(w->checkpoints);
+        free(w);
+        return HF_ESTORE;
+    }
+    if (pthread_create(&w->checkpointer, NULL, checkpoint_loop, w) != 0) {
+        snprintf(err, errlen, "cannot start the checkpoint thread");
+        store_writer_stop(w);
+        return HF_ESTORE;
+    }
+    w->checkpointing = 1;
+    *out = w;
+    return 0;
+}
+
+void store_writer_stop(struct store_writer *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = 1;
+    pthread_cond_broadcast(&w->work);
+    pthread_cond_broadcast(&w->stop);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL); /* finishes what is queued first */
+    if (w->checkpointing)
+        pthread_join(w->checkpointer, NULL);
+    /* a last full checkpoint keeps the WAL from outliving the process */
+    sqlite3_wal_checkpoint_v2(w->checkpoints->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->work);
+    pthread_cond_destroy(&w->finished);
+    pthread_cond_destroy(&w->stop);
+    store_close(w->store);
+    store_close(w->checkpoints);
+    free(w);
+}
+
+int store_attach_writer(struct store *s, struct store_writer *w)
+{
+    char err[128];
+
+    s->writer = w;
+    return exec(s, "PRAGMA wal_autocheckpoint = 0", err, sizeof err);
 }

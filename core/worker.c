@@ -23,6 +23,7 @@ void *worker_new(void *shared)
         worker_free(w);
         return NULL;
     }
+    store_attach_writer(w->store, sh->writer);
     /* the policy state is built at the first request that needs it */
     return w;
 }

@@ -16,6 +16,7 @@ struct policy;
 struct worker_shared {
     const struct config *cfg;
     struct policy_engine *engine;
+    struct store_writer *writer;   /* group commit for the hot-path writes */
 };
 
 struct worker {
