@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <time.h>
 #include <sqlite3.h>
 
@@ -141,7 +142,7 @@ struct write_job {
     int (*fn)(struct store *s, void *arg); /* runs inside the batch transaction */
     void *arg;
     int rc;                     /* fn's result, or HF_ESTORE if the commit failed */
-    int done;                   /* guarded by the writer's lock */
+    sem_t done;                 /* posted once rc is final: wakes this submitter only */
     struct write_job *next;
 };
 
@@ -149,9 +150,8 @@ struct store_writer {
     struct store *store;        /* the writing connection, used by the thread only */
     struct store *checkpoints;  /* the checkpointing connection */
     pthread_t thread, checkpointer;
-    pthread_mutex_t lock;       /* guards the queue, done flags and stopping */
+    pthread_mutex_t lock;       /* guards the queue and stopping */
     pthread_cond_t work;        /* jobs queued, or stopping */
-    pthread_cond_t finished;    /* a batch is committed */
     pthread_cond_t stop;        /* wakes the checkpointer to stop */
     struct write_job *head, *tail;
     int stopping;
@@ -273,10 +273,12 @@ static void *writer_loop(void *arg)
             w->tail = NULL;
         pthread_mutex_unlock(&w->lock);
         run_batch(w->store, batch);
+        while (batch) {
+            struct write_job *next = batch->next; /* the job dies once posted */
+            sem_post(&batch->done);
+            batch = next;
+        }
         pthread_mutex_lock(&w->lock);
-        for (struct write_job *j = batch; j; j = j->next)
-            j->done = 1;
-        pthread_cond_broadcast(&w->finished);
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -312,8 +314,9 @@ static void *checkpoint_loop(void *arg)
 
 static int submit(struct store_writer *w, int (*fn)(struct store *, void *), void *arg)
 {
-    struct write_job job = {fn, arg, 0, 0, NULL};
+    struct write_job job = {.fn = fn, .arg = arg};
 
+    sem_init(&job.done, 0, 0);
     pthread_mutex_lock(&w->lock);
     if (w->tail)
         w->tail->next = &job;
@@ -321,9 +324,10 @@ static int submit(struct store_writer *w, int (*fn)(struct store *, void *), voi
         w->head = &job;
     w->tail = &job;
     pthread_cond_signal(&w->work);
-    while (!job.done)
-        pthread_cond_wait(&w->finished, &w->lock);
     pthread_mutex_unlock(&w->lock);
+    while (sem_wait(&job.done) != 0)
+        ; /* EINTR: keep waiting, the writer always posts */
+    sem_destroy(&job.done);
     return job.rc;
 }
 
@@ -444,8 +448,10 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
     /* WAL: readers never block the writer. synchronous=NORMAL: a commit
      * survives a process crash; the last commits may be lost on power loss
      * (README, "Durability"). */
+    /* mmap: reads after another connection's commit map pages instead of
+     * copying them in with a syscall each */
     rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                 "PRAGMA foreign_keys = ON;", err, errlen);
+                 "PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;", err, errlen);
     if (rc == 0)
         rc = migrate(s, err, errlen);
     if (rc != 0) {
@@ -1118,7 +1124,6 @@ int store_writer_start(const char *path, struct store_writer **out, char *err,
     exec(w->store, "PRAGMA wal_autocheckpoint = 0", err, errlen);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->work, NULL);
-    pthread_cond_init(&w->finished, NULL);
     pthread_cond_init(&w->stop, NULL);
     if (pthread_create(&w->thread, NULL, writer_loop, w) != 0) {
         snprintf(err, errlen, "cannot start the writer thread");
@@ -1153,7 +1158,6 @@ void store_writer_stop(struct store_writer *w)
     sqlite3_wal_checkpoint_v2(w->checkpoints->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->work);
-    pthread_cond_destroy(&w->finished);
     pthread_cond_destroy(&w->stop);
     store_close(w->store);
     store_close(w->checkpoints);

@@ -24,15 +24,29 @@ void token_mint(char out[HF_TOKEN_CHARS + 1])
 
 void token_id(const char *prefix, char *out, size_t outlen)
 {
-    size_t n = strlen(prefix);
+    size_t n = strlen(prefix), end;
+    unsigned char raw[64];
+    size_t used = sizeof raw;
 
     if (outlen < n + 1)
         n = outlen - 1;
     memcpy(out, prefix, n);
-    /* uniform draws: no modulo bias, ids are not guessable */
-    for (; n + 1 < outlen && n < strlen(prefix) + HF_ID_RANDOM_CHARS; n++)
-        out[n] = alnum[randombytes_uniform(sizeof alnum - 1)];
+    end = n + HF_ID_RANDOM_CHARS < outlen ? n + HF_ID_RANDOM_CHARS : outlen - 1;
+    /* one CSPRNG call per 64 bytes, not one per character; bytes of 248 and
+     * above are skipped so that every character is equally likely */
+    while (n < end) {
+        unsigned char b;
+
+        if (used == sizeof raw) {
+            randombytes_buf(raw, sizeof raw);
+            used = 0;
+        }
+        b = raw[used++];
+        if (b < 248)
+            out[n++] = alnum[b % 62];
+    }
     out[n] = '\0';
+    sodium_memzero(raw, sizeof raw);
 }
 
 void token_hash(const void *s, size_t len, unsigned char out[HF_HASH_BYTES])
