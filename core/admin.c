@@ -11,6 +11,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "store.h"
 #include "token.h"
@@ -130,26 +131,9 @@ static void policy_reload(struct admin_worker *w, struct http_resp *resp)
 static char *metrics(struct admin_worker *w)
 {
     struct policy_status st;
-    char *buf = malloc(2048);
 
-    if (!buf)
-        return NULL;
     policy_engine_status(w->shared->engine, &st);
-    snprintf(buf, 2048,
-             "# HELP hostflow_policy_info The active policy version.\n"
-             "# TYPE hostflow_policy_info gauge\n"
-             "hostflow_policy_info{version=\"%s\"} 1\n"
-             "# HELP hostflow_policy_loaded_timestamp_seconds When the active policy was activated.\n"
-             "# TYPE hostflow_policy_loaded_timestamp_seconds gauge\n"
-             "hostflow_policy_loaded_timestamp_seconds %lld\n"
-             "# HELP hostflow_policy_reloads_total Policy reloads by result.\n"
-             "# TYPE hostflow_policy_reloads_total counter\n"
-             "hostflow_policy_reloads_total{result=\"ok\"} %lu\n"
-             "hostflow_policy_reloads_total{result=\"unchanged\"} %lu\n"
-             "hostflow_policy_reloads_total{result=\"failed\"} %lu\n",
-             st.version, st.loaded_at, st.reloads_ok, st.reloads_unchanged,
-             st.reloads_failed);
-    return buf;
+    return metrics_render(&st);
 }
 
 void admin_handle(void *worker, const struct http_req *req, struct http_resp *resp)

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 
 struct expiry {
@@ -30,8 +31,10 @@ static void *sweep_loop(void *arg)
         pthread_mutex_unlock(&x->lock);
         if (store_sessions_expire(x->store, (long long)time(NULL), &n) != 0)
             log_msg(HF_LOG_WARN, "expiry: sweep failed; retrying");
-        else if (n > 0)
+        else if (n > 0) {
+            metrics_sessions_expired((unsigned long)n);
             log_msg(HF_LOG_INFO, "expiry: %d session(s) expired", n);
+        }
         pthread_mutex_lock(&x->lock);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += HF_EXPIRY_INTERVAL_MS / 1000;

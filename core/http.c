@@ -17,6 +17,7 @@
 
 #include "bigstack.h"
 #include "log.h"
+#include "metrics.h"
 #include "token.h"
 
 struct http_server {
@@ -211,7 +212,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
     char request_id[32], *body = NULL;
     struct http_req req;
     struct http_resp resp;
-    long long start = now_us();
+    long long start = now_us(), duration_us;
     int rc;
 
     token_id("req_", request_id, sizeof request_id);
@@ -238,13 +239,15 @@ static int handle(struct mg_connection *conn, void *cbdata)
         bigstack_run(worker->stack, run_handler, &call);
     }
     send_response(conn, &req, &resp);
+    duration_us = now_us() - start;
+    metrics_http_request(metrics_route(req.method, req.path), resp.status, duration_us);
 
     log_request(&(struct log_request){
         .request_id = request_id,
         .method = req.method,
         .path = req.path,
         .status = resp.status,
-        .duration_us = now_us() - start,
+        .duration_us = duration_us,
         .tenant = resp.tenant[0] ? resp.tenant : NULL,
         .policy_version = resp.policy_version[0] ? resp.policy_version : NULL,
         .decision = resp.decision,

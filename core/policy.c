@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy_source.h"
 #include "policy_strlib.h"
 #include "policy_tablib.h"
@@ -737,6 +738,9 @@ static int finish_call(struct policy *p, int base, int rc, const char *check,
         lua_settop(p->L, base);
         return rc;
     }
+    metrics_policy_decision(check, rc != 0 ? METRICS_ERROR
+                            : v->allow ? METRICS_ALLOW : METRICS_DENY,
+                            v->code, us);
     if (rc != 0)
         log_msg(HF_LOG_WARN, "policy decision tenant=%s check=%s decision=error "
                 "version=%s us=%lld error=%s", ctx->tenant->id, check,

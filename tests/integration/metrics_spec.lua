@@ -1,0 +1,535 @@
+-- GET /metrics on the admin listener: a strict parser of the Prometheus
+-- text format (0.0.4) checks promtool's rules on every scrape, then the
+-- counters and histograms are checked against the traffic that made them.
+local h = require("helpers.server")
+local hf = require("helpers.hosted")
+local socket = require("socket")
+local cjson = h.json
+
+local FIXTURES = h.root .. "/tests/fixtures/"
+local SESSIONS = "/api/v1/payment/sessions"
+local RETURN_URL = "https://app.example.com/done"
+
+-- ---- exposition parser ----------------------------------------------------
+
+local NAME = "^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+local LABEL = "^[a-zA-Z_][a-zA-Z0-9_]*$"
+local TYPES = { counter = true, gauge = true, histogram = true, summary = true, untyped = true }
+
+local function number_of(s)
+  if s == "+Inf" or s == "Inf" then return math.huge end
+  if s == "-Inf" then return -math.huge end
+  if s == "NaN" then return 0 / 0 end
+  local mantissa, exp = s:match("^([^eE]*)[eE]([-+]?%d+)$")
+  mantissa = mantissa or s
+  if exp == nil and s:find("[eE]") then return nil end
+  if not (mantissa:match("^[-+]?%d+%.?%d*$") or mantissa:match("^[-+]?%.%d+$")) then
+    return nil
+  end
+  return tonumber(s)
+end
+
+-- Labels of "{...}" starting at position i of line: the labels as an
+-- ordered list of {name, value}, the position after "}", or nil and why.
+local function parse_labels(line, i)
+  local labels, seen = {}, {}
+  assert(line:sub(i, i) == "{")
+  i = i + 1
+  if line:sub(i, i) == "}" then return labels, i + 1 end
+  while true do
+    local name = line:match("^[^=]*", i)
+    if not name:match(LABEL) then return nil, "invalid label name '" .. name .. "'" end
+    if name:sub(1, 2) == "__" then return nil, "reserved label name " .. name end
+    if seen[name] then return nil, "duplicate label " .. name end
+    seen[name] = true
+    i = i + #name
+    if line:sub(i, i + 1) ~= '="' then return nil, "label " .. name .. " not followed by =\"" end
+    i = i + 2
+    local value = {}
+    while true do
+      local c = line:sub(i, i)
+      if c == "" then return nil, "unterminated label value" end
+      if c == '"' then break end
+      if c == "\\" then
+        local e = line:sub(i + 1, i + 1)
+        if e == "\\" then value[#value + 1] = "\\"
+        elseif e == '"' then value[#value + 1] = '"'
+        elseif e == "n" then value[#value + 1] = "\n"
+        else return nil, "invalid escape \\" .. e .. " in label " .. name end
+        i = i + 2
+      else
+        value[#value + 1] = c
+        i = i + 1
+      end
+    end
+    labels[#labels + 1] = { name, table.concat(value) }
+    i = i + 1
+    local sep = line:sub(i, i)
+    if sep == "}" then return labels, i + 1 end
+    if sep ~= "," then return nil, "expected , or } after label " .. name end
+    i = i + 1
+  end
+end
+
+local function series_key(name, labels, skip)
+  local parts = {}
+  for _, kv in ipairs(labels) do
+    if kv[1] ~= skip then parts[#parts + 1] = kv[1] .. "=" .. string.format("%q", kv[2]) end
+  end
+  table.sort(parts)
+  return name .. "{" .. table.concat(parts, ",") .. "}"
+end
+
+-- The family a sample name belongs to, given the TYPEs declared so far.
+local function family_of(name, types)
+  if types[name] then return name end
+  for _, suffix in ipairs({ "_bucket", "_sum", "_count" }) do
+    local base = name:sub(1, -#suffix - 1)
+    if name:sub(-#suffix) == suffix then
+      local t = types[base]
+      if t == "histogram" or (t == "summary" and suffix ~= "_bucket") then return base end
+    end
+  end
+  return name
+end
+
+-- Parse text; returns {samples = {{name, labels, map, value, family}},
+-- types = {family = type}, help = {family = text}} and a list of every
+-- rule it breaks (empty when the exposition is clean).
+local function parse(text)
+  local errors, samples, types, help = {}, {}, {}, {}
+  local done, current = {}, nil   -- families whose samples ended; the open one
+  local seen, sampled = {}, {}   -- series keys; families with a sample
+  local function bad(n, line, why) errors[#errors + 1] = "line " .. n .. ": " .. why .. ": " .. line end
+
+  if text:sub(-1) ~= "\n" then errors[#errors + 1] = "exposition does not end in a newline" end
+  local n = 0
+  for line in text:gmatch("([^\n]*)\n") do
+    n = n + 1
+    if line == "" then
+      bad(n, line, "empty line")
+    elseif line:sub(1, 1) == "#" then
+      local kind, name, rest = line:match("^# (%u+) (%S+) ?(.*)$")
+      if kind == "HELP" or kind == "TYPE" then
+        if not name:match(NAME) then bad(n, line, "invalid metric name") end
+        if sampled[name] then
+          bad(n, line, kind .. " after the family's samples")
+        end
+        if kind == "HELP" then
+          if help[name] then bad(n, line, "second HELP") end
+          help[name] = rest
+        else
+          if types[name] then bad(n, line, "second TYPE") end
+          if not TYPES[rest] then bad(n, line, "unknown type") end
+          types[name] = rest
+        end
+        if current and current ~= name then done[current] = true end
+        current = name
+      end
+    else
+      local name = line:match("^[^{ ]+")
+      if not name or not name:match(NAME) then
+        bad(n, line, "invalid metric name")
+      else
+        local labels, i = {}, #name + 1
+        if line:sub(i, i) == "{" then
+          labels, i = parse_labels(line, i)
+          if not labels then bad(n, line, i) end
+        end
+        if labels then
+          local value_s, ts = line:sub(i):match("^ (%S+)( ?%-?%d*)$")
+          local value = value_s and number_of(value_s)
+          if not value or (ts ~= "" and not ts:match("^ %-?%d+$")) then
+            bad(n, line, "invalid value or timestamp")
+          else
+            local family = family_of(name, types)
+            if not types[family] then bad(n, line, "sample without a TYPE line before it") end
+            if not help[family] then bad(n, line, "sample without a HELP line before it") end
+            if done[family] then bad(n, line, "family's samples are not contiguous") end
+            if current and current ~= family then done[current] = true end
+            current = family
+            sampled[family] = true
+            local key = series_key(name, labels)
+            if seen[key] then bad(n, line, "duplicate series " .. key) end
+            seen[key] = true
+            local map = {}
+            for _, kv in ipairs(labels) do map[kv[1]] = kv[2] end
+            samples[#samples + 1] = { name = name, labels = labels, map = map, value = value,
+              family = family, line = line }
+          end
+        end
+      end
+    end
+  end
+
+  -- per-type rules
+  local hist = {}   -- family -> series key (labels without le) -> parts
+  for _, s in ipairs(samples) do
+    local t = types[s.family]
+    if t == "counter" then
+      if not s.family:match("_total$") then
+        errors[#errors + 1] = "counter " .. s.family .. " does not end in _total"
+      end
+      if s.name ~= s.family then errors[#errors + 1] = "counter sample name " .. s.name end
+      if not (s.value >= 0) then errors[#errors + 1] = "negative counter: " .. s.line end
+    elseif t == "histogram" then
+      local suffix = s.name:sub(#s.family + 1)
+      if suffix ~= "_bucket" and suffix ~= "_sum" and suffix ~= "_count" then
+        errors[#errors + 1] = "histogram sample without _bucket/_sum/_count: " .. s.line
+      else
+        hist[s.family] = hist[s.family] or {}
+        local key = series_key(s.family, s.labels, "le")
+        local sr = hist[s.family][key] or { buckets = {} }
+        hist[s.family][key] = sr
+        if suffix == "_bucket" then
+          local le = s.map.le and number_of(s.map.le)
+          if not le then
+            errors[#errors + 1] = "bucket without a valid le: " .. s.line
+          else
+            sr.buckets[#sr.buckets + 1] = { le = le, count = s.value, line = s.line }
+          end
+        else
+          if s.map.le then errors[#errors + 1] = "le on " .. suffix .. ": " .. s.line end
+          sr[suffix] = s.value
+        end
+      end
+    end
+  end
+  for family, series in pairs(hist) do
+    for key, sr in pairs(series) do
+      local b = sr.buckets
+      if #b == 0 then errors[#errors + 1] = key .. ": histogram without buckets" end
+      for i = 2, #b do
+        if not (b[i].le > b[i - 1].le) then
+          errors[#errors + 1] = key .. ": le not increasing at " .. b[i].line
+        end
+        if b[i].count < b[i - 1].count then
+          errors[#errors + 1] = key .. ": bucket count decreases at " .. b[i].line
+        end
+      end
+      if #b > 0 and b[#b].le ~= math.huge then
+        errors[#errors + 1] = key .. ": last bucket is not +Inf"
+      end
+      if not sr._sum then errors[#errors + 1] = key .. ": no _sum" end
+      if not sr._count then errors[#errors + 1] = key .. ": no _count" end
+      if #b > 0 and sr._count and b[#b].count ~= sr._count then
+        errors[#errors + 1] = key .. ": +Inf bucket " .. b[#b].count .. " ~= _count " .. sr._count
+      end
+      sr.family = family
+    end
+  end
+  for name, _ in pairs(help) do
+    if not types[name] then errors[#errors + 1] = name .. ": HELP without TYPE" end
+  end
+  for name, _ in pairs(types) do
+    if not help[name] then errors[#errors + 1] = name .. ": TYPE without HELP" end
+  end
+  return { samples = samples, types = types, help = help }, errors
+end
+
+-- ---- helpers ---------------------------------------------------------------
+
+-- Scrape, assert a clean 200 exposition, return the parse.
+local function scrape(srv, token)
+  local r = srv:admin("GET", "/metrics", token)
+  assert.are.equal(200, r.status, r.body)
+  assert.are.equal("text/plain; version=0.0.4", r.headers["content-type"])
+  local m, errors = parse(r.body)
+  assert.are.same({}, errors, "exposition:\n" .. r.body)
+  m.text = r.body
+  return m
+end
+
+-- The value of the sample name{labels} (exactly these labels), or 0 when
+-- the series is absent (series appear at their first increment).
+local function value(m, name, labels)
+  local want = series_key(name, (function()
+    local l = {}
+    for k, v in pairs(labels or {}) do l[#l + 1] = { k, v } end
+    return l
+  end)())
+  for _, s in ipairs(m.samples) do
+    if s.name == name and series_key(s.name, s.labels) == want then return s.value end
+  end
+  return 0
+end
+
+-- Request counters are bumped once the response is written, so a client
+-- can read its answer a moment before the count moves: poll briefly.
+local function eventually(srv, pred, seconds, token)
+  local deadline = socket.gettime() + (seconds or 2)
+  local m
+  repeat
+    m = scrape(srv, token)
+    if pred(m) then return m end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return m
+end
+
+local function requests(m, route, status)
+  return value(m, "hostflow_http_requests_total", { route = route, status = tostring(status) })
+end
+
+local function decisions(m, check, outcome, code)
+  return value(m, "hostflow_policy_decisions_total",
+    { check = check, outcome = outcome, code = code or "" })
+end
+
+-- ---- the parser itself -----------------------------------------------------
+
+describe("metrics: the exposition checker", function()
+  local function errors_of(text)
+    local _, errors = parse(text)
+    return errors
+  end
+  local ok_counter = "# HELP a_total A.\n# TYPE a_total counter\n"
+
+  it("accepts a clean exposition", function()
+    assert.are.same({}, errors_of(ok_counter .. 'a_total{x="1",y="a\\"b\\\\c\\n"} 3\n' ..
+      "# HELP h H.\n# TYPE h histogram\n" ..
+      'h_bucket{le="0.1"} 1\nh_bucket{le="1"} 2\nh_bucket{le="+Inf"} 2\nh_sum 0.5\nh_count 2\n'))
+  end)
+
+  it("refuses what promtool refuses", function()
+    local cases = {
+      missing_type = "# HELP a_total A.\na_total 1\n",
+      missing_help = "# TYPE a_total counter\na_total 1\n",
+      two_help = ok_counter .. "# HELP a_total A.\na_total 1\n",
+      type_after = "# HELP a_total A.\na_total 1\n# TYPE a_total counter\n",
+      bad_name = "# HELP 1a_total A.\n# TYPE 1a_total counter\n1a_total 1\n",
+      bad_label = ok_counter .. 'a_total{1x="1"} 1\n',
+      bad_escape = ok_counter .. 'a_total{x="\\t"} 1\n',
+      unquoted = ok_counter .. "a_total{x=1} 1\n",
+      no_total = "# HELP a A.\n# TYPE a counter\na 1\n",
+      duplicate = ok_counter .. 'a_total{x="1"} 1\na_total{x="1"} 2\n',
+      interleaved = ok_counter .. "a_total 1\n# HELP b B.\n# TYPE b gauge\nb 1\n" ..
+        "a_total 2\n",
+      no_inf = "# HELP h H.\n# TYPE h histogram\n" ..
+        'h_bucket{le="1"} 1\nh_sum 1\nh_count 1\n',
+      decreasing = "# HELP h H.\n# TYPE h histogram\n" ..
+        'h_bucket{le="1"} 2\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n',
+      le_order = "# HELP h H.\n# TYPE h histogram\n" ..
+        'h_bucket{le="1"} 1\nh_bucket{le="0.5"} 1\nh_bucket{le="+Inf"} 1\nh_sum 1\nh_count 1\n',
+      inf_ne_count = "# HELP h H.\n# TYPE h histogram\n" ..
+        'h_bucket{le="+Inf"} 2\nh_sum 1\nh_count 3\n',
+      no_sum = "# HELP h H.\n# TYPE h histogram\n" .. 'h_bucket{le="+Inf"} 1\nh_count 1\n',
+      bad_value = ok_counter .. "a_total one\n",
+    }
+    for name, text in pairs(cases) do
+      assert.is_true(#errors_of(text) > 0, name .. " was accepted")
+    end
+  end)
+end)
+
+-- ---- the server -------------------------------------------------------------
+
+describe("GET /metrics", function()
+  local srv, t
+
+  setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
+  teardown(function() srv:stop() end)
+
+  it("is a clean exposition with every family, HELP and TYPE, after mixed traffic", function()
+    -- a bit of everything: created, refused, read, listed, cancelled, hosted
+    -- pages, the stylesheet, admin routes, unknown paths and wrong methods
+    local s = srv:new_session(t)
+    srv:create_for(t, { return_url = "http://app.example.com/" })
+    srv:create("hf_live_nope", h.session_body(t))
+    srv:get(t.key.secret, SESSIONS .. "/" .. s.id)
+    srv:get(t.key.secret, SESSIONS .. "?limit=2")
+    srv:post(t.key.secret, SESSIONS .. "/" .. s.id .. "/cancel")
+    srv:request({ method = "DELETE", path = SESSIONS })
+    srv:request({ method = "GET", path = "/payment/setup/live_" .. string.rep("x", 43) })
+    srv:request({ method = "GET", path = "/payment/assets/hosted.css" })
+    srv:request({ method = "GET", path = "/nowhere" })
+    srv:admin("GET", "/healthz")
+    srv:admin("GET", "/admin/v1/nothing")
+    srv:admin("GET", "/admin/v1/policy")
+    local m = eventually(srv, function(x)
+      return requests(x, "hosted_asset", 200) == 1 and requests(x, "other", 404) >= 1
+    end)
+    for _, family in ipairs({
+      "hostflow_http_requests_total", "hostflow_http_request_duration_seconds",
+      "hostflow_policy_decisions_total", "hostflow_policy_call_duration_seconds",
+      "hostflow_policy_info", "hostflow_policy_loaded_timestamp_seconds",
+      "hostflow_policy_reloads_total", "hostflow_sessions_created_total",
+      "hostflow_sessions_completed_total", "hostflow_sessions_cancelled_total",
+      "hostflow_sessions_expired_total", "hostflow_store_busy_retries_total",
+      "hostflow_process_start_time_seconds" }) do
+      assert.is_string(m.help[family], "no HELP for " .. family)
+      assert.is_not_nil(m.types[family], "no TYPE for " .. family)
+    end
+    assert.are.equal("histogram", m.types.hostflow_http_request_duration_seconds)
+    assert.are.equal("histogram", m.types.hostflow_policy_call_duration_seconds)
+    assert.are.equal("gauge", m.types.hostflow_process_start_time_seconds)
+    for _, sm in ipairs(m.samples) do
+      assert.is_true(sm.name:match("^hostflow_") ~= nil, sm.line)
+    end
+    -- every route got its own name
+    assert.are.equal(1, requests(m, "create_session", 201))
+    assert.are.equal(1, requests(m, "get_session", 200))
+    assert.are.equal(1, requests(m, "list_sessions", 200))
+    assert.are.equal(1, requests(m, "cancel_session", 200))
+    assert.are.equal(1, requests(m, "hosted_landing", 404))
+    assert.are.equal(1, requests(m, "hosted_asset", 200))
+    assert.is_true(requests(m, "other", 404) >= 1)
+    assert.is_true(requests(m, "admin", 200) >= 2)
+    assert.is_true(requests(m, "admin", 404) >= 1)
+    local start = value(m, "hostflow_process_start_time_seconds")
+    assert.is_true(start > os.time() - 600 and start <= os.time() + 1, tostring(start))
+  end)
+
+  it("counts N creates under create_session/201 and observes their durations", function()
+    local before = scrape(srv)
+    local n = 5
+    for _ = 1, n do srv:new_session(t) end
+    local c0 = requests(before, "create_session", 201)
+    local d0 = value(before, "hostflow_http_request_duration_seconds_count",
+      { route = "create_session" })
+    local after = eventually(srv, function(m)
+      return requests(m, "create_session", 201) >= c0 + n
+    end)
+    assert.are.equal(c0 + n, requests(after, "create_session", 201))
+    local d1 = value(after, "hostflow_http_request_duration_seconds_count",
+      { route = "create_session" })
+    assert.is_true(d1 >= d0 + n, ("duration count %s -> %s"):format(d0, d1))
+    assert.is_true(value(after, "hostflow_http_request_duration_seconds_sum",
+      { route = "create_session" }) > 0)
+    -- two policy calls per create, each observed
+    assert.is_true(value(after, "hostflow_policy_call_duration_seconds_count") >=
+      value(before, "hostflow_policy_call_duration_seconds_count") + 2 * n)
+  end)
+
+  it("counts a 400 and a 403 under their statuses", function()
+    local before = scrape(srv)
+    h.assert_error(srv:create_for(t, { return_url = "https://evil.example.net/" }), 400,
+      "invalid_return_url")
+    h.assert_error(srv:create("hf_live_AAAAbogus", h.session_body(t)), 403, "invalid_api_key")
+    local want400 = requests(before, "create_session", 400) + 1
+    local want403 = requests(before, "create_session", 403) + 1
+    local after = eventually(srv, function(m)
+      return requests(m, "create_session", 400) >= want400 and
+        requests(m, "create_session", 403) >= want403
+    end)
+    assert.are.equal(want400, requests(after, "create_session", 400))
+    assert.are.equal(want403, requests(after, "create_session", 403))
+  end)
+
+  it("counts policy decisions: allow for both checks, deny with its code", function()
+    local before = scrape(srv)
+    srv:new_session(t)
+    srv:new_session(t)
+    h.assert_error(srv:create_for(t, { return_url = "http://app.example.com/" }), 400,
+      "invalid_return_url")
+    local after = scrape(srv) -- decisions are counted before the answer is sent
+    assert.are.equal(decisions(before, "tenant", "allow") + 3, decisions(after, "tenant", "allow"))
+    assert.are.equal(decisions(before, "return_url", "allow") + 2,
+      decisions(after, "return_url", "allow"))
+    assert.are.equal(decisions(before, "return_url", "deny", "invalid_return_url") + 1,
+      decisions(after, "return_url", "deny", "invalid_return_url"))
+    assert.are.equal(0, decisions(after, "tenant", "error"))
+    assert.are.equal(0, decisions(after, "return_url", "error"))
+  end)
+
+  it("carries the active policy version of /admin/v1/policy in policy_info", function()
+    local version = srv:admin("GET", "/admin/v1/policy").json.version
+    local m = scrape(srv)
+    assert.are.equal(1, value(m, "hostflow_policy_info", { version = version }))
+    local infos = 0
+    for _, s in ipairs(m.samples) do
+      if s.name == "hostflow_policy_info" then infos = infos + 1 end
+    end
+    assert.are.equal(1, infos)
+    local r = srv:admin("POST", "/admin/v1/policy/reload")
+    assert.are.equal(200, r.status, r.body)
+    assert.is_false(r.json.changed)
+    local m2 = scrape(srv)
+    assert.are.equal(value(m, "hostflow_policy_reloads_total", { result = "unchanged" }) + 1,
+      value(m2, "hostflow_policy_reloads_total", { result = "unchanged" }))
+    assert.are.equal(1, value(m2, "hostflow_policy_info", { version = version }))
+  end)
+
+  it("keeps paths, ids, tokens and secrets out of every label value", function()
+    local flow = hf.open(srv, t, t.test_key.secret, { return_url = RETURN_URL })
+    local token = flow.path:match("/payment/setup/(.*)$")
+    srv:request({ method = "GET", path = flow.path })
+    srv:request({ method = "GET", path = "/payment/setup/live_" .. token:sub(6) })
+    srv:get(t.key.secret, SESSIONS .. "/" .. flow.session.id)
+    local m = eventually(srv, function(x) return requests(x, "hosted_card", 200) >= 1 end)
+    assert.is_true(requests(m, "hosted_redeem", 303) >= 1)
+    assert.is_true(requests(m, "hosted_landing", 404) >= 1)
+    local secrets = { token, flow.session.id, flow.cookie, flow.csrf, t.key.secret,
+      t.test_key.secret, t.id, t.contractor.id }
+    for _, s in ipairs(m.samples) do
+      for _, kv in ipairs(s.labels) do
+        local v = kv[2]
+        assert.is_nil(v:find("payment/setup", 1, true), s.line)
+        assert.is_nil(v:find("/", 1, true), s.line)
+        for _, secret in ipairs(secrets) do
+          assert.is_nil(v:find(secret, 1, true), s.line)
+        end
+      end
+    end
+    for _, secret in ipairs(secrets) do
+      assert.is_nil(m.text:find(secret, 1, true), "metrics text holds " .. secret)
+    end
+  end)
+end)
+
+describe("GET /metrics: policy denies and errors", function()
+  it("counts a tenant deny by its known code, an unknown code as other", function()
+    local srv = h.start({ policy = FIXTURES .. "policy_tenant.lua" })
+    local limited = h.tenant(srv.db, "Limited")
+    local paused = h.tenant(srv.db, "Status200")
+    local ok = h.tenant(srv.db, "Fine")
+    h.assert_error(srv:create_for(limited), 429, "rate_limited")
+    srv:create_for(paused)
+    srv:new_session(ok)
+    local m = scrape(srv)
+    srv:stop()
+    assert.are.equal(1, decisions(m, "tenant", "deny", "rate_limited"))
+    assert.are.equal(1, decisions(m, "tenant", "deny", "other"))
+    assert.are.equal(1, decisions(m, "tenant", "allow"))
+    assert.are.equal(1, decisions(m, "return_url", "allow"))
+    assert.is_nil(m.text:find("paused", 1, true))
+    assert.are.equal(1, requests(m, "create_session", 429))
+  end)
+
+  it("counts a raising policy as error, answered 500", function()
+    local srv = h.start({ policy = FIXTURES .. "policy_raises.lua" })
+    local t = h.tenant(srv.db, "Acme")
+    h.assert_error(srv:create_for(t), 500, "policy_error")
+    local m = eventually(srv, function(x) return requests(x, "create_session", 500) == 1 end)
+    srv:stop()
+    assert.are.equal(1, decisions(m, "return_url", "error"))
+    assert.are.equal(1, requests(m, "create_session", 500))
+    assert.is_nil(m.text:find("boom", 1, true))
+  end)
+end)
+
+describe("GET /metrics: expiry and the admin token", function()
+  it("adds the sweep's count to hostflow_sessions_expired_total", function()
+    local srv = h.start({ args = { "--session-ttl", "1" } })
+    local t = h.tenant(srv.db, "Shortlived")
+    srv:new_session(t)
+    srv:new_session(t)
+    local m = eventually(srv, function(x)
+      return value(x, "hostflow_sessions_expired_total") >= 2
+    end, 5)
+    srv:stop()
+    assert.are.equal(2, value(m, "hostflow_sessions_expired_total"))
+  end)
+
+  it("needs the admin token when one is set, and does not count its value", function()
+    local token = "metrics-admin-token-0123456789"
+    local srv = h.start({ env = { HOSTFLOW_ADMIN_TOKEN = token } })
+    local r = srv:admin("GET", "/metrics")
+    h.assert_error(r, 403, "invalid_admin_token")
+    local m = eventually(srv, function(x) return requests(x, "admin", 403) >= 1 end, 2, token)
+    srv:stop()
+    assert.are.equal(1, requests(m, "admin", 403))
+    assert.is_nil(m.text:find(token, 1, true))
+    assert.is_nil(cjson.encode(m.samples):find(token, 1, true))
+  end)
+end)
