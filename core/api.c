@@ -12,6 +12,7 @@
 #include "err.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "store.h"
 #include "token.h"
@@ -150,7 +151,7 @@ static void create_session(struct worker *w, const struct api_key *key,
     char err[256], token[HF_TOKEN_CHARS + 1], url[512 + HF_TOKEN_CHARS];
     char idem_scoped[HF_IDEMPOTENCY_KEY_MAX + 16];
     unsigned char token_digest[HF_HASH_BYTES];
-    long long now = (long long)time(NULL);
+    long long now = (long long)time(NULL), tenant_us = 0;
     int rc;
 
     if (!is_json(http_req_header(req, "Content-Type"))) {
@@ -233,6 +234,7 @@ static void create_session(struct worker *w, const struct api_key *key,
     snprintf(resp->policy_version, sizeof resp->policy_version, "%s",
              policy_version(w->policy));
     rc = policy_check_tenant(w->policy, &ctx, &verdict);
+    tenant_us = verdict.us;
     if (rc == 0 && verdict.allow)
         rc = policy_check_return_url(w->policy, return_url, &u, &ctx, &verdict);
     if (rc != 0) {
@@ -242,6 +244,7 @@ static void create_session(struct worker *w, const struct api_key *key,
         goto out;
     }
     resp->decision = decision_of(&verdict);
+    resp->policy_us = tenant_us + verdict.us;
     if (!verdict.allow) {
         int is_url = strcmp(verdict.code, "invalid_return_url") == 0;
         fail(resp, HF_EDENIED, verdict.code, verdict.message,
@@ -277,6 +280,7 @@ static void create_session(struct worker *w, const struct api_key *key,
                  s.mode, token);
         reply(resp, 201, session_json(&s, url));
         resp->body_secret = 1;
+        metrics_session_created();
         token_wipe(url, sizeof url);
     }
     token_wipe(token, sizeof token);
@@ -321,9 +325,10 @@ static void cancel_session(struct worker *w, const struct api_key *key,
     struct session s;
     int rc = store_session_cancel(w->store, key->tenant_id, id, (long long)time(NULL), &s);
 
-    if (rc == 0)
+    if (rc == 0) {
+        metrics_session_cancelled();
         reply(resp, 200, session_json(&s, NULL));
-    else if (rc == HF_ENOTFOUND)
+    } else if (rc == HF_ENOTFOUND)
         not_found(resp);
     else if (rc == HF_ENOTPENDING)
         fail(resp, rc, NULL, "The session is no longer pending.", NULL);

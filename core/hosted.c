@@ -17,6 +17,7 @@
 #include "err.h"
 #include "hosted_pages.h"
 #include "log.h"
+#include "metrics.h"
 #include "processor.h"
 #include "token.h"
 
@@ -367,6 +368,7 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
     }
     log_msg(HF_LOG_INFO, "hosted: session %s completed (%s ending %s)", s.id,
             result.saved.brand, result.saved.last4);
+    metrics_session_completed();
     back_to_tenant(resp, &after);
 out:
     token_wipe(&card, sizeof card);
@@ -387,8 +389,10 @@ static void cancel(struct worker *w, const struct http_req *req, struct http_res
         page(resp, 403, page_forbidden(), NULL);
     else if (store_session_cancel(w->store, s.tenant_id, s.id, now_s(), &after) != 0)
         gone(resp);
-    else
+    else {
+        metrics_session_cancelled();
         back_to_tenant(resp, &after);
+    }
     token_wipe(secret, sizeof secret);
 }
 

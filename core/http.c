@@ -252,6 +252,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
         .policy_version = resp.policy_version[0] ? resp.policy_version : NULL,
         .decision = resp.decision,
         .error_code = resp.error_code,
+        .policy_us = resp.policy_us,
     });
     if (resp.body_secret && resp.body)
         token_wipe(resp.body, resp.body_len);

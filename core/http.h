@@ -31,6 +31,7 @@ struct http_resp {
     char policy_version[24];
     const char *decision;
     const char *error_code;
+    long long policy_us;           /* time spent in the policy, 0 if none */
 };
 
 /* The request header name (case-insensitive); NULL when absent. */

@@ -18,14 +18,17 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 /* Secrets look like these; what follows each marker is cut. */
 static const struct {
     const char *marker;
-    size_t keep; /* characters of the marker kept visible */
+    size_t keep;     /* characters of the marker kept visible */
+    size_t min_run;  /* secret characters after it that make it a secret */
 } secrets[] = {
-    {"/payment/setup/live_", 20},
-    {"/payment/setup/test_", 20},
-    {"/payment/setup/", 15},
-    {"hf_live_", 12},
-    {"hf_test_", 12},
-    {"Bearer ", 7},
+    {"/payment/setup/live_", 20, 1},
+    {"/payment/setup/test_", 20, 1},
+    {"/payment/setup/", 15, 1},
+    {"hf_live_", 12, 1},
+    {"hf_test_", 12, 1},
+    {"Bearer ", 7, 1},
+    {"live_", 5, 20},   /* a token pasted at any other path; "test_mode" is none */
+    {"test_", 5, 20},
 };
 
 void log_setup(int json, enum log_level level)
@@ -57,12 +60,12 @@ void log_redact(const char *in, char *out, size_t outlen)
             const char *p = in + strlen(secrets[i].marker);
             const char *tag = "[redacted]";
 
-            if (!secret_char(*p)) { /* marker without a secret after it */
-                out[o++] = *in++;
-                continue;
-            }
             while (secret_char(*p))
                 p++;
+            if ((size_t)(p - in) - strlen(secrets[i].marker) < secrets[i].min_run) {
+                out[o++] = *in++; /* a marker without a secret after it */
+                continue;
+            }
             for (size_t k = 0; k < secrets[i].keep && o + 1 < outlen; k++)
                 out[o++] = in[k];
             for (; *tag && o + 1 < outlen; tag++)
@@ -99,9 +102,15 @@ static void timestamp(char buf[64])
  * of concurrent threads never interleave. */
 static void emit(const char *line)
 {
+    size_t n = strlen(line);
+    char buf[LINE_MAX_BYTES + 256];
+
+    if (n >= sizeof buf - 1)
+        n = sizeof buf - 2;
+    memcpy(buf, line, n);
+    buf[n++] = '\n';
     flockfile(stderr);
-    fputs(line, stderr);
-    fputc('\n', stderr);
+    fwrite(buf, 1, n, stderr);
     fflush(stderr);
     funlockfile(stderr);
 }
@@ -139,10 +148,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 void log_request(const struct log_request *r)
 {
-    char path[1024], ts[64];
+    char path[1024], ts[64], policy_us[40] = "";
 
     if (HF_LOG_INFO < min_level)
         return;
+    if (r->decision)
+        snprintf(policy_us, sizeof policy_us, " policy_us=%lld", r->policy_us);
     log_redact(r->path ? r->path : "", path, sizeof path);
     timestamp(ts);
     if (use_json) {
@@ -161,8 +172,10 @@ void log_request(const struct log_request *r)
             json_put_string(o, "tenant", r->tenant);
         if (r->policy_version)
             json_put_string(o, "policy_version", r->policy_version);
-        if (r->decision)
+        if (r->decision) {
             json_put_string(o, "decision", r->decision);
+            json_put_int(o, "policy_us", r->policy_us);
+        }
         if (r->error_code)
             json_put_string(o, "error_code", r->error_code);
         s = json_encode(o);
@@ -174,13 +187,14 @@ void log_request(const struct log_request *r)
 
         snprintf(line, sizeof line,
                  "%s info  request id=%s %s %s status=%d duration_us=%lld"
-                 "%s%s%s%s%s%s%s%s",
+                 "%s%s%s%s%s%s%s%s%s",
                  ts, r->request_id ? r->request_id : "-",
                  r->method ? r->method : "-", path, r->status, r->duration_us,
                  r->tenant ? " tenant=" : "", r->tenant ? r->tenant : "",
                  r->policy_version ? " policy=" : "",
                  r->policy_version ? r->policy_version : "",
                  r->decision ? " decision=" : "", r->decision ? r->decision : "",
+                 policy_us,
                  r->error_code ? " error=" : "", r->error_code ? r->error_code : "");
         emit(line);
     }

@@ -27,6 +27,7 @@ struct log_request {
     const char *policy_version;
     const char *decision;       /* "allow", "deny", "error" or NULL */
     const char *error_code;
+    long long policy_us;        /* time in the policy; logged when decision is set */
 };
 void log_request(const struct log_request *r);
 

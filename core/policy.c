@@ -727,11 +727,12 @@ static long long now_us(void)
 
 /* Log the decision, drop what the call left above base. */
 static int finish_call(struct policy *p, int base, int rc, const char *check,
-                       const struct policy_ctx *ctx, const struct policy_verdict *v,
+                       const struct policy_ctx *ctx, struct policy_verdict *v,
                        long long started)
 {
     long long us = now_us() - started;
 
+    v->us = us;
     if (rc != 0)
         snprintf(p->last_error, sizeof p->last_error, "%s", error_text(p->L));
     if (!p->engine) { /* a state running examples: its calls are not decisions */
@@ -745,8 +746,8 @@ static int finish_call(struct policy *p, int base, int rc, const char *check,
         log_msg(HF_LOG_WARN, "policy decision tenant=%s check=%s decision=error "
                 "version=%s us=%lld error=%s", ctx->tenant->id, check,
                 policy_version(p), us, p->last_error);
-    else
-        log_msg(HF_LOG_INFO, "policy decision tenant=%s check=%s decision=%s%s%s "
+    else /* the request's own log line carries the outcome; this is detail */
+        log_msg(HF_LOG_DEBUG, "policy decision tenant=%s check=%s decision=%s%s%s "
                 "version=%s us=%lld", ctx->tenant->id, check,
                 v->allow ? "allow" : "deny", v->allow ? "" : " code=",
                 v->allow ? "" : v->code, policy_version(p), us);

@@ -44,6 +44,7 @@ struct policy_verdict {
     char code[HF_POLICY_CODE_MAX + 1];
     char message[HF_POLICY_MESSAGE_MAX + 1];
     int status;                 /* HTTP status for a deny */
+    long long us;               /* how long the policy took to answer */
 };
 
 /* What GET /admin/v1/policy shows. */

@@ -12,6 +12,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -427,6 +428,30 @@ static int migrate(struct store *s, char *err, size_t errlen)
     }
 }
 
+/* SQLite's busy handler: back off while another connection holds the
+ * lock, up to BUSY_TIMEOUT_MS in all, counting every retry. */
+static int busy_wait(void *unused, int count)
+{
+    static const int delays_ms[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+    const int n = (int)(sizeof delays_ms / sizeof delays_ms[0]);
+    int waited = 0, delay;
+    struct timespec ts;
+
+    (void)unused;
+    for (int i = 0; i < count && i < n; i++)
+        waited += delays_ms[i];
+    if (count >= n)
+        waited += (count - n) * delays_ms[n - 1];
+    if (waited >= BUSY_TIMEOUT_MS)
+        return 0; /* give up: the caller sees SQLITE_BUSY */
+    delay = count < n ? delays_ms[count] : delays_ms[n - 1];
+    metrics_store_busy_retry();
+    ts.tv_sec = 0;
+    ts.tv_nsec = (long)delay * 1000000L;
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 int store_open(const char *path, struct store **out, char *err, size_t errlen)
 {
     struct store *s = calloc(1, sizeof *s);
@@ -444,7 +469,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
         store_close(s);
         return HF_ESTORE;
     }
-    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(s->db, busy_wait, NULL);
     /* WAL: readers never block the writer. synchronous=NORMAL: a commit
      * survives a process crash; the last commits may be lost on power loss
      * (README, "Durability"). */

@@ -32,6 +32,10 @@ int main(void)
                                                       "key hf_live_Kz6M[redacted] end"));
     CHECK("test key secret", redacts("hf_test_abcdefghijkl", "hf_test_abcd[redacted]"));
     CHECK("bearer header", redacts("Authorization: Bearer sekrit-value", "Authorization: Bearer [redacted]"));
+    CHECK("a token at an unexpected path", redacts("GET /test_b2sBI9TZzp1Ru9yoWm77s1wF-tP3PmEDAaJdSHSGZuw",
+                                                   "GET /test_[redacted]"));
+    CHECK("words that merely start like a token", redacts("test_mode live_reload",
+                                                          "test_mode live_reload"));
     CHECK("plain text untouched", redacts("GET /api/v1/payment/sessions 201", "GET /api/v1/payment/sessions 201"));
     CHECK("marker with nothing after it", redacts("/payment/setup/", "/payment/setup/"));
     CHECK("newlines cannot forge a line", redacts("GET /a\n2026 error FORGED\r\x7f",

@@ -38,4 +38,24 @@ describe("POST /api/v1/payment/sessions", function()
     assert.are.equal(404, b.status)
     assert.are.equal(a.body, b.body)
   end)
+
+  it("logs the decision, its code, the policy version and time on the request's line", function()
+    local socket = require("socket")
+    local ok = srv:create_for(t)
+    local denied = srv:create_for(t, { return_url = "https://evil.example.net/" })
+    local version = srv:admin("GET", "/admin/v1/policy").json.version
+    local function line_of(r)
+      local id = r.headers["request-id"]
+      for _ = 1, 40 do
+        for l in srv:log_text():gmatch("[^\n]+") do
+          if l:find(id, 1, true) then return l end
+        end
+        socket.sleep(0.05)
+      end
+    end
+    local a, d = line_of(ok), line_of(denied)
+    assert.matches("tenant=" .. t.id, a)
+    assert.matches("policy=" .. version .. " decision=allow policy_us=%d+", a)
+    assert.matches("decision=deny policy_us=%d+ error=invalid_return_url", d)
+  end)
 end)

@@ -401,6 +401,18 @@ describe("GET /metrics", function()
       value(before, "hostflow_policy_call_duration_seconds_count") + 2 * n)
   end)
 
+  it("counts sessions created and cancelled", function()
+    local before = scrape(srv)
+    local a = srv:new_session(t)
+    srv:new_session(t)
+    assert.are.equal(200, srv:post(t.key.secret, SESSIONS .. "/" .. a.id .. "/cancel").status)
+    local after = scrape(srv)
+    assert.are.equal(value(before, "hostflow_sessions_created_total") + 2,
+      value(after, "hostflow_sessions_created_total"))
+    assert.are.equal(value(before, "hostflow_sessions_cancelled_total") + 1,
+      value(after, "hostflow_sessions_cancelled_total"))
+  end)
+
   it("counts a 400 and a 403 under their statuses", function()
     local before = scrape(srv)
     h.assert_error(srv:create_for(t, { return_url = "https://evil.example.net/" }), 400,
