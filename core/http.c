@@ -30,6 +30,7 @@ struct http_server {
 struct http_worker {
     void *app_worker;            /* the application's per-thread state */
     struct bigstack *stack;      /* handlers run here, not on civetweb's 100 KiB */
+    char body[HF_BODY_MAX + 2];  /* the request body, reused by every request */
 };
 
 /* One handler call, carried onto the big stack. */
@@ -161,10 +162,9 @@ static void send_response(struct mg_connection *conn, const struct http_req *req
 }
 
 /* Read at most HF_BODY_MAX bytes of body; 0, or 413 when there is more. */
-static int read_body(struct mg_connection *conn, char **out, size_t *len)
+static int read_body(struct mg_connection *conn, char *buf, char **out, size_t *len)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    char *buf;
     size_t n = 0;
     int r;
 
@@ -174,14 +174,11 @@ static int read_body(struct mg_connection *conn, char **out, size_t *len)
         return 413;
     if (ri->content_length == 0)
         return 0;
-    buf = malloc(HF_BODY_MAX + 2);
-    if (!buf)
-        return 500;
     while (n <= HF_BODY_MAX &&
            (r = mg_read(conn, buf + n, HF_BODY_MAX + 1 - n)) > 0)
         n += (size_t)r;
     if (n > HF_BODY_MAX) {
-        free(buf);
+        token_wipe(buf, HF_BODY_MAX + 1);
         return 413;
     }
     buf[n] = '\0';
@@ -225,7 +222,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
     req.request_id = request_id;
     req.conn = conn;
 
-    rc = read_body(conn, &body, &req.body_len);
+    rc = worker ? read_body(conn, worker->body, &body, &req.body_len) : 500;
     req.body = body;
     if (rc == 413) {
         error_body(&resp, 413, "invalid_request",
@@ -257,10 +254,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
     if (resp.body_secret && resp.body)
         token_wipe(resp.body, resp.body_len);
     free(resp.body);
-    if (body) {
+    if (body) /* card numbers and secrets must not outlive the request */
         token_wipe(body, req.body_len);
-        free(body);
-    }
     return resp.status;
 }
 

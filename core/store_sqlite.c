@@ -428,6 +428,11 @@ static int migrate(struct store *s, char *err, size_t errlen)
     }
 }
 
+static void configure_sqlite(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 /* SQLite's busy handler: back off while another connection holds the
  * lock, up to BUSY_TIMEOUT_MS in all, counting every retry. */
 static int busy_wait(void *unused, int count)
@@ -454,6 +459,10 @@ static int busy_wait(void *unused, int count)
 
 int store_open(const char *path, struct store **out, char *err, size_t errlen)
 {
+    static pthread_once_t configured = PTHREAD_ONCE_INIT;
+
+    /* no global memory statistics: their mutex serialised every thread */
+    pthread_once(&configured, configure_sqlite);
     struct store *s = calloc(1, sizeof *s);
     int rc;
 
