@@ -10,7 +10,7 @@
 
 #include "url.h"
 
-enum kind { TEXT, INT, LOGFMT };
+enum kind { TEXT, INT, CHOICE };
 
 /* One row per serve flag: its name, its environment variable and where it
  * lands in struct config. */
@@ -19,16 +19,19 @@ static const struct option {
     const char *env;
     enum kind kind;
     long long min, max; /* bounds for INT */
+    const char *choices[2]; /* for CHOICE: the words for 0 and 1 */
 } options[] = {
-    {"--db", "HOSTFLOW_DB", TEXT, 0, 0},
-    {"--listen", "HOSTFLOW_LISTEN", TEXT, 0, 0},
-    {"--admin-listen", "HOSTFLOW_ADMIN_LISTEN", TEXT, 0, 0},
-    {"--policy", "HOSTFLOW_POLICY", TEXT, 0, 0},
-    {"--policy-dir", "HOSTFLOW_POLICY_DIR", TEXT, 0, 0},
-    {"--public-url", "HOSTFLOW_PUBLIC_URL", TEXT, 0, 0},
-    {"--threads", "HOSTFLOW_THREADS", INT, 1, 1024},
-    {"--session-ttl", "HOSTFLOW_SESSION_TTL", INT, 1, 7 * 24 * 3600},
-    {"--log-format", "HOSTFLOW_LOG_FORMAT", LOGFMT, 0, 0},
+    {"--db", "HOSTFLOW_DB", TEXT, 0, 0, {NULL, NULL}},
+    {"--listen", "HOSTFLOW_LISTEN", TEXT, 0, 0, {NULL, NULL}},
+    {"--admin-listen", "HOSTFLOW_ADMIN_LISTEN", TEXT, 0, 0, {NULL, NULL}},
+    {"--policy", "HOSTFLOW_POLICY", TEXT, 0, 0, {NULL, NULL}},
+    {"--policy-dir", "HOSTFLOW_POLICY_DIR", TEXT, 0, 0, {NULL, NULL}},
+    {"--public-url", "HOSTFLOW_PUBLIC_URL", TEXT, 0, 0, {NULL, NULL}},
+    {"--threads", "HOSTFLOW_THREADS", INT, 1, 1024, {NULL, NULL}},
+    {"--keep-alive-ms", "HOSTFLOW_KEEP_ALIVE_MS", INT, 0, 60000, {NULL, NULL}},
+    {"--session-ttl", "HOSTFLOW_SESSION_TTL", INT, 1, 7 * 24 * 3600, {NULL, NULL}},
+    {"--log-format", "HOSTFLOW_LOG_FORMAT", CHOICE, 0, 0, {"text", "json"}},
+    {"--synchronous", "HOSTFLOW_SYNCHRONOUS", CHOICE, 0, 0, {"normal", "full"}},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -59,14 +62,22 @@ static int set(struct config *c, size_t i, const char *v, const char *from,
         }
         if (strcmp(o->flag, "--threads") == 0)
             c->threads = (int)n;
+        else if (strcmp(o->flag, "--keep-alive-ms") == 0)
+            c->keep_alive_ms = (int)n;
         else
             c->session_ttl = n;
     } else {
-        if (strcmp(v, "json") != 0 && strcmp(v, "text") != 0) {
-            snprintf(err, errlen, "%s must be json or text, got \"%s\"", from, v);
+        int one = strcmp(v, o->choices[1]) == 0;
+
+        if (!one && strcmp(v, o->choices[0]) != 0) {
+            snprintf(err, errlen, "%s must be %s or %s, got \"%s\"", from, o->choices[0],
+                     o->choices[1], v);
             return -1;
         }
-        c->log_json = strcmp(v, "json") == 0;
+        if (strcmp(o->flag, "--log-format") == 0)
+            c->log_json = one;
+        else
+            c->sync_full = one;
     }
     return 0;
 }
@@ -131,7 +142,8 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
     c->policy_file = access("./policies.lua", R_OK) == 0 ? "./policies.lua"
                                                           : "./policies.example.lua";
     c->policy_dir = "./policies";
-    c->threads = 32;
+    c->threads = 256;
+    c->keep_alive_ms = 2000;
     c->session_ttl = 1800;
 
     for (size_t i = 0; i < N_OPTIONS; i++) {

@@ -10,8 +10,10 @@ struct config {
     const char *policy_dir;    /* modules and tenants/ overrides */
     const char *public_url;    /* scheme://host[:port] contractors see, no trailing '/' */
     int threads;               /* civetweb worker threads = concurrent connections */
+    int keep_alive_ms;         /* an idle keep-alive connection is closed after this */
     long long session_ttl;     /* seconds a new session stays pending */
     int log_json;              /* 1: JSON log lines, 0: text */
+    int sync_full;             /* 1: synchronous=FULL, 0: NORMAL */
     char *public_url_owned;    /* heap copy behind public_url */
     char default_public_url[300]; /* "http://<listen>" when not given */
 };

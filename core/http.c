@@ -322,18 +322,18 @@ static void remember_address(struct http_server *srv, const char *listen)
     srv->addr.sin_port = htons((unsigned short)atoi(colon + 1));
 }
 
-int http_start(const char *listen, int threads_n, const struct http_app *app,
+int http_start(const char *listen, int threads_n, int keep_alive_ms, const struct http_app *app,
                struct http_server **out, char *err, size_t errlen)
 {
     struct http_server *srv = calloc(1, sizeof *srv);
     struct mg_callbacks cb;
-    char threads[16];
+    char threads[16], keep_alive[16];
     const char *options[] = {
         "listening_ports", listen,
         "num_threads", threads,
         "request_timeout_ms", "10000",
-        "enable_keep_alive", "yes",
-        "keep_alive_timeout_ms", "2000",
+        "enable_keep_alive", keep_alive_ms > 0 ? "yes" : "no",
+        "keep_alive_timeout_ms", keep_alive,
         "tcp_nodelay", "1",
         "max_request_size", "16384",   /* request line + headers */
         "enable_directory_listing", "no",
@@ -344,6 +344,7 @@ int http_start(const char *listen, int threads_n, const struct http_app *app,
         return -1;
     }
     snprintf(threads, sizeof threads, "%d", threads_n);
+    snprintf(keep_alive, sizeof keep_alive, "%d", keep_alive_ms > 0 ? keep_alive_ms : 1);
     srv->app = app;
     memset(&cb, 0, sizeof cb);
     cb.init_thread = init_thread;

@@ -68,7 +68,7 @@ struct http_server;
 
 /* Listen on "ADDR:PORT" with threads workers serving app. 0, or -1 with a
  * sentence in err. */
-int http_start(const char *listen, int threads, const struct http_app *app,
+int http_start(const char *listen, int threads, int keep_alive_ms, const struct http_app *app,
                struct http_server **out, char *err, size_t errlen);
 /* Stop accepting, let in-flight requests finish, free; NULL is fine. */
 void http_stop(struct http_server *srv);

@@ -39,8 +39,9 @@ static const char usage[] =
 static const char serve_usage[] =
     "usage: hostflow serve [--listen ADDR:PORT] [--admin-listen ADDR:PORT]\n"
     "                      [--policy FILE] [--policy-dir DIR] [--public-url URL]\n"
-    "                      [--threads N] [--session-ttl SECONDS]\n"
-    "                      [--log-format json|text] [--db PATH]\n"
+    "                      [--threads N] [--keep-alive-ms MS] [--session-ttl SECONDS]\n"
+    "                      [--log-format json|text] [--synchronous normal|full]\n"
+    "                      [--db PATH]\n"
     "\n"
     "  --listen        public API listener (default 127.0.0.1:8080); plain HTTP,\n"
     "                  terminate TLS in front of hostflow\n"
@@ -50,9 +51,14 @@ static const char serve_usage[] =
     "  --policy-dir    policy modules and tenants/ overrides (default ./policies)\n"
     "  --public-url    base of the session URLs contractors open\n"
     "                  (default http://<listen>)\n"
-    "  --threads       worker threads = simultaneous connections (default 32)\n"
+    "  --threads       worker threads = simultaneous connections (default 256);\n"
+    "                  a connection holds its thread while it stays open\n"
+    "  --keep-alive-ms close a keep-alive connection idle this long (default\n"
+    "                  2000; 0 disables keep-alive)\n"
     "  --session-ttl   lifetime of new sessions in seconds (default 1800)\n"
     "  --log-format    json or text (default text), on stderr\n"
+    "  --synchronous   normal (default: a commit survives a crash of hostflow)\n"
+    "                  or full (it also survives power loss; slower)\n"
     "\n"
     "Every flag can also be set as HOSTFLOW_<FLAG> (e.g. HOSTFLOW_LISTEN).\n"
     "HOSTFLOW_ADMIN_TOKEN, when set, is required as a bearer token on the\n"
@@ -117,6 +123,7 @@ static int serve(int argc, char **argv)
         return 2;
     }
     log_setup(cfg.log_json, HF_LOG_INFO);
+    store_set_synchronous_full(cfg.sync_full);
     /* block before any thread exists so that only sigwait sees them */
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
@@ -139,18 +146,22 @@ static int serve(int argc, char **argv)
     admin_data = (struct admin_shared){&cfg, engine, getenv("HOSTFLOW_ADMIN_TOKEN")};
     if (admin_data.token && !*admin_data.token)
         admin_data.token = NULL;
-    if (http_start(cfg.admin_listen, 2, &admin_app, &admin, err, sizeof err) != 0 ||
-        http_start(cfg.listen, cfg.threads, &api_app, &srv, err, sizeof err) != 0) {
-        log_msg(HF_LOG_ERROR, "%s", err);
-        goto out;
-    }
+    /* the watcher first: a file saved the moment the server answers must
+     * not be missed */
+    if (policy_watch_start(engine, cfg.policy_file, cfg.policy_dir, &watch, err,
+                           sizeof err) != 0)
+        log_msg(HF_LOG_WARN, "policy: %s; files are not watched, reload with SIGHUP", err);
     if (expiry_start(cfg.db_path, writer, &expiry, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
-    if (policy_watch_start(engine, cfg.policy_file, cfg.policy_dir, &watch, err,
-                           sizeof err) != 0)
-        log_msg(HF_LOG_WARN, "policy: %s; files are not watched, reload with SIGHUP", err);
+    if (http_start(cfg.admin_listen, 4, cfg.keep_alive_ms, &admin_app, &admin, err,
+                   sizeof err) != 0 ||
+        http_start(cfg.listen, cfg.threads, cfg.keep_alive_ms, &api_app, &srv, err,
+                   sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        goto out;
+    }
     log_msg(HF_LOG_INFO, "hostflow %s listening on %s, admin on %s (db %s, public url "
             "%s, %d threads)", HF_VERSION, cfg.listen, cfg.admin_listen, cfg.db_path,
             cfg.public_url, cfg.threads);

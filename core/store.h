@@ -79,6 +79,11 @@ struct saved_card {
     char reference[64];       /* the processor's id for the stored instrument */
 };
 
+/* Make connections opened from now on use synchronous=FULL (every commit
+ * survives power loss) instead of NORMAL (it survives a crash of the
+ * process). Call before the first store_open. */
+void store_set_synchronous_full(int full);
+
 /* Open (creating and migrating as needed) the database at path. On failure
  * returns HF_ESTORE with a sentence in err. */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);

@@ -428,6 +428,13 @@ static int migrate(struct store *s, char *err, size_t errlen)
     }
 }
 
+static int synchronous_full;
+
+void store_set_synchronous_full(int full)
+{
+    synchronous_full = full;
+}
+
 static void configure_sqlite(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -484,8 +491,12 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
      * (README, "Durability"). */
     /* mmap: reads after another connection's commit map pages instead of
      * copying them in with a syscall each */
-    rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
-                 "PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;", err, errlen);
+    rc = exec(s, synchronous_full
+                     ? "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; "
+                       "PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;"
+                     : "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; "
+                       "PRAGMA foreign_keys = ON; PRAGMA mmap_size = 268435456;",
+              err, errlen);
     if (rc == 0)
         rc = migrate(s, err, errlen);
     if (rc != 0) {
