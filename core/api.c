@@ -426,7 +426,9 @@ static void method_not_allowed(struct http_resp *resp, const char *allow)
     fail(resp, HF_EMETHOD, NULL, "This method is not allowed here.", NULL);
 }
 
-void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp)
+
+/* Authenticate, then dispatch within /api/v1/payment/sessions. */
+static void route(struct worker *w, const struct http_req *req, struct http_resp *resp)
 {
     size_t base = strlen(SESSIONS_PATH);
     const char *rest, *slash;
@@ -434,12 +436,6 @@ void api_handle(struct worker *w, const struct http_req *req, struct http_resp *
     struct api_key key;
     int rc;
 
-    http_resp_header(resp, "Cache-Control", "no-store");
-    if (strncmp(req->path, SESSIONS_PATH, base) != 0 ||
-        (req->path[base] != '\0' && req->path[base] != '/')) {
-        fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
-        return;
-    }
     rc = authenticate(w, req, &key);
     if (rc != 0) {
         fail(resp, rc, NULL, rc == HF_EAUTH ? "Missing or invalid API key."
@@ -478,4 +474,20 @@ void api_handle(struct worker *w, const struct http_req *req, struct http_resp *
     } else {
         fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
     }
+}
+
+void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp)
+{
+    size_t base = strlen(SESSIONS_PATH);
+
+    http_resp_header(resp, "Cache-Control", "no-store");
+    if (strncmp(req->path, SESSIONS_PATH, base) != 0 ||
+        (req->path[base] != '\0' && req->path[base] != '/')) {
+        fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
+        return;
+    }
+    /* the request's reads share one snapshot; its writes go to the writer */
+    store_read_begin(w->store);
+    route(w, req, resp);
+    store_read_end(w->store);
 }

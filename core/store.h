@@ -92,6 +92,12 @@ void store_close(struct store *s);
 /* 0 when the database answers and can take the write lock; HF_ESTORE. */
 int store_ping(struct store *s);
 
+/* Group the reads that follow into one snapshot (one lock instead of one
+ * per query) until store_read_end. Writes go through the writer meanwhile;
+ * this connection must not write itself. */
+void store_read_begin(struct store *s);
+void store_read_end(struct store *s);
+
 int store_tenant_create(struct store *s, const char *name,
                         const char *const *hosts, size_t n_hosts,
                         struct tenant *out);

@@ -77,6 +77,7 @@ static const char *const migrations[] = {
 /* Every statement the store runs, prepared once per connection. */
 #define STATEMENTS(X)                                                          \
     X(BEGIN, "BEGIN IMMEDIATE")                                                \
+    X(READ_BEGIN, "BEGIN")                                                     \
     X(COMMIT, "COMMIT")                                                        \
     X(ROLLBACK, "ROLLBACK")                                                    \
     X(SAVEPOINT, "SAVEPOINT job")                                              \
@@ -542,6 +543,18 @@ static int put_hosts(struct store *s, const char *tenant_id,
         rc = run(s, st);
     }
     return rc;
+}
+
+void store_read_begin(struct store *s)
+{
+    if (sqlite3_get_autocommit(s->db))
+        step_simple(s, Q_READ_BEGIN);
+}
+
+void store_read_end(struct store *s)
+{
+    if (!sqlite3_get_autocommit(s->db))
+        step_simple(s, Q_COMMIT);
 }
 
 /* 0 when the tenant exists, HF_ENOTFOUND when not, HF_ESTORE on failure. */
