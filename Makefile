@@ -85,6 +85,7 @@ install: all
 	install -m 644 policies.example.lua $(DESTDIR)$(PREFIX)/share/hostflow/
 	install -m 644 policies/*.lua $(DESTDIR)$(PREFIX)/share/hostflow/policies/
 	install -m 644 policies/tenants/README.md $(DESTDIR)$(PREFIX)/share/hostflow/policies/tenants/
+	install -m 644 scripts/hostflow.service $(DESTDIR)$(PREFIX)/share/hostflow/
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/hostflow

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "admin.h"
 #include "cli.h"
@@ -17,6 +18,8 @@
 #include "store.h"
 #include "token.h"
 #include "worker.h"
+
+#define HF_SHUTDOWN_MAX_S 30 /* longest drain before the process ends anyway */
 
 #ifndef HF_VERSION
 #define HF_VERSION "0.1.0"
@@ -65,7 +68,8 @@ static const char serve_usage[] =
     "admin listener (except /healthz and /readyz).\n"
     "The policy reloads on SIGHUP, when its files change, and on\n"
     "POST /admin/v1/policy/reload. SIGTERM or SIGINT stops accepting,\n"
-    "finishes in-flight requests and exits 0.\n";
+    "finishes in-flight requests and exits 0 (within 30 s); a second one\n"
+    "exits at once.\n";
 
 /* Check the database before accepting any connection (and migrate it), so
  * a bad path stops start-up with its reason. */
@@ -172,7 +176,14 @@ static int serve(int argc, char **argv)
             break;
         reload_on_signal(engine);
     }
-    log_msg(HF_LOG_INFO, "signal %d: finishing in-flight requests", sig);
+    log_msg(HF_LOG_INFO, "signal %d: finishing in-flight requests (again to stop at once)",
+            sig);
+    /* a second SIGTERM or SIGINT ends the process at once, and a drain that
+     * hangs is cut off after HF_SHUTDOWN_MAX_S */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &signals, NULL);
+    alarm(HF_SHUTDOWN_MAX_S);
     rc = 0;
 out:
     /* reverse order of start: nothing uses the engine once the servers stop */

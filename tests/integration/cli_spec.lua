@@ -315,3 +315,29 @@ describe("hostflow serve: signals", function()
     c:close()
   end)
 end)
+
+describe("hostflow serve: a second signal", function()
+  it("drains a request in flight on SIGTERM, and a second SIGTERM exits at once", function()
+    local srv, t = h.start_with_tenants(nil, "Acme")
+    -- a request whose body never comes: the drain waits for it
+    local c = assert(socket.tcp())
+    c:settimeout(5)
+    assert(c:connect("127.0.0.1", srv.port))
+    assert(c:send("POST /api/v1/payment/sessions HTTP/1.1\r\nHost: x\r\n" ..
+      "Authorization: Bearer " .. t.key.secret .. "\r\nContent-Type: application/json\r\n" ..
+      "Content-Length: 100\r\n\r\n{"))
+    socket.sleep(0.2)
+    h.run("kill -TERM " .. srv.pid)
+    socket.sleep(0.5)
+    assert.is_true(srv:alive(), "exited before its in-flight request finished")
+    assert.truthy(srv:log_text():find("again to stop at once", 1, true))
+    local t0 = socket.gettime()
+    h.run("kill -TERM " .. srv.pid)
+    while srv:alive() and socket.gettime() - t0 < 3 do socket.sleep(0.02) end
+    local took = socket.gettime() - t0
+    c:close()
+    assert.is_false(srv:alive())
+    assert.is_true(took < 1, "took " .. took .. " s after the second SIGTERM")
+    srv.pid = nil
+  end)
+end)
