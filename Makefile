@@ -13,7 +13,7 @@ HF_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow \
 HF_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthread -lm
 CFLAGS ?= -O2 -g
 
-SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c \
+SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c ratelimit.c \
         hosted_pages.c processor.c processor_test.c expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c \
         store_sqlite.c url.c token.c json.c log.c err.c
@@ -23,7 +23,7 @@ DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
                 libjansson-dev lua-busted lua-socket curl wrk clang chromium
 
-.PHONY: all test test-policies deps sanitize install uninstall clean
+.PHONY: all test test-policies deps sanitize install uninstall clean fuzz
 
 all: $(BUILD)/hostflow
 
@@ -95,3 +95,38 @@ clean:
 	rm -rf build build-sanitize
 
 -include $(OBJS:.o=.d)
+
+# libFuzzer targets (tests/fuzz/README.md). `make fuzz FUZZ_SECONDS=N` builds
+# every target into build-fuzz/ with ASan + UBSan, runs each for N seconds
+# over a copy of its seed corpus (plus tests/fuzz/regressions/<target>/),
+# then the WHATWG URL differential; non-zero on any crash or disagreement.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD := build-fuzz
+FUZZ_CC := clang
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer
+FUZZ_CFLAGS := -g -O1 $(FUZZ_SAN)
+FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log
+FUZZ_POLICY_OBJS := policy.o policy_source.o policy_strlib.o policy_tablib.o pattern.o \
+                    metrics.o url.o token.o log.o json.o err.o
+
+$(FUZZ_BUILD)/obj/%.o: core/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/fuzz_url: $(FUZZ_BUILD)/obj/url.o
+$(FUZZ_BUILD)/fuzz_json: $(FUZZ_BUILD)/obj/json.o $(FUZZ_BUILD)/obj/err.o
+$(FUZZ_BUILD)/fuzz_pattern: $(FUZZ_BUILD)/obj/pattern.o
+$(FUZZ_BUILD)/fuzz_policy: $(FUZZ_POLICY_OBJS:%=$(FUZZ_BUILD)/obj/%)
+$(FUZZ_BUILD)/fuzz_log: $(FUZZ_BUILD)/obj/log.o $(FUZZ_BUILD)/obj/json.o
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c
+	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Icore -o $@ $^ $(HF_LIBS)
+
+$(FUZZ_BUILD)/url_cli: tests/fuzz/url_cli.c $(FUZZ_BUILD)/obj/url.o
+	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Icore -o $@ $^
+
+fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%) $(FUZZ_BUILD)/url_cli
+	tests/fuzz/run-fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+-include $(wildcard $(FUZZ_BUILD)/*.d $(FUZZ_BUILD)/obj/*.d)

@@ -22,7 +22,8 @@
 --   ctx   ctx.tenant.id, .name, .mode ("live" or "test", from the API key),
 --         .redirect_hosts (the tenant's hosted_flow_allowed_redirect_hosts,
 --         lower-case), .settings; ctx.contractor.id; ctx.request.method,
---         .path, .remote_addr; ctx.now (Unix seconds).
+--         .path, .remote_addr; ctx.now (Unix seconds); ctx.rate.limited
+--         and ctx.rate.retry_after (the core's rate limits, see below).
 --
 -- The sandbox offers string (without dump), table, math, utf8, os.time,
 -- os.clock, require (modules of the policy directory only: require("x")
@@ -75,9 +76,15 @@ function policy.check_return_url(url, ctx)
   return true
 end
 
--- Every tenant with a valid key may create sessions. Refuse here to pause a
--- tenant, or to rate-limit one: return false, "rate_limited", "…", 429.
+-- May this tenant create a session now? ctx.rate says whether the core's
+-- rate limits (per API key and per client address, set with
+-- --rate-create-key / --rate-create-ip) are exceeded; this policy enforces
+-- them. To exempt a tenant, or to pause one, decide otherwise here.
 function policy.check_tenant(ctx)
+  if ctx.rate.limited then
+    return false, "rate_limited",
+      "Too many requests; retry after " .. ctx.rate.retry_after .. " seconds.", 429
+  end
   return true
 end
 
@@ -99,6 +106,8 @@ policy.examples = {
   { name = "empty allowlist", url = "https://app.example.com/", redirect_hosts = {},
     allow = false, code = "invalid_return_url" },
   { name = "tenants may create sessions", check = "tenant", allow = true },
+  { name = "over the rate limit", check = "tenant", rate_limited = true,
+    allow = false, code = "rate_limited" },
 }
 
 return policy

@@ -13,6 +13,7 @@
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "ratelimit.h"
 #include "policy.h"
 #include "store.h"
 #include "token.h"
@@ -152,8 +153,13 @@ static void create_session(struct worker *w, const struct api_key *key,
     char idem_scoped[HF_IDEMPOTENCY_KEY_MAX + 16];
     unsigned char token_digest[HF_HASH_BYTES];
     long long now = (long long)time(NULL), tenant_us = 0;
-    int rc;
+    int rc, retry_after;
 
+    /* every attempt counts, valid or not: per key, and per client address */
+    retry_after = ratelimit_take(w->limits->create_by_key, key->id, ratelimit_now_ms());
+    rc = ratelimit_take(w->limits->create_by_ip, req->remote_addr, ratelimit_now_ms());
+    if (rc > retry_after)
+        retry_after = rc;
     if (!is_json(http_req_header(req, "Content-Type"))) {
         fail(resp, HF_EINVAL, NULL, "Content-Type must be application/json.", NULL);
         return;
@@ -230,7 +236,7 @@ static void create_session(struct worker *w, const struct api_key *key,
     ctx = (struct policy_ctx){
         .tenant = &w->tenant, .mode = key->mode, .contractor_id = contractor,
         .method = req->method, .path = req->path, .remote_addr = req->remote_addr,
-        .now = now};
+        .now = now, .rate_limited = retry_after > 0, .retry_after = retry_after};
     snprintf(resp->policy_version, sizeof resp->policy_version, "%s",
              policy_version(w->policy));
     rc = policy_check_tenant(w->policy, &ctx, &verdict);
@@ -250,6 +256,11 @@ static void create_session(struct worker *w, const struct api_key *key,
         fail(resp, HF_EDENIED, verdict.code, verdict.message,
              is_url ? "return_url" : NULL);
         resp->status = verdict.status;
+        if (resp->status == 429) {
+            char seconds[16];
+            snprintf(seconds, sizeof seconds, "%d", retry_after > 0 ? retry_after : 1);
+            http_resp_header(resp, "Retry-After", seconds);
+        }
         goto out;
     }
 

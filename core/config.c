@@ -30,6 +30,9 @@ static const struct option {
     {"--threads", "HOSTFLOW_THREADS", INT, 1, 1024, {NULL, NULL}},
     {"--keep-alive-ms", "HOSTFLOW_KEEP_ALIVE_MS", INT, 0, 60000, {NULL, NULL}},
     {"--session-ttl", "HOSTFLOW_SESSION_TTL", INT, 1, 7 * 24 * 3600, {NULL, NULL}},
+    {"--rate-create-key", "HOSTFLOW_RATE_CREATE_KEY", INT, 0, 1000000, {NULL, NULL}},
+    {"--rate-create-ip", "HOSTFLOW_RATE_CREATE_IP", INT, 0, 1000000, {NULL, NULL}},
+    {"--rate-redeem-ip", "HOSTFLOW_RATE_REDEEM_IP", INT, 0, 1000000, {NULL, NULL}},
     {"--log-format", "HOSTFLOW_LOG_FORMAT", CHOICE, 0, 0, {"text", "json"}},
     {"--synchronous", "HOSTFLOW_SYNCHRONOUS", CHOICE, 0, 0, {"normal", "full"}},
 };
@@ -64,6 +67,12 @@ static int set(struct config *c, size_t i, const char *v, const char *from,
             c->threads = (int)n;
         else if (strcmp(o->flag, "--keep-alive-ms") == 0)
             c->keep_alive_ms = (int)n;
+        else if (strcmp(o->flag, "--rate-create-key") == 0)
+            c->rate_create_key = (int)n;
+        else if (strcmp(o->flag, "--rate-create-ip") == 0)
+            c->rate_create_ip = (int)n;
+        else if (strcmp(o->flag, "--rate-redeem-ip") == 0)
+            c->rate_redeem_ip = (int)n;
         else
             c->session_ttl = n;
     } else {
@@ -144,6 +153,9 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
     c->policy_dir = "./policies";
     c->threads = 256;
     c->keep_alive_ms = 2000;
+    c->rate_create_key = 100;
+    c->rate_create_ip = 100;
+    c->rate_redeem_ip = 20;
     c->session_ttl = 1800;
 
     for (size_t i = 0; i < N_OPTIONS; i++) {

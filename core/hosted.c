@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "processor.h"
+#include "ratelimit.h"
 #include "token.h"
 
 #define SETUP_PREFIX "/payment/setup/"
@@ -427,8 +428,15 @@ void hosted_handle(struct worker *w, const struct http_req *req, struct http_res
     } else if (strncmp(path, SETUP_PREFIX, strlen(SETUP_PREFIX)) == 0 &&
                (is(req, "GET") || is(req, "POST"))) {
         unsigned char hash[HF_HASH_BYTES];
+        int wait = ratelimit_take(w->limits->redeem_by_ip, req->remote_addr,
+                                  ratelimit_now_ms());
 
-        if (parse_token(path + strlen(SETUP_PREFIX), hash) != 0)
+        if (wait > 0) { /* guessing tokens needs many tries: slow them down */
+            char seconds[16];
+            snprintf(seconds, sizeof seconds, "%d", wait);
+            http_resp_header(resp, "Retry-After", seconds);
+            page(resp, 429, page_too_many(), NULL);
+        } else if (parse_token(path + strlen(SETUP_PREFIX), hash) != 0)
             gone(resp);
         else if (is(req, "GET"))
             landing(w, req, resp, hash);

@@ -182,6 +182,16 @@ char *page_gone(void)
     return finish(&b);
 }
 
+char *page_too_many(void)
+{
+    struct buf b = {0};
+
+    head(&b, "Too many requests", NULL);
+    put(&b, "<h1>Too many requests</h1>"
+            "<p>Wait a moment, then reload the page.</p>");
+    return finish(&b);
+}
+
 char *page_forbidden(void)
 {
     struct buf b = {0};

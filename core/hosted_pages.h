@@ -30,6 +30,9 @@ char *page_card(const struct card_page *c);
  * used, expired, cancelled, completed alike. */
 char *page_gone(void);
 
+/* The page for a client over its rate limit. */
+char *page_too_many(void);
+
 /* The page for a form whose csrf value does not match. */
 char *page_forbidden(void);
 

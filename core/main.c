@@ -15,6 +15,7 @@
 #include "log.h"
 #include "policy.h"
 #include "policy_watch.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "token.h"
 #include "worker.h"
@@ -59,6 +60,14 @@ static const char serve_usage[] =
     "  --keep-alive-ms close a keep-alive connection idle this long (default\n"
     "                  2000; 0 disables keep-alive)\n"
     "  --session-ttl   lifetime of new sessions in seconds (default 1800)\n"
+    "  --rate-create-key, --rate-create-ip\n"
+    "                  session creations per second per API key and per client\n"
+    "                  address (default 100 each, bursts of twice that; 0 = no\n"
+    "                  limit); over it: 429 with Retry-After, unless the\n"
+    "                  policy's check_tenant decides otherwise (ctx.rate)\n"
+    "  --rate-redeem-ip\n"
+    "                  hosted-link requests per second per client address\n"
+    "                  (default 20, bursts of 40)\n"
     "  --log-format    json or text (default text), on stderr\n"
     "  --synchronous   normal (default: a commit survives a crash of hostflow)\n"
     "                  or full (it also survives power loss; slower)\n"
@@ -107,6 +116,7 @@ static int serve(int argc, char **argv)
     struct policy_watch *watch = NULL;
     struct expiry *expiry = NULL;
     struct store_writer *writer = NULL;
+    struct worker_limits limits = {0};
     struct worker_shared api_data;
     struct admin_shared admin_data;
     struct http_app api_app = {&api_data, worker_new, worker_free, worker_handle};
@@ -146,7 +156,11 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
-    api_data = (struct worker_shared){&cfg, engine, writer};
+    /* bursts of twice the rate per second */
+    limits.create_by_key = ratelimit_new(cfg.rate_create_key, 2.0 * cfg.rate_create_key);
+    limits.create_by_ip = ratelimit_new(cfg.rate_create_ip, 2.0 * cfg.rate_create_ip);
+    limits.redeem_by_ip = ratelimit_new(cfg.rate_redeem_ip, 2.0 * cfg.rate_redeem_ip);
+    api_data = (struct worker_shared){&cfg, engine, writer, &limits};
     admin_data = (struct admin_shared){&cfg, engine, getenv("HOSTFLOW_ADMIN_TOKEN")};
     if (admin_data.token && !*admin_data.token)
         admin_data.token = NULL;
@@ -192,6 +206,9 @@ out:
     http_stop(srv);
     http_stop(admin);
     store_writer_stop(writer); /* after every user of it has stopped */
+    ratelimit_free(limits.create_by_key);
+    ratelimit_free(limits.create_by_ip);
+    ratelimit_free(limits.redeem_by_ip);
     policy_engine_free(engine);
     if (rc == 0)
         log_msg(HF_LOG_INFO, "stopped");

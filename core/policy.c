@@ -644,6 +644,13 @@ static void push_ctx(lua_State *L, const struct policy_ctx *c)
 
     lua_pushinteger(L, c->now);
     lua_setfield(L, -2, "now");
+
+    lua_createtable(L, 0, 2);
+    lua_pushboolean(L, c->rate_limited);
+    lua_setfield(L, -2, "limited");
+    lua_pushinteger(L, c->retry_after);
+    lua_setfield(L, -2, "retry_after");
+    lua_setfield(L, -2, "rate");
 }
 
 /* 1 when s is a usable error code: [a-z0-9_], 1..64 characters. */
@@ -763,7 +770,14 @@ int policy_check_tenant(struct policy *p, const struct policy_ctx *ctx,
 
     memset(out, 0, sizeof *out);
     if (!push_function(p, ctx->tenant->id, "check_tenant")) {
-        out->allow = 1;
+        /* without a check_tenant the core's rate limits decide alone */
+        out->allow = !ctx->rate_limited;
+        if (!out->allow) {
+            snprintf(out->code, sizeof out->code, "rate_limited");
+            snprintf(out->message, sizeof out->message,
+                     "Too many requests; retry after %d seconds.", ctx->retry_after);
+            out->status = 429;
+        }
         return 0;
     }
     fresh_scratch(p);
@@ -820,6 +834,17 @@ static const char *field_copy(lua_State *L, int idx, const char *key, const char
     return s ? buf : NULL;
 }
 
+/* Boolean field key of the table at idx (raw); 0 when absent. */
+static int example_flag(lua_State *L, int idx, const char *key)
+{
+    int v;
+
+    lua_pushstring(L, key);
+    v = lua_rawget(L, idx) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
 /* One example at the stack top against the state; 0 or HF_EPOLICY with
  * what went wrong in err. */
 static int run_example(struct policy *p, int idx, const char *tenant_id,
@@ -863,7 +888,8 @@ static int run_example(struct policy *p, int idx, const char *tenant_id,
     }
     lua_pop(L, 1);
     ctx = (struct policy_ctx){
-        .tenant = t, .mode = mode,
+        .tenant = t, .mode = mode, .rate_limited = example_flag(L, idx, "rate_limited"),
+        .retry_after = example_flag(L, idx, "rate_limited") ? 1 : 0,
         .contractor_id = "cn_example", .method = "POST",
         .path = "/api/v1/payment/sessions", .remote_addr = "127.0.0.1",
         .now = (long long)time(NULL)};

@@ -36,6 +36,8 @@ struct policy_ctx {
     const char *path;
     const char *remote_addr;
     long long now;
+    int rate_limited;           /* the core's rate limits are exceeded */
+    int retry_after;            /* seconds until they are not */
 };
 
 /* A decision. On deny, code/message/status say what the client gets. */

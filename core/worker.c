@@ -16,6 +16,7 @@ void *worker_new(void *shared)
     if (!w)
         return NULL;
     w->cfg = sh->cfg;
+    w->limits = sh->limits;
     w->engine = sh->engine;
     w->page = calloc(HF_LIST_LIMIT_MAX, sizeof *w->page);
     if (!w->page || store_open(w->cfg->db_path, &w->store, err, sizeof err) != 0) {

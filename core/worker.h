@@ -13,14 +13,23 @@ struct policy;
 #define HF_LIST_LIMIT_MAX 100
 
 /* What every worker shares: read-only config, the policy engine. */
+/* Rate limiters; NULL members impose no limit. */
+struct worker_limits {
+    struct ratelimit *create_by_key;
+    struct ratelimit *create_by_ip;
+    struct ratelimit *redeem_by_ip;
+};
+
 struct worker_shared {
     const struct config *cfg;
     struct policy_engine *engine;
     struct store_writer *writer;   /* group commit for the hot-path writes */
+    const struct worker_limits *limits;
 };
 
 struct worker {
     const struct config *cfg;
+    const struct worker_limits *limits;
     struct policy_engine *engine;
     struct store *store;          /* this thread's connection */
     struct policy *policy;        /* this thread's Lua state, built on first use */

@@ -63,6 +63,7 @@ function M.ctx(hosts, fields)
     contractor = { id = "cn_test" },
     request = { method = "POST", path = "/api/v1/payment/sessions", remote_addr = "127.0.0.1" },
     now = 1700000000,
+    rate = { limited = false, retry_after = 0 },
   }
   for k, v in pairs(fields or {}) do ctx[k] = v end
   return ctx

@@ -38,7 +38,16 @@ describe("policy: policies.example.lua", function()
     assert.matches("hosted_flow_allowed_redirect_hosts", msg)
   end)
 
-  it("lets every tenant create sessions", function()
+  it("lets every tenant create sessions within the rate limits", function()
     assert.is_true(policy.check_tenant(P.ctx(hosts)))
+  end)
+
+  it("refuses with 429 rate_limited and says when to retry when over them", function()
+    local ok, code, msg, status = policy.check_tenant(P.ctx(hosts,
+      { rate = { limited = true, retry_after = 3 } }))
+    assert.is_false(ok)
+    assert.are.equal("rate_limited", code)
+    assert.matches("3 seconds", msg)
+    assert.are.equal(429, status)
   end)
 end)

@@ -1,0 +1,3 @@
+build-fuzz/obj/err.o: core/err.c core/err.h
+
+core/err.h:

@@ -1,0 +1,3 @@
+build-fuzz/obj/pattern.o: core/pattern.c core/pattern.h
+
+core/pattern.h:

@@ -1,0 +1,3 @@
+build-fuzz/obj/url.o: core/url.c core/url.h
+
+core/url.h:

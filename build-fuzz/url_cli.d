@@ -1,0 +1,3 @@
+build-fuzz/url_cli: tests/fuzz/url_cli.c core/url.h
+
+core/url.h:
