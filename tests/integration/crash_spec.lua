@@ -102,6 +102,8 @@ describe("crash safety (SIGKILL under load, one database file)", function()
     local n_created, n_completed, n_requests, n_wire_errors = 0, 0, 0, 0
     local n_lost, n_duplicated, n_reredeem = 0, 0, 0
     local restart_max, restarts = 0, {}
+    local n_rechecked = 0 -- earlier rounds' URLs tried again after a restart
+    local wal_max = 0     -- the largest WAL a kill left behind, bytes
 
     local function context(round)
       return string.format("seed %d, round %d, db %s", seed, round, db)
@@ -202,12 +204,14 @@ describe("crash safety (SIGKILL under load, one database file)", function()
       -- spent, one nobody tried to redeem still opens its landing page.
       for _, e in ipairs(sample(redeemed_paths, SAMPLE)) do
         local r = hosted.post_form(srv, e.path, nil, nil)
+        n_rechecked = n_rechecked + 1
         if r.status ~= 404 then n_duplicated = n_duplicated + 1 end
         assert.are.equal(404, r.status, "URL of " .. e.id .. " (redeemed in round " .. e.round ..
           ") redeemed again after the restart, " .. context(round))
       end
       for _, e in ipairs(sample(api_paths, SAMPLE)) do
         local r = hosted.get(srv, e.path)
+        n_rechecked = n_rechecked + 1
         if r.status ~= 200 then n_lost = n_lost + 1 end
         assert.are.equal(200, r.status, "URL of " .. e.id .. " (created in round " .. e.round ..
           ") no longer opens after the restart, " .. context(round))
@@ -241,6 +245,7 @@ describe("crash safety (SIGKILL under load, one database file)", function()
       local wal = io.open(db .. "-wal", "rb")
       local wal_bytes = wal and wal:seek("end") or 0
       if wal then wal:close() end
+      wal_max = math.max(wal_max, wal_bytes)
 
       -- the clients stop on their own once the server is unreachable for 1 s
       local deadline = socket.gettime() + 5
@@ -328,9 +333,9 @@ describe("crash safety (SIGKILL under load, one database file)", function()
     io.write(string.format("# %d rounds, %d sessions created, %d completed, %d lost, %d duplicated\n",
       ROUNDS, n_created, n_completed, n_lost, n_duplicated))
     io.write(string.format("# crash: seed %d, %d requests (%d failed on the wire: cut off or refused after a kill), %d spent URLs " ..
-      "re-posted, %d sessions committed but never acknowledged, restart median %.3f s max %.3f s, " ..
-      "%.1f s\n", seed, n_requests, n_wire_errors, n_reredeem, total - n_created,
-      restarts[math.ceil(#restarts / 2)], restart_max, socket.gettime() - began))
+      "re-posted, %d earlier URLs re-tried after restarts, %d sessions committed but never acknowledged, restart median %.3f s max %.3f s, " ..
+      "largest WAL left by a kill %.1f MB, %.1f s\n", seed, n_requests, n_wire_errors, n_reredeem, n_rechecked, total - n_created,
+      restarts[math.ceil(#restarts / 2)], restart_max, wal_max / 1e6, socket.gettime() - began))
     io.flush()
     assert.are.equal(0, n_lost)
     assert.are.equal(0, n_duplicated)
