@@ -21,7 +21,8 @@ OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
-                libjansson-dev lua-busted lua-socket curl wrk clang chromium
+                libjansson-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
+                chromium
 
 .PHONY: all test test-policies deps sanitize install uninstall clean fuzz
 
@@ -121,10 +122,10 @@ $(FUZZ_BUILD)/fuzz_policy: $(FUZZ_POLICY_OBJS:%=$(FUZZ_BUILD)/obj/%)
 $(FUZZ_BUILD)/fuzz_log: $(FUZZ_BUILD)/obj/log.o $(FUZZ_BUILD)/obj/json.o
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c
-	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Icore -o $@ $^ $(HF_LIBS)
+	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Icore -o $@ $(filter %.c %.o,$^) $(HF_LIBS)
 
 $(FUZZ_BUILD)/url_cli: tests/fuzz/url_cli.c $(FUZZ_BUILD)/obj/url.o
-	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Icore -o $@ $^
+	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Icore -o $@ $(filter %.c %.o,$^)
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%) $(FUZZ_BUILD)/url_cli
 	tests/fuzz/run-fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -66,7 +66,8 @@ void log_redact(const char *in, char *out, size_t outlen)
                 out[o++] = *in++; /* a marker without a secret after it */
                 continue;
             }
-            for (size_t k = 0; k < secrets[i].keep && o + 1 < outlen; k++)
+            /* keep at most what was matched: the marker and the secret */
+            for (size_t k = 0; k < secrets[i].keep && in + k < p && o + 1 < outlen; k++)
                 out[o++] = in[k];
             for (; *tag && o + 1 < outlen; tag++)
                 out[o++] = *tag;

@@ -158,6 +158,7 @@ struct store_writer {
     struct write_job *head, *tail;
     int stopping;
     int checkpointing;          /* the checkpointer thread was started */
+    int wal_frames;             /* frames in the WAL after the last commit */
 };
 
 /* The cached, reset statement id; NULL (logged) if it cannot be prepared. */
@@ -219,6 +220,7 @@ static int finish(struct store *s, int rc)
 
 #define BATCH_MAX 512
 #define CHECKPOINT_EVERY_MS 200
+#define WAL_RESTART_FRAMES 4096   /* about 16 MiB of WAL */
 
 static int step_simple(struct store *s, enum stmt_id id)
 {
@@ -275,6 +277,16 @@ static void *writer_loop(void *arg)
             w->tail = NULL;
         pthread_mutex_unlock(&w->lock);
         run_batch(w->store, batch);
+        /* Under steady load readers always hold a recent snapshot, so the
+         * background PASSIVE checkpoints never finish and the WAL never
+         * starts over. Past a size, restart it here, between batches: this
+         * thread is the only writer, so it waits only for readers to move
+         * on (milliseconds), while new jobs queue for the next batch. */
+        if (w->wal_frames > WAL_RESTART_FRAMES) {
+            sqlite3_wal_checkpoint_v2(w->store->db, NULL, SQLITE_CHECKPOINT_RESTART,
+                                      NULL, NULL);
+            w->wal_frames = 0;
+        }
         while (batch) {
             struct write_job *next = batch->next; /* the job dies once posted */
             sem_post(&batch->done);
@@ -314,6 +326,17 @@ static void *checkpoint_loop(void *arg)
     return NULL;
 }
 
+/* sqlite3_wal_hook: remember how large the WAL has grown. */
+static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct store_writer *w = arg;
+
+    (void)db;
+    (void)name;
+    w->wal_frames = frames; /* written and read by the writer thread only */
+    return SQLITE_OK;
+}
+
 static int submit(struct store_writer *w, int (*fn)(struct store *, void *), void *arg)
 {
     struct write_job job = {.fn = fn, .arg = arg};
@@ -339,8 +362,13 @@ static int in_transaction(struct store *s, int (*fn)(struct store *, void *), vo
 {
     int rc;
 
-    if (s->writer)
+    if (s->writer) {
+        /* never wait for the writer while holding a read snapshot: the
+         * writer's WAL restart waits for readers, so that would deadlock
+         * until the busy timeout */
+        store_read_end(s);
         return submit(s->writer, fn, arg);
+    }
     if ((rc = begin(s)) != 0)
         return rc;
     return finish(s, fn(s, arg));
@@ -1180,6 +1208,9 @@ int store_writer_start(const char *path, struct store_writer **out, char *err,
         return HF_ESTORE;
     }
     exec(w->store, "PRAGMA wal_autocheckpoint = 0", err, errlen);
+    /* a restarted WAL is cut back to this size instead of staying large */
+    exec(w->store, "PRAGMA journal_size_limit = 16777216", err, errlen);
+    sqlite3_wal_hook(w->store->db, on_commit, w);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->work, NULL);
     pthread_cond_init(&w->stop, NULL);

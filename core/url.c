@@ -151,8 +151,10 @@ static int parse_name(const char *s, size_t n, char *host)
     return URL_OK;
 }
 
-/* "[...]" holding an IPv6 address inet_pton accepts; zone ids ("%25eth0")
- * and anything else fail the character check before inet_pton sees it. */
+/* "[...]" holding an IPv6 address in its one canonical spelling (RFC 5952,
+ * lower case, no embedded IPv4): browsers rewrite any other spelling, so
+ * "[0::1]" would reach "[::1]" past a policy that compared strings. Zone
+ * ids ("%25eth0") and anything else fail the character check. */
 static int parse_ipv6(const char *s, size_t n, char *host)
 {
     char text[V6_TEXT_MAX + 1];
@@ -174,6 +176,13 @@ static int parse_ipv6(const char *s, size_t n, char *host)
     if (inet_pton(AF_INET6, text, addr) != 1)
         return URL_EHOST;
     copy_lower(host, s, n);
+    {
+        char canonical[INET6_ADDRSTRLEN];
+
+        if (memchr(text, '.', tn) || !inet_ntop(AF_INET6, addr, canonical, sizeof canonical) ||
+            strlen(canonical) != tn || memcmp(canonical, host + 1, tn) != 0)
+            return URL_EHOST;
+    }
     return URL_OK;
 }
 
@@ -239,6 +248,10 @@ int url_parse(const char *raw, size_t len, struct url *out)
     if (i == len || i >= sizeof out->scheme)
         return URL_ESCHEME;
     copy_lower(out->scheme, raw, i);
+    /* web URLs only: other schemes (file:, ftp:) are parsed differently by
+     * browsers, and no return or webhook URL needs them */
+    if (strcmp(out->scheme, "http") != 0 && strcmp(out->scheme, "https") != 0)
+        return URL_ESCHEME;
 
     /* Only "scheme://": "https:b.com" and "https:/b.com" mean different
      * things to different parsers. */

@@ -1,4 +1,4 @@
-/* url.h - strict parser for absolute http(s)-style URLs (RFC 3986 subset).
+/* url.h - strict parser for absolute http and https URLs (RFC 3986 subset).
  *
  * Pure: no globals, no allocation; results are copied into the caller's
  * struct. Accepts only scheme "://" host [":" port] path ["?" query] and
@@ -18,7 +18,7 @@ enum url_err {
     URL_OK = 0,
     URL_ETOOLONG = -1,   /* empty or over HF_URL_MAX bytes */
     URL_ECHAR = -2,      /* control, whitespace, backslash, non-ASCII or NUL byte */
-    URL_ESCHEME = -3,    /* missing or malformed scheme */
+    URL_ESCHEME = -3,    /* missing or malformed scheme, or not http/https */
     URL_ENOAUTHORITY = -4, /* not scheme "://" (relative or opaque URL) */
     URL_EUSERINFO = -5,  /* user:pass@ present */
     URL_EHOST = -6,      /* empty, malformed or percent-encoded host */
@@ -29,7 +29,7 @@ enum url_err {
 
 struct url {
     char scheme[32];                  /* lower-cased, e.g. "https" */
-    char host[HF_URL_HOST_MAX + 3];   /* lower-cased; IPv6 keeps its brackets */
+    char host[HF_URL_HOST_MAX + 3];   /* lower-cased; IPv6 keeps its brackets, canonical */
     int port;                         /* explicit port, else scheme default (80/443), else -1 */
     int port_explicit;                /* 1 when the URL spelled a port */
     char path[HF_URL_MAX + 1];        /* as written, "" when absent */

@@ -1,3 +1,0 @@
-build-fuzz/fuzz_url: tests/fuzz/fuzz_url.c core/url.h
-
-core/url.h:

@@ -1,3 +1,0 @@
-build-fuzz/obj/err.o: core/err.c core/err.h
-
-core/err.h:

@@ -1,3 +1,0 @@
-build-fuzz/obj/pattern.o: core/pattern.c core/pattern.h
-
-core/pattern.h:
