@@ -374,6 +374,15 @@ static int in_transaction(struct store *s, int (*fn)(struct store *, void *), vo
     return finish(s, fn(s, arg));
 }
 
+/* What a lookup's sqlite3_step result means: 0 for a row, HF_ENOTFOUND
+ * for none, HF_ESTORE for an error. */
+static int found(int step_rc)
+{
+    if (step_rc == SQLITE_ROW)
+        return 0;
+    return step_rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+}
+
 static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t n)
 {
     const unsigned char *v = sqlite3_column_text(st, col);
@@ -596,9 +605,7 @@ static int tenant_exists(struct store *s, const char *tenant_id)
     bind_text(st, 1, tenant_id);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    return found(rc);
 }
 
 int store_tenant_create(struct store *s, const char *name,
@@ -807,9 +814,7 @@ int store_contractor_check(struct store *s, const char *tenant_id,
     bind_text(st, 2, tenant_id);
     rc = sqlite3_step(st);
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    return found(rc);
 }
 
 static void read_session(sqlite3_stmt *st, struct session *out)
@@ -842,9 +847,7 @@ int store_session_get(struct store *s, const char *tenant_id, const char *id,
     if (rc == SQLITE_ROW)
         read_session(st, out);
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    return found(rc);
 }
 
 /* Inside a transaction: the stored result for idem, if any. */
@@ -965,9 +968,7 @@ static int cursor_seq(struct store *s, const char *tenant_id, const char *id,
     if (rc == SQLITE_ROW)
         *seq = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    return found(rc);
 }
 
 int store_session_list(struct store *s, const char *tenant_id,
@@ -1022,9 +1023,7 @@ int store_session_by_token(struct store *s, const unsigned char token_hash[HF_HA
     if (rc == SQLITE_ROW)
         read_session(st, out);
     sqlite3_reset(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    return found(rc);
 }
 
 struct redeem_args {
