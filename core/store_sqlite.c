@@ -675,7 +675,7 @@ int store_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
-        return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+        return found(rc);
     }
     copy_col(st, 0, out->id, sizeof out->id);
     copy_col(st, 1, out->name, sizeof out->name);
@@ -867,7 +867,7 @@ static int idem_lookup(struct store *s, const char *tenant_id,
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         sqlite3_reset(st);
-        return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+        return found(rc);
     }
     same = sqlite3_column_bytes(st, 0) == HF_HASH_BYTES &&
            token_equal(sqlite3_column_blob(st, 0), idem->request_hash, HF_HASH_BYTES);
@@ -1090,7 +1090,7 @@ int store_session_for_browser(struct store *s, const char *id,
     sqlite3_reset(st);
     if (rc == SQLITE_ROW)
         return same ? 0 : HF_ENOTFOUND;
-    return rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
+    return found(rc);
 }
 
 /* pending → a terminal state by statement q (?1 tenant, ?2 id, ?3 now,
