@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 BUILD := build
-PKGS := lua5.4 sqlite3 libsodium jansson
+PKGS := lua5.4 sqlite3 libsodium jansson libcurl
 HF_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow \
              -Wstrict-prototypes -Wmissing-prototypes -MMD -MP \
              $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -21,7 +21,7 @@ OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
-                libjansson-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
+                libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
                 chromium
 
 .PHONY: all test test-policies deps sanitize install uninstall clean fuzz
