@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,46 +13,45 @@
 
 enum kind { TEXT, INT, CHOICE };
 
-/* One row per serve flag: its name, its environment variable and where it
- * lands in struct config. */
+/* One row per serve flag: its name, its environment variable and the field
+ * of struct config it sets (const char * for TEXT, long long for INT, int
+ * for CHOICE). */
 static const struct option {
     const char *flag;
     const char *env;
     enum kind kind;
-    long long min, max; /* bounds for INT */
+    size_t field;           /* offsetof(struct config, …) */
+    long long min, max;     /* bounds for INT */
     const char *choices[2]; /* for CHOICE: the words for 0 and 1 */
 } options[] = {
-    {"--db", "HOSTFLOW_DB", TEXT, 0, 0, {NULL, NULL}},
-    {"--listen", "HOSTFLOW_LISTEN", TEXT, 0, 0, {NULL, NULL}},
-    {"--admin-listen", "HOSTFLOW_ADMIN_LISTEN", TEXT, 0, 0, {NULL, NULL}},
-    {"--policy", "HOSTFLOW_POLICY", TEXT, 0, 0, {NULL, NULL}},
-    {"--policy-dir", "HOSTFLOW_POLICY_DIR", TEXT, 0, 0, {NULL, NULL}},
-    {"--public-url", "HOSTFLOW_PUBLIC_URL", TEXT, 0, 0, {NULL, NULL}},
-    {"--threads", "HOSTFLOW_THREADS", INT, 1, 1024, {NULL, NULL}},
-    {"--keep-alive-ms", "HOSTFLOW_KEEP_ALIVE_MS", INT, 0, 60000, {NULL, NULL}},
-    {"--session-ttl", "HOSTFLOW_SESSION_TTL", INT, 1, 7 * 24 * 3600, {NULL, NULL}},
-    {"--rate-create-key", "HOSTFLOW_RATE_CREATE_KEY", INT, 0, 1000000, {NULL, NULL}},
-    {"--rate-create-ip", "HOSTFLOW_RATE_CREATE_IP", INT, 0, 1000000, {NULL, NULL}},
-    {"--rate-redeem-ip", "HOSTFLOW_RATE_REDEEM_IP", INT, 0, 1000000, {NULL, NULL}},
-    {"--log-format", "HOSTFLOW_LOG_FORMAT", CHOICE, 0, 0, {"text", "json"}},
-    {"--synchronous", "HOSTFLOW_SYNCHRONOUS", CHOICE, 0, 0, {"normal", "full"}},
+#define F(name) offsetof(struct config, name)
+    {"--db", "HOSTFLOW_DB", TEXT, F(db_path), 0, 0, {NULL, NULL}},
+    {"--listen", "HOSTFLOW_LISTEN", TEXT, F(listen), 0, 0, {NULL, NULL}},
+    {"--admin-listen", "HOSTFLOW_ADMIN_LISTEN", TEXT, F(admin_listen), 0, 0, {NULL, NULL}},
+    {"--policy", "HOSTFLOW_POLICY", TEXT, F(policy_file), 0, 0, {NULL, NULL}},
+    {"--policy-dir", "HOSTFLOW_POLICY_DIR", TEXT, F(policy_dir), 0, 0, {NULL, NULL}},
+    {"--public-url", "HOSTFLOW_PUBLIC_URL", TEXT, F(public_url), 0, 0, {NULL, NULL}},
+    {"--threads", "HOSTFLOW_THREADS", INT, F(threads), 1, 1024, {NULL, NULL}},
+    {"--keep-alive-ms", "HOSTFLOW_KEEP_ALIVE_MS", INT, F(keep_alive_ms), 0, 60000, {NULL, NULL}},
+    {"--session-ttl", "HOSTFLOW_SESSION_TTL", INT, F(session_ttl), 1, 7 * 24 * 3600, {NULL, NULL}},
+    {"--rate-create-key", "HOSTFLOW_RATE_CREATE_KEY", INT, F(rate_create_key), 0, 1000000, {NULL, NULL}},
+    {"--rate-create-ip", "HOSTFLOW_RATE_CREATE_IP", INT, F(rate_create_ip), 0, 1000000, {NULL, NULL}},
+    {"--rate-redeem-ip", "HOSTFLOW_RATE_REDEEM_IP", INT, F(rate_redeem_ip), 0, 1000000, {NULL, NULL}},
+    {"--log-format", "HOSTFLOW_LOG_FORMAT", CHOICE, F(log_json), 0, 0, {"text", "json"}},
+    {"--synchronous", "HOSTFLOW_SYNCHRONOUS", CHOICE, F(sync_full), 0, 0, {"normal", "full"}},
+#undef F
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
-
-static const char **text_slot(struct config *c, size_t i)
-{
-    const char **slots[] = {&c->db_path, &c->listen, &c->admin_listen,
-                            &c->policy_file, &c->policy_dir, &c->public_url};
-    return i < sizeof slots / sizeof slots[0] ? slots[i] : NULL;
-}
 
 static int set(struct config *c, size_t i, const char *v, const char *from,
                char *err, unsigned errlen)
 {
     const struct option *o = &options[i];
 
+    char *field = (char *)c + o->field;
+
     if (o->kind == TEXT) {
-        *text_slot(c, i) = v;
+        *(const char **)field = v;
     } else if (o->kind == INT) {
         char *end;
         long long n;
@@ -63,18 +63,7 @@ static int set(struct config *c, size_t i, const char *v, const char *from,
                      from, o->min, o->max, v);
             return -1;
         }
-        if (strcmp(o->flag, "--threads") == 0)
-            c->threads = (int)n;
-        else if (strcmp(o->flag, "--keep-alive-ms") == 0)
-            c->keep_alive_ms = (int)n;
-        else if (strcmp(o->flag, "--rate-create-key") == 0)
-            c->rate_create_key = (int)n;
-        else if (strcmp(o->flag, "--rate-create-ip") == 0)
-            c->rate_create_ip = (int)n;
-        else if (strcmp(o->flag, "--rate-redeem-ip") == 0)
-            c->rate_redeem_ip = (int)n;
-        else
-            c->session_ttl = n;
+        *(long long *)field = n;
     } else {
         int one = strcmp(v, o->choices[1]) == 0;
 
@@ -83,10 +72,7 @@ static int set(struct config *c, size_t i, const char *v, const char *from,
                      o->choices[1], v);
             return -1;
         }
-        if (strcmp(o->flag, "--log-format") == 0)
-            c->log_json = one;
-        else
-            c->sync_full = one;
+        *(int *)field = one;
     }
     return 0;
 }

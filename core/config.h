@@ -9,11 +9,11 @@ struct config {
     const char *policy_file;   /* the policy chunk */
     const char *policy_dir;    /* modules and tenants/ overrides */
     const char *public_url;    /* scheme://host[:port] contractors see, no trailing '/' */
-    int threads;               /* civetweb worker threads = concurrent connections */
-    int keep_alive_ms;         /* an idle keep-alive connection is closed after this */
-    int rate_create_key;       /* session creations per second per API key, 0 = no limit */
-    int rate_create_ip;        /* ... per client address */
-    int rate_redeem_ip;        /* hosted-link requests per second per client address */
+    long long threads;         /* civetweb worker threads = concurrent connections */
+    long long keep_alive_ms;   /* an idle keep-alive connection is closed after this */
+    long long rate_create_key; /* session creations per second per API key, 0 = no limit */
+    long long rate_create_ip;  /* ... per client address */
+    long long rate_redeem_ip;  /* hosted-link requests per second per client address */
     long long session_ttl;     /* seconds a new session stays pending */
     int log_json;              /* 1: JSON log lines, 0: text */
     int sync_full;             /* 1: synchronous=FULL, 0: NORMAL */

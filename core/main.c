@@ -173,15 +173,15 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
-    if (http_start(cfg.admin_listen, 4, cfg.keep_alive_ms, &admin_app, &admin, err,
+    if (http_start(cfg.admin_listen, 4, (int)cfg.keep_alive_ms, &admin_app, &admin, err,
                    sizeof err) != 0 ||
-        http_start(cfg.listen, cfg.threads, cfg.keep_alive_ms, &api_app, &srv, err,
+        http_start(cfg.listen, (int)cfg.threads, (int)cfg.keep_alive_ms, &api_app, &srv, err,
                    sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
     log_msg(HF_LOG_INFO, "hostflow %s listening on %s, admin on %s (db %s, public url "
-            "%s, %d threads)", HF_VERSION, cfg.listen, cfg.admin_listen, cfg.db_path,
+            "%s, %lld threads)", HF_VERSION, cfg.listen, cfg.admin_listen, cfg.db_path,
             cfg.public_url, cfg.threads);
     for (;;) {
         if (sigwait(&signals, &sig) != 0)
