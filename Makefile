@@ -14,15 +14,16 @@ HF_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthrea
 CFLAGS ?= -O2 -g
 
 SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c ratelimit.c \
+        session_json.c webhook_api.c webhook_secret.c webhook.c cli_events.c \
         hosted_pages.c processor.c processor_test.c expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c \
-        store_sqlite.c url.c token.c json.c log.c err.c
+        store_sqlite.c url.c netaddr.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
-C_TESTS := test_url test_json test_log test_pattern test_policy
+C_TESTS := test_url test_json test_log test_pattern test_policy test_webhook
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
-                chromium
+                chromium python3 openssl
 
 .PHONY: all test test-policies deps sanitize install uninstall clean fuzz
 
@@ -39,11 +40,13 @@ $(BUILD)/test_url: $(BUILD)/url.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/err.o
 $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
+$(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/token.o \
+    $(BUILD)/log.o $(BUILD)/json.o
 $(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
     $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/metrics.o \
-    $(BUILD)/url.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/err.o
+    $(BUILD)/url.o $(BUILD)/netaddr.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/err.o
 $(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/policy_source.o \
-    $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/url.o \
+    $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/netaddr.o \
     $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/metrics.o \
     $(BUILD)/json.o $(BUILD)/err.o
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
@@ -109,7 +112,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 FUZZ_CFLAGS := -g -O1 $(FUZZ_SAN)
 FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log
 FUZZ_POLICY_OBJS := policy.o policy_source.o policy_strlib.o policy_tablib.o pattern.o \
-                    metrics.o url.o token.o log.o json.o err.o
+                    metrics.o url.o netaddr.o token.o log.o json.o err.o
 
 $(FUZZ_BUILD)/obj/%.o: core/%.c
 	@mkdir -p $(@D)

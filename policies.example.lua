@@ -5,6 +5,10 @@
 --   check_tenant(ctx)            may this tenant create a session now?
 --   check_return_url(url, ctx)   may the contractor be sent back to url?
 --
+-- and one when a tenant registers a webhook endpoint:
+--
+--   check_webhook_url(url, ctx)  may hostflow send this tenant's events to url?
+--
 -- Each answers `true` to allow, or `false, code, message` to refuse
 -- (check_tenant may add an HTTP status from 400 to 499 as a fourth value).
 -- Anything else - an error, a non-boolean answer, running out of the
@@ -28,8 +32,10 @@
 -- The sandbox offers string (without dump), table, math, utf8, os.time,
 -- os.clock, require (modules of the policy directory only: require("x")
 -- loads policies/x.lua) and a read-only `hostflow` table:
--- hostflow.log(message) and hostflow.parse_url(s) (the core parser; returns
--- a url table or nil, why). Each call may run 1,000,000 Lua instructions
+-- hostflow.log(message), hostflow.parse_url(s) (the core parser; returns
+-- a url table or nil, why) and hostflow.is_internal_host(host) (true for
+-- loopback, private, link-local and other non-public address literals and
+-- for localhost names). Each call may run 1,000,000 Lua instructions
 -- (pattern matching counts too) in at most 16 MiB; past that the request
 -- fails closed. Globals assigned while answering a request are forgotten
 -- after it; keep deliberate state in locals of this file.
@@ -88,8 +94,27 @@ function policy.check_tenant(ctx)
   return true
 end
 
+-- Where may events go? Webhooks are requests hostflow itself makes, so a
+-- careless URL would let a tenant reach the operator's own network
+-- (server-side request forgery). This rule: https only, and never an
+-- internal address or a localhost name. Whatever this allows, hostflow
+-- still refuses at connection time to reach an internal address that the
+-- URL did not name literally (a public name resolving to 10.0.0.5, say).
+-- Without this function the core applies the same rule.
+function policy.check_webhook_url(url, ctx)
+  if url.scheme ~= "https" then
+    return false, "invalid_webhook_url", "Webhook URLs must use https."
+  end
+  if hostflow.is_internal_host(url.host) then
+    return false, "invalid_webhook_url",
+      "Webhook URLs must not point at loopback, private or link-local addresses."
+  end
+  return true
+end
+
 -- Cases every new version must pass before it serves. Each names the check
--- ("return_url" when url is given, else "tenant"), the tenant's allowlist,
+-- ("return_url" when url is given, else "tenant"; "webhook_url" must be
+-- named), the tenant's allowlist,
 -- and the expected answer (allow, and code when refused). Optional fields:
 -- tenant (id, for overrides), mode ("live" or "test").
 policy.examples = {
@@ -108,6 +133,16 @@ policy.examples = {
   { name = "tenants may create sessions", check = "tenant", allow = true },
   { name = "over the rate limit", check = "tenant", rate_limited = true,
     allow = false, code = "rate_limited" },
+  { name = "webhook to a public https host", check = "webhook_url",
+    url = "https://hooks.example.com/hostflow", allow = true },
+  { name = "webhook over plain http", check = "webhook_url",
+    url = "http://hooks.example.com/hostflow", allow = false, code = "invalid_webhook_url" },
+  { name = "webhook to loopback", check = "webhook_url", url = "https://127.0.0.1/",
+    allow = false, code = "invalid_webhook_url" },
+  { name = "webhook to a cloud metadata address", check = "webhook_url",
+    url = "https://169.254.169.254/latest", allow = false, code = "invalid_webhook_url" },
+  { name = "webhook to a private IPv6 address", check = "webhook_url",
+    url = "https://[fd00::1]/", allow = false, code = "invalid_webhook_url" },
 }
 
 return policy

@@ -1,7 +1,7 @@
 /* api.c - the JSON API: authentication, validation, policy, store. Thin:
  * every decision is delegated to url.c, policy.c or store.h. */
 #define _POSIX_C_SOURCE 200809L
-#include "worker.h"
+#include "api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,15 +15,15 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "policy.h"
+#include "session_json.h"
 #include "store.h"
 #include "token.h"
 #include "url.h"
 
-#define SESSIONS_PATH "/api/v1/payment/sessions"
 #define KEY_SECRET_MAX 128
 
 /* Set resp to the flat error body. param may be NULL. */
-static void fail(struct http_resp *resp, int rc, const char *code,
+void api_fail(struct http_resp *resp, int rc, const char *code,
                  const char *message, const char *param)
 {
     struct json_t *o = json_new_object();
@@ -39,38 +39,12 @@ static void fail(struct http_resp *resp, int rc, const char *code,
     json_free(o);
 }
 
-static void reply(struct http_resp *resp, int status, struct json_t *v)
+void api_reply(struct http_resp *resp, int status, struct json_t *v)
 {
     resp->status = status;
     resp->body = json_encode(v);
     resp->body_len = strlen(resp->body);
     json_free(v);
-}
-
-static void put_time(struct json_t *o, const char *key, long long t)
-{
-    if (t)
-        json_put_int(o, key, t);
-    else
-        json_put_null(o, key);
-}
-
-/* The API object of a session; url is NULL except right after creation. */
-static struct json_t *session_json(const struct session *s, const char *url)
-{
-    struct json_t *o = json_new_object();
-
-    json_put_string(o, "id", s->id);
-    json_put_string(o, "contractor_id", s->contractor_id);
-    json_put_string(o, "return_url", s->return_url);
-    json_put_string(o, "status", s->status);
-    json_put_string(o, "url", url);
-    json_put_string(o, "processor", "checkout");
-    json_put_int(o, "created", s->created);
-    json_put_int(o, "expires_at", s->expires_at);
-    put_time(o, "completed_at", s->completed_at);
-    put_time(o, "cancelled_at", s->cancelled_at);
-    return o;
 }
 
 /* Bearer key → key row. Missing, malformed, unknown and revoked keys all
@@ -100,7 +74,7 @@ static int authenticate(struct worker *w, const struct http_req *req,
 }
 
 /* Content-Type is application/json, parameters such as charset allowed. */
-static int is_json(const char *ct)
+int api_is_json(const char *ct)
 {
     size_t n = strlen("application/json");
 
@@ -131,7 +105,7 @@ static int idempotency_header(const struct http_req *req, const char **out)
 static void replay(struct http_resp *resp, const struct session *s)
 {
     http_resp_header(resp, "Idempotent-Replayed", "true");
-    reply(resp, 201, session_json(s, NULL));
+    api_reply(resp, 201, session_json(s, NULL));
 }
 
 static const char *decision_of(const struct policy_verdict *v)
@@ -160,29 +134,29 @@ static void create_session(struct worker *w, const struct api_key *key,
     rc = ratelimit_take(w->limits->create_by_ip, req->remote_addr, ratelimit_now_ms());
     if (rc > retry_after)
         retry_after = rc;
-    if (!is_json(http_req_header(req, "Content-Type"))) {
-        fail(resp, HF_EINVAL, NULL, "Content-Type must be application/json.", NULL);
+    if (!api_is_json(http_req_header(req, "Content-Type"))) {
+        api_fail(resp, HF_EINVAL, NULL, "Content-Type must be application/json.", NULL);
         return;
     }
     if (json_parse_body(req->body ? req->body : "", req->body_len, &body, err,
                         sizeof err) != 0) {
-        fail(resp, HF_EINVAL, NULL, err, NULL);
+        api_fail(resp, HF_EINVAL, NULL, err, NULL);
         return;
     }
     rc = json_member_string(body, "contractor", &contractor);
     if (rc != 0 || !*contractor) {
-        fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "contractor must be a string."
+        api_fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "contractor must be a string."
              : "contractor is required.", "contractor");
         goto out;
     }
     rc = json_member_string(body, "return_url", &return_url);
     if (rc != 0 || !*return_url) {
-        fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "return_url must be a string."
+        api_fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "return_url must be a string."
              : "return_url is required.", "return_url");
         goto out;
     }
     if (idempotency_header(req, &idem_key) != 0) {
-        fail(resp, HF_EINVAL, NULL, "Idempotency key must be 1 to 255 printable "
+        api_fail(resp, HF_EINVAL, NULL, "Idempotency key must be 1 to 255 printable "
              "ASCII characters.", "Idempotency-Key");
         goto out;
     }
@@ -197,12 +171,12 @@ static void create_session(struct worker *w, const struct api_key *key,
             goto out;
         }
         if (rc == HF_EIDEMPOTENCY) {
-            fail(resp, rc, NULL, "This idempotency key was used with a "
+            api_fail(resp, rc, NULL, "This idempotency key was used with a "
                  "different request body.", NULL);
             goto out;
         }
         if (rc != HF_ENOTFOUND) {
-            fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
+            api_fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
             goto out;
         }
     }
@@ -210,7 +184,7 @@ static void create_session(struct worker *w, const struct api_key *key,
              ? store_contractor_check(w->store, key->tenant_id, contractor)
              : HF_ENOTFOUND;
     if (rc != 0) {
-        fail(resp, rc == HF_ENOTFOUND ? HF_ENOCONTRACTOR : rc, NULL,
+        api_fail(resp, rc == HF_ENOTFOUND ? HF_ENOCONTRACTOR : rc, NULL,
              rc == HF_ENOTFOUND ? "No such contractor." : "The server could not "
              "handle the request.", rc == HF_ENOTFOUND ? "contractor" : NULL);
         goto out;
@@ -218,18 +192,18 @@ static void create_session(struct worker *w, const struct api_key *key,
     rc = url_parse(return_url, strlen(return_url), &u);
     if (rc != URL_OK) {
         snprintf(err, sizeof err, "return_url is not acceptable: %s.", url_strerror(rc));
-        fail(resp, HF_EURL, NULL, err, "return_url");
+        api_fail(resp, HF_EURL, NULL, err, "return_url");
         goto out;
     }
     if (store_tenant_get(w->store, key->tenant_id, &w->tenant) != 0) {
-        fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
+        api_fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
         goto out;
     }
 
     /* the version this request starts with is the one it finishes with */
     if (policy_sync(w->engine, &w->policy) != 0) {
         resp->decision = "error";
-        fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
+        api_fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
              "was refused.", NULL);
         goto out;
     }
@@ -245,7 +219,7 @@ static void create_session(struct worker *w, const struct api_key *key,
         rc = policy_check_return_url(w->policy, return_url, &u, &ctx, &verdict);
     if (rc != 0) {
         resp->decision = "error";
-        fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
+        api_fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
              "was refused.", NULL);
         goto out;
     }
@@ -253,7 +227,7 @@ static void create_session(struct worker *w, const struct api_key *key,
     resp->policy_us = tenant_us + verdict.us;
     if (!verdict.allow) {
         int is_url = strcmp(verdict.code, "invalid_return_url") == 0;
-        fail(resp, HF_EDENIED, verdict.code, verdict.message,
+        api_fail(resp, HF_EDENIED, verdict.code, verdict.message,
              is_url ? "return_url" : NULL);
         resp->status = verdict.status;
         if (resp->status == 429) {
@@ -282,14 +256,14 @@ static void create_session(struct worker *w, const struct api_key *key,
     if (rc == HF_EEXISTS) {
         replay(resp, &s);
     } else if (rc == HF_EIDEMPOTENCY) {
-        fail(resp, rc, NULL, "This idempotency key was used with a different "
+        api_fail(resp, rc, NULL, "This idempotency key was used with a different "
              "request body.", NULL);
     } else if (rc != 0) {
-        fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
+        api_fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
     } else {
         snprintf(url, sizeof url, "%s/payment/setup/%s_%s", w->cfg->public_url,
                  s.mode, token);
-        reply(resp, 201, session_json(&s, url));
+        api_reply(resp, 201, session_json(&s, url));
         resp->body_secret = 1;
         metrics_session_created();
         token_wipe(url, sizeof url);
@@ -300,7 +274,7 @@ out:
 }
 
 /* "hps_…" ids: letters, digits and '_' only, shorter than HF_ID_MAX. */
-static int id_ok(const char *id, size_t n)
+int api_id_ok(const char *id, size_t n)
 {
     if (n == 0 || n >= HF_ID_MAX)
         return 0;
@@ -313,7 +287,7 @@ static int id_ok(const char *id, size_t n)
 
 static void not_found(struct http_resp *resp)
 {
-    fail(resp, HF_ENOTFOUND, NULL, "No such payment session.", "id");
+    api_fail(resp, HF_ENOTFOUND, NULL, "No such payment session.", "id");
 }
 
 static void get_session(struct worker *w, const struct api_key *key,
@@ -325,9 +299,9 @@ static void get_session(struct worker *w, const struct api_key *key,
     if (rc == HF_ENOTFOUND)
         not_found(resp);
     else if (rc != 0)
-        fail(resp, rc, NULL, "The server could not handle the request.", NULL);
+        api_fail(resp, rc, NULL, "The server could not handle the request.", NULL);
     else
-        reply(resp, 200, session_json(&s, NULL));
+        api_reply(resp, 200, session_json(&s, NULL));
 }
 
 static void cancel_session(struct worker *w, const struct api_key *key,
@@ -338,15 +312,15 @@ static void cancel_session(struct worker *w, const struct api_key *key,
 
     if (rc == 0) {
         metrics_session_cancelled();
-        reply(resp, 200, session_json(&s, NULL));
+        api_reply(resp, 200, session_json(&s, NULL));
     } else if (rc == HF_ENOTFOUND)
         not_found(resp);
     else if (rc == HF_ENOTPENDING)
-        fail(resp, rc, NULL, "The session is no longer pending.", NULL);
+        api_fail(resp, rc, NULL, "The session is no longer pending.", NULL);
     else if (rc == HF_EEXPIRED)
-        fail(resp, rc, NULL, "The session has expired.", NULL);
+        api_fail(resp, rc, NULL, "The session has expired.", NULL);
     else
-        fail(resp, rc, NULL, "The server could not handle the request.", NULL);
+        api_fail(resp, rc, NULL, "The server could not handle the request.", NULL);
 }
 
 /* A query parameter that must be absent or a valid id. 0/-1 absent/error. */
@@ -359,12 +333,12 @@ static int id_param(const struct http_req *req, const char *name, char *out,
     *ptr = NULL;
     if (rc == -1)
         return 0;
-    if (rc == 0 && id_ok(out, strlen(out))) {
+    if (rc == 0 && api_id_ok(out, strlen(out))) {
         *ptr = out;
         return 0;
     }
     snprintf(msg, sizeof msg, "%s must be an object id.", name);
-    fail(resp, HF_EINVAL, NULL, msg, name);
+    api_fail(resp, HF_EINVAL, NULL, msg, name);
     return -1;
 }
 
@@ -384,7 +358,7 @@ static void list_sessions(struct worker *w, const struct api_key *key,
         char *end;
         long v = rc == 0 ? strtol(limit, &end, 10) : 0;
         if (rc != 0 || end == limit || *end || v < 1 || v > HF_LIST_LIMIT_MAX) {
-            fail(resp, HF_EINVAL, NULL, "limit must be an integer from 1 to 100.", "limit");
+            api_fail(resp, HF_EINVAL, NULL, "limit must be an integer from 1 to 100.", "limit");
             return;
         }
         q.limit = (int)v;
@@ -395,14 +369,14 @@ static void list_sessions(struct worker *w, const struct api_key *key,
             if (strcmp(status, states[i]) == 0)
                 q.status = states[i];
         if (!q.status) {
-            fail(resp, HF_EINVAL, NULL, "status must be pending, completed, "
+            api_fail(resp, HF_EINVAL, NULL, "status must be pending, completed, "
                  "cancelled or expired.", "status");
             return;
         }
     }
     rc = http_query_param(req, "contractor", contractor, sizeof contractor);
-    if (rc == -2 || (rc == 0 && !id_ok(contractor, strlen(contractor)))) {
-        reply(resp, 200, json_new_array()); /* no such contractor: nothing to list */
+    if (rc == -2 || (rc == 0 && !api_id_ok(contractor, strlen(contractor)))) {
+        api_reply(resp, 200, json_new_array()); /* no such contractor: nothing to list */
         return;
     }
     q.contractor_id = rc == 0 ? contractor : NULL;
@@ -410,7 +384,7 @@ static void list_sessions(struct worker *w, const struct api_key *key,
         id_param(req, "ending_before", before, &q.ending_before, resp) != 0)
         return;
     if (q.starting_after && q.ending_before) {
-        fail(resp, HF_EINVAL, NULL, "Use starting_after or ending_before, not both.",
+        api_fail(resp, HF_EINVAL, NULL, "Use starting_after or ending_before, not both.",
              "ending_before");
         return;
     }
@@ -418,87 +392,99 @@ static void list_sessions(struct worker *w, const struct api_key *key,
                             w->page, &n);
     if (rc == HF_ENOTFOUND) {
         const char *param = q.starting_after ? "starting_after" : "ending_before";
-        fail(resp, HF_EINVAL, NULL, "The cursor names no payment session.", param);
+        api_fail(resp, HF_EINVAL, NULL, "The cursor names no payment session.", param);
         return;
     }
     if (rc != 0) {
-        fail(resp, rc, NULL, "The server could not handle the request.", NULL);
+        api_fail(resp, rc, NULL, "The server could not handle the request.", NULL);
         return;
     }
     arr = json_new_array();
     for (size_t i = 0; i < n; i++)
         json_push(arr, session_json(&w->page[i], NULL));
-    reply(resp, 200, arr);
+    api_reply(resp, 200, arr);
 }
 
-static void method_not_allowed(struct http_resp *resp, const char *allow)
+void api_method_not_allowed(struct http_resp *resp, const char *allow)
 {
     http_resp_header(resp, "Allow", allow);
-    fail(resp, HF_EMETHOD, NULL, "This method is not allowed here.", NULL);
+    api_fail(resp, HF_EMETHOD, NULL, "This method is not allowed here.", NULL);
 }
 
 
-/* Authenticate, then dispatch within /api/v1/payment/sessions. */
-static void route(struct worker *w, const struct http_req *req, struct http_resp *resp)
+/* Within /api/v1/payment/sessions, rest is what follows it. */
+static void sessions_route(struct worker *w, const struct api_key *key,
+                           const struct http_req *req, const char *rest,
+                           struct http_resp *resp)
 {
-    size_t base = strlen(SESSIONS_PATH);
-    const char *rest, *slash;
+    const char *slash;
     char id[HF_ID_MAX];
-    struct api_key key;
-    int rc;
 
-    rc = authenticate(w, req, &key);
-    if (rc != 0) {
-        fail(resp, rc, NULL, rc == HF_EAUTH ? "Missing or invalid API key."
-             : "The server could not handle the request.", NULL);
-        return;
-    }
-    snprintf(resp->tenant, sizeof resp->tenant, "%s", key.tenant_id);
-
-    rest = req->path + base;
     if (*rest == '\0' || strcmp(rest, "/") == 0) {
         if (strcmp(req->method, "POST") == 0)
-            create_session(w, &key, req, resp);
+            create_session(w, key, req, resp);
         else if (strcmp(req->method, "GET") == 0)
-            list_sessions(w, &key, req, resp);
+            list_sessions(w, key, req, resp);
         else
-            method_not_allowed(resp, "GET, POST");
+            api_method_not_allowed(resp, "GET, POST");
         return;
     }
     rest++;
     slash = strchr(rest, '/');
-    if (!id_ok(rest, slash ? (size_t)(slash - rest) : strlen(rest))) {
+    if (!api_id_ok(rest, slash ? (size_t)(slash - rest) : strlen(rest))) {
         not_found(resp);
         return;
     }
     snprintf(id, sizeof id, "%.*s", (int)(slash ? slash - rest : (long)strlen(rest)), rest);
     if (!slash) {
         if (strcmp(req->method, "GET") == 0)
-            get_session(w, &key, id, resp);
+            get_session(w, key, id, resp);
         else
-            method_not_allowed(resp, "GET");
+            api_method_not_allowed(resp, "GET");
     } else if (strcmp(slash, "/cancel") == 0) {
         if (strcmp(req->method, "POST") == 0)
-            cancel_session(w, &key, id, resp);
+            cancel_session(w, key, id, resp);
         else
-            method_not_allowed(resp, "POST");
+            api_method_not_allowed(resp, "POST");
     } else {
-        fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
+        api_fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
     }
+}
+
+/* What follows prefix in path when path is prefix or prefix/..., else NULL. */
+static const char *under(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    if (strncmp(path, prefix, n) != 0 || (path[n] != '\0' && path[n] != '/'))
+        return NULL;
+    return path + n;
 }
 
 void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp)
 {
-    size_t base = strlen(SESSIONS_PATH);
+    const char *sessions = under(req->path, SESSIONS_PATH);
+    const char *endpoints = under(req->path, WEBHOOK_ENDPOINTS_PATH);
+    struct api_key key;
+    int rc;
 
     http_resp_header(resp, "Cache-Control", "no-store");
-    if (strncmp(req->path, SESSIONS_PATH, base) != 0 ||
-        (req->path[base] != '\0' && req->path[base] != '/')) {
-        fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
+    if (!sessions && !endpoints) {
+        api_fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
         return;
     }
     /* the request's reads share one snapshot; its writes go to the writer */
     store_read_begin(w->store);
-    route(w, req, resp);
+    rc = authenticate(w, req, &key);
+    if (rc != 0) {
+        api_fail(resp, rc, NULL, rc == HF_EAUTH ? "Missing or invalid API key."
+             : "The server could not handle the request.", NULL);
+    } else {
+        snprintf(resp->tenant, sizeof resp->tenant, "%s", key.tenant_id);
+        if (sessions)
+            sessions_route(w, &key, req, sessions, resp);
+        else
+            webhook_api_route(w, &key, req, endpoints, resp);
+    }
     store_read_end(w->store);
 }

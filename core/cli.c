@@ -40,18 +40,18 @@ static const char contractor_usage[] =
     "Creates a contractor under the tenant and prints its id (cn_...).\n"
     "Every command takes --db PATH.\n";
 
-static int usage(const char *text, int status)
+int cli_usage(const char *text, int status)
 {
     fputs(text, status == 0 ? stdout : stderr);
     return status;
 }
 
-static int is_help(const char *a)
+int cli_is_help(const char *a)
 {
     return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
 }
 
-static struct store *open_store(const char *db_path)
+struct store *cli_open_store(const char *db_path)
 {
     struct store *s;
     char err[512];
@@ -194,7 +194,7 @@ static int tenant_set_hosts(struct store *s, int argc, char **argv)
     int rc;
 
     if (argc < 1 || argv[0][0] == '-')
-        return usage(tenant_usage, 2);
+        return cli_usage(tenant_usage, 2);
     if (argc - 1 > HF_HOSTS_MAX) {
         fprintf(stderr, "hostflow: at most %d redirect hosts\n", HF_HOSTS_MAX);
         return 1;
@@ -228,12 +228,12 @@ static int tenant_show(struct store *s, int argc, char **argv)
         if (strcmp(argv[a], "--json") == 0)
             json = 1;
         else if (argv[a][0] == '-' || id)
-            return usage(tenant_usage, 2);
+            return cli_usage(tenant_usage, 2);
         else
             id = argv[a];
     }
     if (!id)
-        return usage(tenant_usage, 2);
+        return cli_usage(tenant_usage, 2);
     if (!(t = calloc(1, sizeof *t)))
         return 1;
     rc = store_tenant_get(s, id, t);
@@ -254,17 +254,17 @@ int cli_tenant(const char *db_path, int argc, char **argv)
     struct store *s;
     int rc;
 
-    if (argc < 1 || is_help(argv[0]))
-        return usage(tenant_usage, argc < 1 ? 2 : 0);
+    if (argc < 1 || cli_is_help(argv[0]))
+        return cli_usage(tenant_usage, argc < 1 ? 2 : 0);
     for (int a = 1; a < argc; a++)
-        if (is_help(argv[a]))
-            return usage(tenant_usage, 0);
+        if (cli_is_help(argv[a]))
+            return cli_usage(tenant_usage, 0);
     if (strcmp(argv[0], "create") != 0 && strcmp(argv[0], "set-redirect-hosts") != 0 &&
         strcmp(argv[0], "show") != 0) {
         fprintf(stderr, "hostflow: unknown tenant command \"%s\"\n%s", argv[0], tenant_usage);
         return 2;
     }
-    if (!(s = open_store(db_path)))
+    if (!(s = cli_open_store(db_path)))
         return 1;
     if (strcmp(argv[0], "create") == 0)
         rc = tenant_create(s, argc - 1, argv + 1);
@@ -291,12 +291,12 @@ static int key_create(struct store *s, int argc, char **argv)
         else if (strcmp(argv[a], "--test") == 0)
             mode = "test";
         else if (argv[a][0] == '-' || tenant)
-            return usage(key_usage, 2);
+            return cli_usage(key_usage, 2);
         else
             tenant = argv[a];
     }
     if (!tenant)
-        return usage(key_usage, 2);
+        return cli_usage(key_usage, 2);
     token_mint(token);
     snprintf(secret, sizeof secret, "hf_%s_%s", mode, token);
     token_wipe(token, sizeof token);
@@ -335,18 +335,18 @@ int cli_key(const char *db_path, int argc, char **argv)
     struct store *s;
     int rc;
 
-    if (argc < 1 || is_help(argv[0]))
-        return usage(key_usage, argc < 1 ? 2 : 0);
+    if (argc < 1 || cli_is_help(argv[0]))
+        return cli_usage(key_usage, argc < 1 ? 2 : 0);
     for (int a = 1; a < argc; a++)
-        if (is_help(argv[a]))
-            return usage(key_usage, 0);
+        if (cli_is_help(argv[a]))
+            return cli_usage(key_usage, 0);
     if (strcmp(argv[0], "create") != 0 && strcmp(argv[0], "revoke") != 0) {
         fprintf(stderr, "hostflow: unknown key command \"%s\"\n%s", argv[0], key_usage);
         return 2;
     }
     if (strcmp(argv[0], "revoke") == 0 && (argc != 2 || argv[1][0] == '-'))
-        return usage(key_usage, 2);
-    if (!(s = open_store(db_path)))
+        return cli_usage(key_usage, 2);
+    if (!(s = cli_open_store(db_path)))
         return 1;
     if (strcmp(argv[0], "create") == 0) {
         rc = key_create(s, argc - 1, argv + 1);
@@ -367,16 +367,16 @@ int cli_contractor(const char *db_path, int argc, char **argv)
     struct store *s;
     int json = 0, rc;
 
-    if (argc < 1 || is_help(argv[0]))
-        return usage(contractor_usage, argc < 1 ? 2 : 0);
+    if (argc < 1 || cli_is_help(argv[0]))
+        return cli_usage(contractor_usage, argc < 1 ? 2 : 0);
     if (strcmp(argv[0], "create") != 0) {
         fprintf(stderr, "hostflow: unknown contractor command \"%s\"\n%s", argv[0],
                 contractor_usage);
         return 2;
     }
     for (int a = 1; a < argc; a++) {
-        if (is_help(argv[a]))
-            return usage(contractor_usage, 0);
+        if (cli_is_help(argv[a]))
+            return cli_usage(contractor_usage, 0);
         if (strcmp(argv[a], "--json") == 0)
             json = 1;
         else if (strcmp(argv[a], "--name") == 0 && a + 1 < argc)
@@ -384,17 +384,17 @@ int cli_contractor(const char *db_path, int argc, char **argv)
         else if (strncmp(argv[a], "--name=", 7) == 0)
             name = argv[a] + 7;
         else if (argv[a][0] == '-' || tenant)
-            return usage(contractor_usage, 2);
+            return cli_usage(contractor_usage, 2);
         else
             tenant = argv[a];
     }
     if (!tenant)
-        return usage(contractor_usage, 2);
+        return cli_usage(contractor_usage, 2);
     if (name && strlen(name) > HF_NAME_MAX) {
         fprintf(stderr, "hostflow: --name is longer than %d bytes\n", HF_NAME_MAX);
         return 1;
     }
-    if (!(s = open_store(db_path)))
+    if (!(s = cli_open_store(db_path)))
         return 1;
     rc = store_contractor_create(s, tenant, name, &c);
     store_close(s);

@@ -1,5 +1,5 @@
 /* cli.h - the operator commands: tenant, key, contractor (on the store)
- * and policy (check files, reload a running server). Each returns the process exit status (0 ok, 1 failure,
+ * events (webhook outbox) and policy (check files, reload a running server). Each returns the process exit status (0 ok, 1 failure,
  * 2 usage) and prints one-line errors on stderr. */
 #ifndef HF_CLI_H
 #define HF_CLI_H
@@ -9,5 +9,14 @@ int cli_key(const char *db_path, int argc, char **argv);
 int cli_contractor(const char *db_path, int argc, char **argv);
 /* policy check | policy reload (cli_policy.c). */
 int cli_policy(int argc, char **argv);
+/* events list | events retry (cli_events.c). */
+int cli_events(const char *db_path, int argc, char **argv);
+
+/* Shared by the commands: print text (stdout for status 0, else stderr)
+ * and return status; "--help" or "-h"; open the store or print why not. */
+struct store;
+int cli_usage(const char *text, int status);
+int cli_is_help(const char *arg);
+struct store *cli_open_store(const char *db_path);
 
 #endif

@@ -39,6 +39,10 @@ static const struct option {
     {"--rate-redeem-ip", "HOSTFLOW_RATE_REDEEM_IP", INT, F(rate_redeem_ip), 0, 1000000, {NULL, NULL}},
     {"--log-format", "HOSTFLOW_LOG_FORMAT", CHOICE, F(log_json), 0, 0, {"text", "json"}},
     {"--synchronous", "HOSTFLOW_SYNCHRONOUS", CHOICE, F(sync_full), 0, 0, {"normal", "full"}},
+    {"--webhook-key-file", "HOSTFLOW_WEBHOOK_KEY_FILE", TEXT, F(webhook_key_file), 0, 0, {NULL, NULL}},
+    {"--webhook-timeout-ms", "HOSTFLOW_WEBHOOK_TIMEOUT_MS", INT, F(webhook_timeout_ms), 100, 60000, {NULL, NULL}},
+    {"--webhook-retry-base-ms", "HOSTFLOW_WEBHOOK_RETRY_BASE_MS", INT, F(webhook_retry_base_ms), 10, 3600000, {NULL, NULL}},
+    {"--webhook-retry-for", "HOSTFLOW_WEBHOOK_RETRY_FOR", INT, F(webhook_retry_for), 1, 30 * 24 * 3600, {NULL, NULL}},
 #undef F
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -143,6 +147,9 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
     c->rate_create_ip = 100;
     c->rate_redeem_ip = 20;
     c->session_ttl = 1800;
+    c->webhook_timeout_ms = 10000;
+    c->webhook_retry_base_ms = 10000;
+    c->webhook_retry_for = 3 * 24 * 3600;
 
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
@@ -179,6 +186,12 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
         snprintf(c->default_public_url, sizeof c->default_public_url,
                  "http://%s", c->listen);
         c->public_url = c->default_public_url;
+    }
+    if (!c->webhook_key_file) {
+        /* beside the database file: "<db>.webhook-key" */
+        snprintf(c->default_webhook_key_file, sizeof c->default_webhook_key_file,
+                 "%s.webhook-key", c->db_path);
+        c->webhook_key_file = c->default_webhook_key_file;
     }
     return check_public_url(c, err, errlen);
 }

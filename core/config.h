@@ -17,8 +17,13 @@ struct config {
     long long session_ttl;     /* seconds a new session stays pending */
     int log_json;              /* 1: JSON log lines, 0: text */
     int sync_full;             /* 1: synchronous=FULL, 0: NORMAL */
+    const char *webhook_key_file; /* seals webhook signing secrets */
+    long long webhook_timeout_ms; /* one delivery attempt */
+    long long webhook_retry_base_ms; /* first retry delay, doubling */
+    long long webhook_retry_for;  /* seconds an event is retried before it fails */
     char *public_url_owned;    /* heap copy behind public_url */
     char default_public_url[300]; /* "http://<listen>" when not given */
+    char default_webhook_key_file[4096]; /* "<db>.webhook-key" when not given */
 };
 
 /* Fill c with defaults, then HOSTFLOW_* variables, then the serve flags in

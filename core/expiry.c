@@ -29,12 +29,17 @@ static void *sweep_loop(void *arg)
         int n = 0;
 
         pthread_mutex_unlock(&x->lock);
-        if (store_sessions_expire(x->store, (long long)time(NULL), &n) != 0)
-            log_msg(HF_LOG_WARN, "expiry: sweep failed; retrying");
-        else if (n > 0) {
-            metrics_sessions_expired((unsigned long)n);
-            log_msg(HF_LOG_INFO, "expiry: %d session(s) expired", n);
-        }
+        /* batch after batch until none is left, each with its events */
+        do {
+            if (store_sessions_expire(x->store, (long long)time(NULL), &n) != 0) {
+                log_msg(HF_LOG_WARN, "expiry: sweep failed; retrying");
+                break;
+            }
+            if (n > 0) {
+                metrics_sessions_expired((unsigned long)n);
+                log_msg(HF_LOG_INFO, "expiry: %d session(s) expired", n);
+            }
+        } while (n == HF_EXPIRE_BATCH);
         pthread_mutex_lock(&x->lock);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += HF_EXPIRY_INTERVAL_MS / 1000;

@@ -27,6 +27,7 @@ static const struct {
     {"hf_live_", 12, 1},
     {"hf_test_", 12, 1},
     {"Bearer ", 7, 1},
+    {"whsec_", 6, 1},   /* webhook signing secrets */
     {"live_", 5, 20},   /* a token pasted at any other path; "test_mode" is none */
     {"test_", 5, 20},
 };

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <curl/curl.h>
 
 #include "admin.h"
 #include "cli.h"
@@ -18,13 +19,13 @@
 #include "ratelimit.h"
 #include "store.h"
 #include "token.h"
+#include "version.h"
+#include "webhook.h"
+#include "webhook_secret.h"
 #include "worker.h"
 
 #define HF_SHUTDOWN_MAX_S 30 /* longest drain before the process ends anyway */
 
-#ifndef HF_VERSION
-#define HF_VERSION "0.1.0"
-#endif
 
 static const char usage[] =
     "usage: hostflow COMMAND [ARGS] [--db PATH]\n"
@@ -35,6 +36,7 @@ static const char usage[] =
     "  key create|revoke\n"
     "  contractor create\n"
     "  policy check|reload\n"
+    "  events list|retry           webhook events and their deliveries\n"
     "  --version                   print the version\n"
     "\n"
     "Every command takes --db PATH (default $HOSTFLOW_DB, else ./hostflow.db)\n"
@@ -45,6 +47,8 @@ static const char serve_usage[] =
     "                      [--policy FILE] [--policy-dir DIR] [--public-url URL]\n"
     "                      [--threads N] [--keep-alive-ms MS] [--session-ttl SECONDS]\n"
     "                      [--log-format json|text] [--synchronous normal|full]\n"
+    "                      [--webhook-key-file FILE] [--webhook-timeout-ms MS]\n"
+    "                      [--webhook-retry-base-ms MS] [--webhook-retry-for SECONDS]\n"
     "                      [--db PATH]\n"
     "\n"
     "  --listen        public API listener (default 127.0.0.1:8080); plain HTTP,\n"
@@ -71,6 +75,18 @@ static const char serve_usage[] =
     "  --log-format    json or text (default text), on stderr\n"
     "  --synchronous   normal (default: a commit survives a crash of hostflow)\n"
     "                  or full (it also survives power loss; slower)\n"
+    "  --webhook-key-file\n"
+    "                  32-byte key that seals webhook signing secrets in the\n"
+    "                  database; created (0600) when missing (default\n"
+    "                  <db>.webhook-key); every node of a fleet needs the same\n"
+    "  --webhook-timeout-ms\n"
+    "                  one delivery attempt, connecting included (default 10000)\n"
+    "  --webhook-retry-base-ms\n"
+    "                  delay before the first retry (default 10000); it doubles\n"
+    "                  per attempt up to an hour, with jitter\n"
+    "  --webhook-retry-for\n"
+    "                  seconds after its event a delivery is given up as failed\n"
+    "                  (default 259200, three days)\n"
     "\n"
     "Every flag can also be set as HOSTFLOW_<FLAG> (e.g. HOSTFLOW_LISTEN).\n"
     "HOSTFLOW_ADMIN_TOKEN, when set, is required as a bearer token on the\n"
@@ -116,6 +132,9 @@ static int serve(int argc, char **argv)
     struct policy_watch *watch = NULL;
     struct expiry *expiry = NULL;
     struct store_writer *writer = NULL;
+    struct webhook_sender *sender = NULL;
+    struct webhook_options hooks;
+    unsigned char webhook_key[HF_SEAL_KEY_BYTES];
     struct worker_limits limits = {0};
     struct worker_shared api_data;
     struct admin_shared admin_data;
@@ -156,11 +175,21 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
+    if (webhook_key_load(cfg.webhook_key_file, webhook_key, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        goto out;
+    }
+    hooks = (struct webhook_options){cfg.db_path, webhook_key, cfg.webhook_timeout_ms,
+                                     cfg.webhook_retry_base_ms, cfg.webhook_retry_for};
+    if (webhook_sender_start(&hooks, &sender, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        goto out;
+    }
     /* bursts of twice the rate per second */
     limits.create_by_key = ratelimit_new(cfg.rate_create_key, 2.0 * cfg.rate_create_key);
     limits.create_by_ip = ratelimit_new(cfg.rate_create_ip, 2.0 * cfg.rate_create_ip);
     limits.redeem_by_ip = ratelimit_new(cfg.rate_redeem_ip, 2.0 * cfg.rate_redeem_ip);
-    api_data = (struct worker_shared){&cfg, engine, writer, &limits};
+    api_data = (struct worker_shared){&cfg, engine, writer, &limits, webhook_key};
     admin_data = (struct admin_shared){&cfg, engine, getenv("HOSTFLOW_ADMIN_TOKEN")};
     if (admin_data.token && !*admin_data.token)
         admin_data.token = NULL;
@@ -205,7 +234,9 @@ out:
     expiry_stop(expiry);
     http_stop(srv);
     http_stop(admin);
+    webhook_sender_stop(sender); /* after the API: its last events go out too */
     store_writer_stop(writer); /* after every user of it has stopped */
+    token_wipe(webhook_key, sizeof webhook_key);
     ratelimit_free(limits.create_by_key);
     ratelimit_free(limits.create_by_ip);
     ratelimit_free(limits.redeem_by_ip);
@@ -234,6 +265,11 @@ int main(int argc, char **argv)
         printf("hostflow %s\n", HF_VERSION);
         return 0;
     }
+    /* before any thread: libcurl's global state is not thread-safe to set up */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fputs("hostflow: cannot initialise libcurl\n", stderr);
+        return 1;
+    }
     if (strcmp(cmd, "serve") == 0)
         return serve(argc - 2, argv + 2);
     argc -= 2;
@@ -247,6 +283,8 @@ int main(int argc, char **argv)
         return cli_key(db, argc, argv);
     if (strcmp(cmd, "contractor") == 0)
         return cli_contractor(db, argc, argv);
+    if (strcmp(cmd, "events") == 0)
+        return cli_events(db, argc, argv);
     fprintf(stderr, "hostflow: unknown command \"%s\"\n%s", cmd, usage);
     return 2;
 }

@@ -29,6 +29,7 @@ static const char *const route_names[METRICS_ROUTE_COUNT] = {
     [METRICS_ROUTE_HOSTED_COMPLETE] = "hosted_complete",
     [METRICS_ROUTE_HOSTED_CANCEL] = "hosted_cancel",
     [METRICS_ROUTE_HOSTED_ASSET] = "hosted_asset",
+    [METRICS_ROUTE_WEBHOOK_ENDPOINTS] = "webhook_endpoints",
     [METRICS_ROUTE_ADMIN] = "admin",
     [METRICS_ROUTE_OTHER] = "other",
 };
@@ -47,14 +48,14 @@ static size_t status_index(int status)
     return STATUS_OTHER;
 }
 
-enum { CHECK_TENANT, CHECK_RETURN_URL, N_CHECKS };
-static const char *const check_names[N_CHECKS] = {"tenant", "return_url"};
+enum { CHECK_TENANT, CHECK_RETURN_URL, CHECK_WEBHOOK_URL, N_CHECKS };
+static const char *const check_names[N_CHECKS] = {"tenant", "return_url", "webhook_url"};
 
 /* Columns of the decision table: allow, error, then deny by code. */
-enum { DEC_ALLOW, DEC_ERROR, DEC_DENY_FIRST, N_DECISIONS = DEC_DENY_FIRST + 4 };
-static const char *const deny_codes[] = {"invalid_return_url", "tenant_denied",
-                                         "rate_limited", "other"};
-#define DENY_OTHER 3
+enum { DEC_ALLOW, DEC_ERROR, DEC_DENY_FIRST, N_DECISIONS = DEC_DENY_FIRST + 5 };
+static const char *const deny_codes[] = {"invalid_return_url", "invalid_webhook_url",
+                                         "tenant_denied", "rate_limited", "other"};
+#define DENY_OTHER 4
 
 /* ---- histograms ------------------------------------------------------ */
 
@@ -121,6 +122,9 @@ static atomic_ulong policy_decisions[N_CHECKS][N_DECISIONS];
 static struct histogram policy_duration;
 static atomic_ulong sessions_created, sessions_completed, sessions_cancelled,
     sessions_expired, store_busy_retries;
+static atomic_ulong webhook_deliveries[3];
+static atomic_long webhook_in_flight;
+static struct histogram webhook_duration;
 static double start_time;
 
 /* Before main: the process start, whichever binary links this file. */
@@ -187,6 +191,8 @@ enum metrics_route metrics_route(const char *method, const char *path)
             return METRICS_ROUTE_HOSTED_CANCEL;
         return METRICS_ROUTE_OTHER;
     }
+    if (PREFIXED(path, "/api/v1/webhook_endpoints"))
+        return METRICS_ROUTE_WEBHOOK_ENDPOINTS;
     if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 ||
         strcmp(path, "/metrics") == 0 || PREFIXED(path, "/admin/"))
         return METRICS_ROUTE_ADMIN;
@@ -212,6 +218,8 @@ void metrics_policy_decision(const char *check, enum metrics_outcome outcome,
         c = CHECK_TENANT;
     else if (strcmp(check, "return_url") == 0)
         c = CHECK_RETURN_URL;
+    else if (strcmp(check, "webhook_url") == 0)
+        c = CHECK_WEBHOOK_URL;
     else
         return;
     if (outcome == METRICS_ALLOW) {
@@ -233,6 +241,19 @@ void metrics_session_completed(void) { ADD(sessions_completed, 1); }
 void metrics_session_cancelled(void) { ADD(sessions_cancelled, 1); }
 void metrics_sessions_expired(unsigned long n) { ADD(sessions_expired, n); }
 void metrics_store_busy_retry(void) { ADD(store_busy_retries, 1); }
+
+void metrics_webhook_delivery(enum metrics_delivery outcome, long long duration_us)
+{
+    if ((unsigned)outcome > METRICS_FAILED)
+        return;
+    ADD(webhook_deliveries[outcome], 1);
+    observe(&webhook_duration, &http_layout, duration_us);
+}
+
+void metrics_webhook_in_flight(long n)
+{
+    atomic_store_explicit(&webhook_in_flight, n, memory_order_relaxed);
+}
 
 /* ---- rendering ------------------------------------------------------- */
 
@@ -418,6 +439,22 @@ char *metrics_render(const struct policy_status *st)
     put_counter(&b, "hostflow_store_busy_retries_total",
                 "Database operations retried because SQLite was busy or locked.",
                 &store_busy_retries);
+    family(&b, "hostflow_webhook_deliveries_total", "counter",
+           "Webhook delivery attempts by outcome: delivered (2xx), retry "
+           "(scheduled again) or failed (given up).");
+    put(&b, "hostflow_webhook_deliveries_total{outcome=\"delivered\"} %lu\n"
+        "hostflow_webhook_deliveries_total{outcome=\"retry\"} %lu\n"
+        "hostflow_webhook_deliveries_total{outcome=\"failed\"} %lu\n",
+        LOAD(webhook_deliveries[METRICS_DELIVERED]), LOAD(webhook_deliveries[METRICS_RETRY]),
+        LOAD(webhook_deliveries[METRICS_FAILED]));
+    family(&b, "hostflow_webhook_delivery_duration_seconds", "histogram",
+           "Duration of one webhook delivery attempt.");
+    put_histogram(&b, "hostflow_webhook_delivery_duration_seconds", NULL,
+                  &webhook_duration, &http_layout);
+    family(&b, "hostflow_webhook_deliveries_in_flight", "gauge",
+           "Webhook requests under way.");
+    put(&b, "hostflow_webhook_deliveries_in_flight %ld\n",
+        atomic_load_explicit(&webhook_in_flight, memory_order_relaxed));
     family(&b, "hostflow_process_start_time_seconds", "gauge",
            "Start time of the process since the Unix epoch in seconds.");
     put(&b, "hostflow_process_start_time_seconds %.3f\n", start_time);

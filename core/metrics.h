@@ -23,6 +23,7 @@ enum metrics_route {
     METRICS_ROUTE_HOSTED_COMPLETE,  /* POST /payment/sessions/{id}/complete */
     METRICS_ROUTE_HOSTED_CANCEL,    /* POST /payment/sessions/{id}/cancel */
     METRICS_ROUTE_HOSTED_ASSET,     /* GET  /payment/assets/... */
+    METRICS_ROUTE_WEBHOOK_ENDPOINTS, /* /api/v1/webhook_endpoints[/{id}] */
     METRICS_ROUTE_ADMIN,            /* /healthz /readyz /metrics /admin/... */
     METRICS_ROUTE_OTHER,            /* anything else, wrong methods included */
     METRICS_ROUTE_COUNT
@@ -45,8 +46,8 @@ enum metrics_route metrics_route(const char *method, const char *path);
 void metrics_http_request(enum metrics_route route, int status, long long duration_us);
 
 /* One policy decision: hostflow_policy_decisions_total{check,outcome,code}
- * and hostflow_policy_call_duration_seconds. check is "tenant" or
- * "return_url" (anything else is not counted); code is the deny code and is
+ * and hostflow_policy_call_duration_seconds. check is "tenant",
+ * "return_url" or "webhook_url" (anything else is not counted); code is the deny code and is
  * ignored unless outcome is METRICS_DENY. Called by policy.c for decisions
  * of a serving engine, not for examples. */
 void metrics_policy_decision(const char *check, enum metrics_outcome outcome,
@@ -68,6 +69,15 @@ void metrics_sessions_expired(unsigned long n);
 /* hostflow_store_busy_retries_total: call once each time a store operation
  * met SQLITE_BUSY/SQLITE_LOCKED and is retried. */
 void metrics_store_busy_retry(void);
+
+/* Webhook delivery attempts that ended: delivered (2xx), retry (will be
+ * tried again) or failed (gave up); hostflow_webhook_deliveries_total
+ * {outcome} and hostflow_webhook_delivery_duration_seconds. Called by
+ * webhook.c. */
+enum metrics_delivery { METRICS_DELIVERED, METRICS_RETRY, METRICS_FAILED };
+void metrics_webhook_delivery(enum metrics_delivery outcome, long long duration_us);
+/* hostflow_webhook_deliveries_in_flight: requests under way now. */
+void metrics_webhook_in_flight(long n);
 
 /* The whole exposition (text format 0.0.4) with the policy status st
  * (hostflow_policy_info, _loaded_timestamp_seconds, _reloads_total), in a

@@ -22,6 +22,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "netaddr.h"
 #include "metrics.h"
 #include "policy_source.h"
 #include "policy_strlib.h"
@@ -228,6 +229,14 @@ static void push_url(lua_State *L, const char *raw, const struct url *u)
     }
 }
 
+/* hostflow.is_internal_host(host) -> boolean: a loopback, private,
+ * link-local or otherwise non-public address literal, or a localhost name. */
+static int helper_is_internal_host(lua_State *L)
+{
+    lua_pushboolean(L, netaddr_host_is_internal(luaL_checkstring(L, 1)));
+    return 1;
+}
+
 /* hostflow.parse_url(s) -> url table | nil, reason: the core's parser. */
 static int helper_parse_url(lua_State *L)
 {
@@ -408,6 +417,8 @@ static void build_environment(struct policy *p)
     lua_setfield(L, -2, "log");
     lua_pushcfunction(L, helper_parse_url);
     lua_setfield(L, -2, "parse_url");
+    lua_pushcfunction(L, helper_is_internal_host);
+    lua_setfield(L, -2, "is_internal_host");
     make_readonly(L);
     lua_setfield(L, -2, "hostflow");
     lua_pushlightuserdata(L, p);
@@ -814,6 +825,38 @@ int policy_check_return_url(struct policy *p, const char *raw,
     return finish_call(p, base, rc, "return_url", ctx, out, started);
 }
 
+int policy_check_webhook_url(struct policy *p, const char *raw,
+                             const struct url *u, const struct policy_ctx *ctx,
+                             struct policy_verdict *out)
+{
+    long long started = now_us();
+    int base = lua_gettop(p->L), rc;
+
+    memset(out, 0, sizeof *out);
+    if (!push_function(p, ctx->tenant->id, "check_webhook_url")) {
+        /* the core's own rule when the policy has none: https to a name or
+         * a public address, never an internal one */
+        out->allow = strcmp(u->scheme, "https") == 0 && !netaddr_host_is_internal(u->host);
+    } else {
+        fresh_scratch(p);
+        push_url(p->L, raw, u);
+        push_ctx(p->L, ctx);
+        rc = guarded_call(p, 2, 3);
+        if (rc == 0)
+            rc = read_verdict(p->L, base + 1, "invalid_webhook_url", 400, out);
+        if (rc != 0)
+            return finish_call(p, base, rc, "webhook_url", ctx, out, started);
+    }
+    out->status = 400;
+    if (!out->allow) {
+        snprintf(out->code, sizeof out->code, "invalid_webhook_url");
+        if (!out->message[0])
+            snprintf(out->message, sizeof out->message,
+                     "The webhook URL must be https and must not name an internal address.");
+    }
+    return finish_call(p, base, 0, "webhook_url", ctx, out, started);
+}
+
 /* ---- examples -------------------------------------------------------- */
 
 /* String field of the table at idx (raw), or def. Borrowed from the table. */
@@ -908,10 +951,24 @@ static int run_example(struct policy *p, int idx, const char *tenant_id,
         } else {
             rc = policy_check_return_url(p, url, &u, &ctx, &v);
         }
+    } else if (strcmp(check, "webhook_url") == 0) {
+        struct url u;
+
+        if (!url) {
+            snprintf(err, errlen, "check = \"webhook_url\" needs url");
+            return HF_EPOLICY;
+        }
+        if (url_parse(url, strlen(url), &u) != URL_OK) {
+            memset(&v, 0, sizeof v);
+            snprintf(v.code, sizeof v.code, "invalid_webhook_url");
+            rc = 0;
+        } else {
+            rc = policy_check_webhook_url(p, url, &u, &ctx, &v);
+        }
     } else if (strcmp(check, "tenant") == 0) {
         rc = policy_check_tenant(p, &ctx, &v);
     } else {
-        snprintf(err, errlen, "check must be \"return_url\" or \"tenant\"");
+        snprintf(err, errlen, "check must be \"return_url\", \"webhook_url\" or \"tenant\"");
         return HF_EPOLICY;
     }
     if (rc != 0) {

@@ -96,6 +96,13 @@ int policy_check_return_url(struct policy *p, const char *raw,
                             const struct url *u, const struct policy_ctx *ctx,
                             struct policy_verdict *out);
 
+/* policy.check_webhook_url(url, ctx), or the tenant's override; without
+ * either, https to a name or public address is allowed and nothing else.
+ * A refusal is always 400 invalid_webhook_url. */
+int policy_check_webhook_url(struct policy *p, const char *raw,
+                             const struct url *u, const struct policy_ctx *ctx,
+                             struct policy_verdict *out);
+
 /* For `hostflow policy check`: compile file + dir and run every example.
  * 0 with the version and example count in msg, or HF_EPOLICY with the
  * first error. */

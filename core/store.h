@@ -186,7 +186,91 @@ int store_session_for_browser(struct store *s, const char *id,
 int store_session_complete(struct store *s, const char *tenant_id, const char *id,
                            const struct saved_card *card, long long now,
                            struct session *out);
-/* Write 'expired' on every pending session past expires_at; count in *n. */
+/* Write 'expired' on up to HF_EXPIRE_BATCH pending sessions past
+ * expires_at, each with its event; count in *n (call again while it is
+ * HF_EXPIRE_BATCH). */
+#define HF_EXPIRE_BATCH 500
 int store_sessions_expire(struct store *s, long long now, int *n);
+
+/* ---- webhooks ----
+ * Every state change that leaves pending (complete, cancel, expiry) writes
+ * an event, and one delivery per webhook endpoint of the session's tenant
+ * and mode, in the same transaction as the change itself: the outbox. */
+
+#define HF_SEALED_SECRET_MAX 128   /* a sealed signing secret, in bytes */
+#define HF_EVENT_TYPE_MAX 40
+#define HF_ENDPOINTS_MAX 16        /* webhook endpoints per tenant and mode */
+
+struct webhook_endpoint {
+    char id[HF_ID_MAX];
+    char tenant_id[HF_ID_MAX];
+    char mode[8];             /* "live" or "test": events of sessions of this mode */
+    char url[HF_URL_MAX + 1];
+    long long created;
+    unsigned char secret[HF_SEALED_SECRET_MAX]; /* the signing secret, sealed */
+    size_t secret_len;
+};
+
+/* One event for one endpoint, claimed for sending. */
+struct webhook_delivery {
+    char event_id[HF_ID_MAX];
+    char event_type[HF_EVENT_TYPE_MAX];
+    long long event_created;
+    struct session session;   /* the event's object: terminal, so it stays as sent */
+    struct webhook_endpoint endpoint;
+    int attempts;             /* attempts made before this one */
+};
+
+/* What became of one attempt. */
+struct webhook_attempt {
+    const char *status;       /* "delivered", "pending" (try again) or "failed" */
+    long long at_ms;          /* when the attempt was made */
+    long long next_ms;        /* for "pending": when to try again */
+    int http_status;          /* 0 when no response */
+    const char *error;        /* short cause when not delivered, else NULL */
+};
+
+/* One row of `hostflow events list`: an event and one of its deliveries. */
+struct event_row {
+    char id[HF_ID_MAX];
+    char type[HF_EVENT_TYPE_MAX];
+    char tenant_id[HF_ID_MAX];
+    char session_id[HF_ID_MAX];
+    long long created;
+    char endpoint_id[HF_ID_MAX];  /* "" when the tenant had no endpoint */
+    char status[12];              /* pending|delivered|failed, "none" without endpoint */
+    int attempts;
+    long long next_attempt_ms;
+    int last_status;
+    char last_error[128];
+};
+
+/* Record an endpoint (id chosen by the caller, who sealed its secret to
+ * it). HF_ELIMIT when the tenant has HF_ENDPOINTS_MAX in this mode. */
+int store_endpoint_create(struct store *s, const struct webhook_endpoint *e);
+/* The tenant's endpoints of mode, newest first; count in *n. */
+int store_endpoint_list(struct store *s, const char *tenant_id, const char *mode,
+                        struct webhook_endpoint *out, size_t max, size_t *n);
+int store_endpoint_get(struct store *s, const char *tenant_id, const char *mode,
+                       const char *id, struct webhook_endpoint *out);
+/* Delete: no new deliveries, pending ones fail. HF_ENOTFOUND across
+ * tenants and modes. */
+int store_endpoint_delete(struct store *s, const char *tenant_id, const char *mode,
+                          const char *id, long long now);
+
+/* Claim up to max deliveries due at now_ms for lease_ms: nobody else
+ * claims them until the lease ends or store_delivery_record is called. */
+int store_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
+                           struct webhook_delivery *out, size_t max, size_t *n);
+/* Record the attempt on a claimed delivery and release the claim. */
+int store_delivery_record(struct store *s, const char *event_id, const char *endpoint_id,
+                          const struct webhook_attempt *a);
+/* Events with their deliveries, newest first; status NULL = all, else
+ * only deliveries in that state. */
+int store_events_list(struct store *s, const char *status, size_t limit,
+                      struct event_row *out, size_t *n);
+/* Make the event's failed deliveries pending again, due at now_ms; how
+ * many in *n. HF_ENOTFOUND for an unknown event. */
+int store_event_retry(struct store *s, const char *event_id, long long now_ms, int *n);
 
 #endif

@@ -72,6 +72,38 @@ static const char *const migrations[] = {
     "ALTER TABLE sessions ADD COLUMN card_last4 TEXT;"
     "ALTER TABLE sessions ADD COLUMN processor_ref TEXT;"
     "CREATE INDEX sessions_pending_expiry ON sessions (expires_at) WHERE status = 'pending';",
+
+    /* 3: webhooks and their outbox */
+    "CREATE TABLE webhook_endpoints ("
+    "  id TEXT PRIMARY KEY,"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    "  mode TEXT NOT NULL CHECK (mode IN ('live', 'test')),"
+    "  url TEXT NOT NULL,"
+    "  secret_sealed BLOB NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  deleted_at INTEGER);"
+    "CREATE INDEX webhook_endpoints_by_tenant ON webhook_endpoints (tenant_id, mode) "
+    "  WHERE deleted_at IS NULL;"
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  id TEXT NOT NULL UNIQUE,"
+    "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+    "  type TEXT NOT NULL,"
+    "  session_id TEXT NOT NULL REFERENCES sessions(id),"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE webhook_deliveries ("
+    "  event_id TEXT NOT NULL REFERENCES events(id),"
+    "  endpoint_id TEXT NOT NULL REFERENCES webhook_endpoints(id),"
+    "  status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_ms INTEGER NOT NULL,"
+    "  lease_until_ms INTEGER NOT NULL DEFAULT 0,"
+    "  last_attempt_ms INTEGER,"
+    "  last_status INTEGER,"
+    "  last_error TEXT,"
+    "  PRIMARY KEY (event_id, endpoint_id));"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) "
+    "  WHERE status = 'pending';",
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -102,17 +134,35 @@ static const char *const migrations[] = {
     X(SESSION_REDEEM, "UPDATE sessions SET redeemed_at = ?10, browser_hash = ?2 WHERE token_hash = ?1 AND status = 'pending' AND expires_at > ?10 AND redeemed_at IS NULL") \
     X(SESSION_FOR_BROWSER, "SELECT " SESSION_COLUMNS ", browser_hash FROM sessions WHERE id = ?1 AND browser_hash IS NOT NULL") \
     X(SESSION_COMPLETE, "UPDATE sessions SET status = 'completed', completed_at = ?3, card_brand = ?4, card_last4 = ?5, processor_ref = ?6 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
-    X(SESSIONS_EXPIRE, "UPDATE sessions SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?1") \
+    X(SESSIONS_EXPIRING, "SELECT id, tenant_id, mode FROM sessions WHERE status = 'pending' AND expires_at <= ?1 LIMIT ?2") \
+    X(SESSION_EXPIRE, "UPDATE sessions SET status = 'expired' WHERE id = ?1 AND status = 'pending'") \
     X(SESSION_CANCEL, "UPDATE sessions SET status = 'cancelled', cancelled_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
     X(IDEM_GET, "SELECT request_hash, session_id FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2 AND created > ?3") \
     X(IDEM_PUT, "INSERT OR REPLACE INTO idempotency_keys (tenant_id, key, request_hash, session_id, created) VALUES (?1, ?2, ?3, ?4, ?5)") \
-    X(IDEM_PURGE, "DELETE FROM idempotency_keys WHERE created <= ?1")
+    X(IDEM_PURGE, "DELETE FROM idempotency_keys WHERE created <= ?1") \
+    X(EVENT_INSERT, "INSERT INTO events (id, tenant_id, type, session_id, created) VALUES (?1, ?2, ?3, ?4, ?5)") \
+    X(DELIVERIES_INSERT, "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_ms) SELECT ?1, id, 'pending', ?4 FROM webhook_endpoints WHERE tenant_id = ?2 AND mode = ?3 AND deleted_at IS NULL") \
+    X(ENDPOINT_INSERT, "INSERT INTO webhook_endpoints (id, tenant_id, mode, url, secret_sealed, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+    X(ENDPOINT_COUNT, "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND deleted_at IS NULL") \
+    X(ENDPOINT_LIST, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND deleted_at IS NULL ORDER BY created DESC, rowid DESC LIMIT ?3") \
+    X(ENDPOINT_GET, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
+    X(ENDPOINT_DELETE, "UPDATE webhook_endpoints SET deleted_at = ?4 WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
+    X(ENDPOINT_DELIVERIES_FAIL, "UPDATE webhook_deliveries SET status = 'failed', lease_until_ms = 0, last_error = 'endpoint deleted' WHERE endpoint_id = ?1 AND status = 'pending'") \
+    X(DELIVERIES_DUE, "SELECT d.event_id, d.endpoint_id, ev.type, ev.created, ev.session_id, ev.tenant_id, d.attempts FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id WHERE d.status = 'pending' AND d.next_attempt_ms <= ?1 AND d.lease_until_ms <= ?1 ORDER BY d.next_attempt_ms LIMIT ?2") \
+    X(ENDPOINT_BY_ID, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL") \
+    X(DELIVERY_LEASE, "UPDATE webhook_deliveries SET lease_until_ms = ?3 WHERE event_id = ?1 AND endpoint_id = ?2") \
+    X(DELIVERY_RECORD, "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, next_attempt_ms = ?4, lease_until_ms = 0, last_attempt_ms = ?5, last_status = ?6, last_error = ?7 WHERE event_id = ?1 AND endpoint_id = ?2 AND status = 'pending'") \
+    X(EVENTS_LIST, "SELECT ev.id, ev.type, ev.tenant_id, ev.session_id, ev.created, coalesce(d.endpoint_id, ''), coalesce(d.status, 'none'), coalesce(d.attempts, 0), coalesce(d.next_attempt_ms, 0), coalesce(d.last_status, 0), coalesce(d.last_error, '') FROM events ev LEFT JOIN webhook_deliveries d ON d.event_id = ev.id WHERE ?1 IS NULL OR d.status = ?1 ORDER BY ev.seq DESC, d.endpoint_id LIMIT ?2") \
+    X(EVENT_EXISTS, "SELECT 1 FROM events WHERE id = ?1") \
+    X(EVENT_RETRY, "UPDATE webhook_deliveries SET status = 'pending', next_attempt_ms = ?2, lease_until_ms = 0 WHERE event_id = ?1 AND status = 'failed' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL)")
 
 /* ?10 is "now": a pending session past its expiry reads as expired. */
 #define SESSION_COLUMNS                                                        \
     "id, tenant_id, contractor_id, return_url, mode, "                         \
     "CASE WHEN status = 'pending' AND expires_at <= ?10 THEN 'expired' ELSE status END, " \
     "policy_version, created, expires_at, coalesce(completed_at, 0), coalesce(cancelled_at, 0)"
+
+#define ENDPOINT_COLUMNS "id, tenant_id, mode, url, created, secret_sealed"
 
 /* ?3 contractor or NULL, ?4 effective status or NULL, ?10 now. */
 #define LIST_FILTER                                                            \
@@ -1093,6 +1143,35 @@ int store_session_for_browser(struct store *s, const char *id,
     return found(rc);
 }
 
+/* The event of a session's state change and its deliveries to every
+ * endpoint of the tenant and mode, due now: part of the caller's
+ * transaction. */
+static int emit_event(struct store *s, const char *type, const char *tenant_id,
+                      const char *mode, const char *session_id, long long now)
+{
+    sqlite3_stmt *st = prep(s, Q_EVENT_INSERT);
+    char id[HF_ID_MAX];
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    token_id("evt_", id, sizeof id);
+    bind_text(st, 1, id);
+    bind_text(st, 2, tenant_id);
+    bind_text(st, 3, type);
+    bind_text(st, 4, session_id);
+    sqlite3_bind_int64(st, 5, now);
+    if ((rc = run(s, st)) != 0)
+        return rc;
+    if (!(st = prep(s, Q_DELIVERIES_INSERT)))
+        return HF_ESTORE;
+    bind_text(st, 1, id);
+    bind_text(st, 2, tenant_id);
+    bind_text(st, 3, mode);
+    sqlite3_bind_int64(st, 4, now * 1000);
+    return run(s, st);
+}
+
 /* pending → a terminal state by statement q (?1 tenant, ?2 id, ?3 now,
  * ?4..?6 the card when given), in one transaction with the check. */
 struct transition_args {
@@ -1137,6 +1216,10 @@ static int do_leave_pending(struct store *s, void *arg)
         }
     }
     if (rc == 0)
+        rc = emit_event(s, a->q == Q_SESSION_CANCEL ? "payment.session.cancelled"
+                                                  : "payment.session.completed",
+                        tenant_id, out->mode, id, now);
+    if (rc == 0)
         rc = store_session_get(s, tenant_id, id, now, out);
     return rc;
 }
@@ -1171,15 +1254,40 @@ struct expire_args {
 static int do_expire(struct store *s, void *arg)
 {
     struct expire_args *a = arg;
-    sqlite3_stmt *st = prep(s, Q_SESSIONS_EXPIRE);
-    int rc;
+    struct {
+        char id[HF_ID_MAX], tenant_id[HF_ID_MAX], mode[8];
+    } *due = malloc(HF_EXPIRE_BATCH * sizeof *due);
+    sqlite3_stmt *st = prep(s, Q_SESSIONS_EXPIRING);
+    int rc, n = 0;
 
-    if (!st)
-        return HF_ESTORE;
+    if (!st || !due) {
+        free(due);
+        return st ? HF_ENOMEM : HF_ESTORE;
+    }
     sqlite3_bind_int64(st, 1, a->now);
-    rc = run(s, st);
+    sqlite3_bind_int(st, 2, HF_EXPIRE_BATCH);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && n < HF_EXPIRE_BATCH) {
+        copy_col(st, 0, due[n].id, sizeof due[n].id);
+        copy_col(st, 1, due[n].tenant_id, sizeof due[n].tenant_id);
+        copy_col(st, 2, due[n].mode, sizeof due[n].mode);
+        n++;
+    }
+    sqlite3_reset(st);
+    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (!(st = prep(s, Q_SESSION_EXPIRE))) {
+            rc = HF_ESTORE;
+            break;
+        }
+        bind_text(st, 1, due[i].id);
+        rc = run(s, st);
+        if (rc == 0)
+            rc = emit_event(s, "payment.session.expired", due[i].tenant_id, due[i].mode,
+                            due[i].id, a->now);
+    }
+    free(due);
     if (rc == 0)
-        *a->n = sqlite3_changes(s->db);
+        *a->n = n;
     return rc;
 }
 
@@ -1258,4 +1366,306 @@ int store_attach_writer(struct store *s, struct store_writer *w)
 
     s->writer = w;
     return exec(s, "PRAGMA wal_autocheckpoint = 0", err, sizeof err);
+}
+
+/* ---- webhooks --------------------------------------------------------- */
+
+static void read_endpoint(sqlite3_stmt *st, struct webhook_endpoint *out)
+{
+    int n = sqlite3_column_bytes(st, 5);
+
+    copy_col(st, 0, out->id, sizeof out->id);
+    copy_col(st, 1, out->tenant_id, sizeof out->tenant_id);
+    copy_col(st, 2, out->mode, sizeof out->mode);
+    copy_col(st, 3, out->url, sizeof out->url);
+    out->created = sqlite3_column_int64(st, 4);
+    out->secret_len = n > 0 && (size_t)n <= sizeof out->secret ? (size_t)n : 0;
+    if (out->secret_len)
+        memcpy(out->secret, sqlite3_column_blob(st, 5), out->secret_len);
+}
+
+static int do_endpoint_create(struct store *s, void *arg)
+{
+    const struct webhook_endpoint *e = arg;
+    sqlite3_stmt *st = prep(s, Q_ENDPOINT_COUNT);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, e->tenant_id);
+    bind_text(st, 2, e->mode);
+    rc = found(sqlite3_step(st));
+    if (rc == 0 && sqlite3_column_int(st, 0) >= HF_ENDPOINTS_MAX)
+        rc = HF_ELIMIT;
+    sqlite3_reset(st);
+    if (rc != 0)
+        return rc;
+    if (!(st = prep(s, Q_ENDPOINT_INSERT)))
+        return HF_ESTORE;
+    bind_text(st, 1, e->id);
+    bind_text(st, 2, e->tenant_id);
+    bind_text(st, 3, e->mode);
+    bind_text(st, 4, e->url);
+    sqlite3_bind_blob(st, 5, e->secret, (int)e->secret_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, e->created);
+    return run(s, st);
+}
+
+int store_endpoint_create(struct store *s, const struct webhook_endpoint *e)
+{
+    return in_transaction(s, do_endpoint_create, (void *)e);
+}
+
+int store_endpoint_list(struct store *s, const char *tenant_id, const char *mode,
+                        struct webhook_endpoint *out, size_t max, size_t *n)
+{
+    sqlite3_stmt *st = prep(s, Q_ENDPOINT_LIST);
+    int rc;
+
+    *n = 0;
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    bind_text(st, 2, mode);
+    sqlite3_bind_int64(st, 3, (long long)max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max)
+        read_endpoint(st, &out[(*n)++]);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
+}
+
+int store_endpoint_get(struct store *s, const char *tenant_id, const char *mode,
+                       const char *id, struct webhook_endpoint *out)
+{
+    sqlite3_stmt *st = prep(s, Q_ENDPOINT_GET);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    bind_text(st, 2, mode);
+    bind_text(st, 3, id);
+    rc = found(sqlite3_step(st));
+    if (rc == 0)
+        read_endpoint(st, out);
+    sqlite3_reset(st);
+    return rc;
+}
+
+struct endpoint_delete_args {
+    const char *tenant_id, *mode, *id;
+    long long now;
+};
+
+static int do_endpoint_delete(struct store *s, void *arg)
+{
+    struct endpoint_delete_args *a = arg;
+    sqlite3_stmt *st = prep(s, Q_ENDPOINT_DELETE);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, a->tenant_id);
+    bind_text(st, 2, a->mode);
+    bind_text(st, 3, a->id);
+    sqlite3_bind_int64(st, 4, a->now);
+    if ((rc = run(s, st)) != 0)
+        return rc;
+    if (sqlite3_changes(s->db) != 1)
+        return HF_ENOTFOUND;
+    if (!(st = prep(s, Q_ENDPOINT_DELIVERIES_FAIL)))
+        return HF_ESTORE;
+    bind_text(st, 1, a->id);
+    return run(s, st);
+}
+
+int store_endpoint_delete(struct store *s, const char *tenant_id, const char *mode,
+                          const char *id, long long now)
+{
+    struct endpoint_delete_args a = {tenant_id, mode, id, now};
+
+    return in_transaction(s, do_endpoint_delete, &a);
+}
+
+struct claim_args {
+    long long now_ms, lease_ms;
+    struct webhook_delivery *out;
+    size_t max, *n;
+};
+
+/* Due rows first (copied out before the statement is reused), then the
+ * session and endpoint of each, then the leases. A delivery whose endpoint
+ * was deleted meanwhile is skipped: deleting failed it. */
+static int do_claim(struct store *s, void *arg)
+{
+    struct claim_args *a = arg;
+    sqlite3_stmt *st = prep(s, Q_DELIVERIES_DUE);
+    char (*session_ids)[HF_ID_MAX] = calloc(a->max, HF_ID_MAX);
+    size_t got = 0, kept = 0;
+    int rc;
+
+    if (!st || !session_ids) {
+        free(session_ids);
+        return st ? HF_ENOMEM : HF_ESTORE;
+    }
+    sqlite3_bind_int64(st, 1, a->now_ms);
+    sqlite3_bind_int64(st, 2, (long long)a->max);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && got < a->max) {
+        struct webhook_delivery *d = &a->out[got];
+
+        memset(d, 0, sizeof *d);
+        copy_col(st, 0, d->event_id, sizeof d->event_id);
+        copy_col(st, 1, d->endpoint.id, sizeof d->endpoint.id);
+        copy_col(st, 2, d->event_type, sizeof d->event_type);
+        d->event_created = sqlite3_column_int64(st, 3);
+        copy_col(st, 4, session_ids[got], HF_ID_MAX);
+        copy_col(st, 5, d->session.tenant_id, sizeof d->session.tenant_id);
+        d->attempts = sqlite3_column_int(st, 6);
+        got++;
+    }
+    sqlite3_reset(st);
+    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
+    for (size_t i = 0; rc == 0 && i < got; i++) {
+        struct webhook_delivery *d = &a->out[i];
+        char tenant[HF_ID_MAX];
+        int r;
+
+        snprintf(tenant, sizeof tenant, "%s", d->session.tenant_id);
+        r = store_session_get(s, tenant, session_ids[i], a->now_ms / 1000, &d->session);
+        if (r == 0) {
+            if (!(st = prep(s, Q_ENDPOINT_BY_ID))) {
+                rc = HF_ESTORE;
+                break;
+            }
+            bind_text(st, 1, d->endpoint.id);
+            r = found(sqlite3_step(st));
+            if (r == 0)
+                read_endpoint(st, &d->endpoint);
+            sqlite3_reset(st);
+        }
+        if (r == HF_ENOTFOUND)
+            continue;
+        if (r != 0 || !(st = prep(s, Q_DELIVERY_LEASE))) {
+            rc = HF_ESTORE;
+            break;
+        }
+        bind_text(st, 1, d->event_id);
+        bind_text(st, 2, d->endpoint.id);
+        sqlite3_bind_int64(st, 3, a->now_ms + a->lease_ms);
+        if ((rc = run(s, st)) != 0)
+            break;
+        if (kept != i)
+            a->out[kept] = *d;
+        kept++;
+    }
+    free(session_ids);
+    *a->n = rc == 0 ? kept : 0;
+    return rc;
+}
+
+int store_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
+                           struct webhook_delivery *out, size_t max, size_t *n)
+{
+    struct claim_args a = {now_ms, lease_ms, out, max, n};
+
+    *n = 0;
+    return in_transaction(s, do_claim, &a);
+}
+
+struct record_args {
+    const char *event_id, *endpoint_id;
+    const struct webhook_attempt *at;
+};
+
+static int do_record(struct store *s, void *arg)
+{
+    struct record_args *a = arg;
+    sqlite3_stmt *st = prep(s, Q_DELIVERY_RECORD);
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, a->event_id);
+    bind_text(st, 2, a->endpoint_id);
+    bind_text(st, 3, a->at->status);
+    sqlite3_bind_int64(st, 4, a->at->next_ms);
+    sqlite3_bind_int64(st, 5, a->at->at_ms);
+    if (a->at->http_status)
+        sqlite3_bind_int(st, 6, a->at->http_status);
+    bind_text(st, 7, a->at->error);
+    return run(s, st);
+}
+
+int store_delivery_record(struct store *s, const char *event_id, const char *endpoint_id,
+                          const struct webhook_attempt *at)
+{
+    struct record_args a = {event_id, endpoint_id, at};
+
+    return in_transaction(s, do_record, &a);
+}
+
+int store_events_list(struct store *s, const char *status, size_t limit,
+                      struct event_row *out, size_t *n)
+{
+    sqlite3_stmt *st = prep(s, Q_EVENTS_LIST);
+    int rc;
+
+    *n = 0;
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, status);
+    sqlite3_bind_int64(st, 2, (long long)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < limit) {
+        struct event_row *r = &out[(*n)++];
+
+        copy_col(st, 0, r->id, sizeof r->id);
+        copy_col(st, 1, r->type, sizeof r->type);
+        copy_col(st, 2, r->tenant_id, sizeof r->tenant_id);
+        copy_col(st, 3, r->session_id, sizeof r->session_id);
+        r->created = sqlite3_column_int64(st, 4);
+        copy_col(st, 5, r->endpoint_id, sizeof r->endpoint_id);
+        copy_col(st, 6, r->status, sizeof r->status);
+        r->attempts = sqlite3_column_int(st, 7);
+        r->next_attempt_ms = sqlite3_column_int64(st, 8);
+        r->last_status = sqlite3_column_int(st, 9);
+        copy_col(st, 10, r->last_error, sizeof r->last_error);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
+}
+
+struct retry_args {
+    const char *event_id;
+    long long now_ms;
+    int *n;
+};
+
+static int do_retry(struct store *s, void *arg)
+{
+    struct retry_args *a = arg;
+    sqlite3_stmt *st = prep(s, Q_EVENT_EXISTS);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, a->event_id);
+    rc = found(sqlite3_step(st));
+    sqlite3_reset(st);
+    if (rc != 0)
+        return rc;
+    if (!(st = prep(s, Q_EVENT_RETRY)))
+        return HF_ESTORE;
+    bind_text(st, 1, a->event_id);
+    sqlite3_bind_int64(st, 2, a->now_ms);
+    rc = run(s, st);
+    if (rc == 0)
+        *a->n = sqlite3_changes(s->db);
+    return rc;
+}
+
+int store_event_retry(struct store *s, const char *event_id, long long now_ms, int *n)
+{
+    struct retry_args a = {event_id, now_ms, n};
+
+    *n = 0;
+    return in_transaction(s, do_retry, &a);
 }

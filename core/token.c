@@ -92,3 +92,47 @@ void token_wipe(void *p, size_t n)
 {
     sodium_memzero(p, n);
 }
+
+void token_hmac(const void *key, size_t keylen, const void *a, size_t alen,
+                const void *b, size_t blen, unsigned char out[HF_HASH_BYTES])
+{
+    crypto_auth_hmacsha256_state st;
+
+    crypto_auth_hmacsha256_init(&st, key, keylen);
+    crypto_auth_hmacsha256_update(&st, a, alen);
+    crypto_auth_hmacsha256_update(&st, b, blen);
+    crypto_auth_hmacsha256_final(&st, out);
+    sodium_memzero(&st, sizeof st);
+}
+
+void token_random(void *out, size_t n)
+{
+    randombytes_buf(out, n);
+}
+
+void token_seal(const unsigned char key[HF_SEAL_KEY_BYTES], const void *plain, size_t n,
+                const char *ad, unsigned char *out)
+{
+    unsigned char *nonce = out;
+
+    randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    crypto_aead_xchacha20poly1305_ietf_encrypt(
+        out + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, NULL, plain, n,
+        (const unsigned char *)ad, strlen(ad), NULL, nonce, key);
+}
+
+int token_open(const unsigned char key[HF_SEAL_KEY_BYTES], const unsigned char *sealed,
+               size_t n, const char *ad, unsigned char *out)
+{
+    const size_t nb = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+
+    if (n < HF_SEAL_OVERHEAD)
+        return -1;
+    return crypto_aead_xchacha20poly1305_ietf_decrypt(
+               out, NULL, NULL, sealed + nb, n - nb, (const unsigned char *)ad,
+               strlen(ad), sealed, key) == 0 ? 0 : -1;
+}
+
+_Static_assert(HF_SEAL_OVERHEAD == crypto_aead_xchacha20poly1305_ietf_NPUBBYTES +
+               crypto_aead_xchacha20poly1305_ietf_ABYTES, "seal overhead");
+_Static_assert(HF_SEAL_KEY_BYTES == crypto_aead_xchacha20poly1305_ietf_KEYBYTES, "seal key");

@@ -32,4 +32,23 @@ int token_equal(const void *a, const void *b, size_t n);
 /* Overwrite n bytes at p with zeros in a way the compiler keeps. */
 void token_wipe(void *p, size_t n);
 
+/* HMAC-SHA256 under the key bytes of the message a then b (alen + blen
+ * bytes). */
+void token_hmac(const void *key, size_t keylen, const void *a, size_t alen,
+                const void *b, size_t blen, unsigned char out[HF_HASH_BYTES]);
+
+/* Sealing secrets that must be read back (webhook signing secrets) under a
+ * server key: XChaCha20-Poly1305 with a random nonce; ad (such as the id of
+ * the row) is authenticated, so a sealed value cannot be moved to another
+ * row. A sealed value is HF_SEAL_OVERHEAD bytes longer than the plain one. */
+#define HF_SEAL_KEY_BYTES 32
+#define HF_SEAL_OVERHEAD 40        /* nonce + tag */
+void token_random(void *out, size_t n);
+void token_seal(const unsigned char key[HF_SEAL_KEY_BYTES], const void *plain, size_t n,
+                const char *ad, unsigned char *out);
+/* 0 and n - HF_SEAL_OVERHEAD plain bytes in out, or -1 when the value was
+ * not sealed under this key and ad. */
+int token_open(const unsigned char key[HF_SEAL_KEY_BYTES], const unsigned char *sealed,
+               size_t n, const char *ad, unsigned char *out);
+
 #endif

@@ -18,6 +18,7 @@ void *worker_new(void *shared)
     w->cfg = sh->cfg;
     w->limits = sh->limits;
     w->engine = sh->engine;
+    w->webhook_key = sh->webhook_key;
     w->page = calloc(HF_LIST_LIMIT_MAX, sizeof *w->page);
     if (!w->page || store_open(w->cfg->db_path, &w->store, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "worker: %s", w->page ? err : "out of memory");

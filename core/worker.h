@@ -25,12 +25,14 @@ struct worker_shared {
     struct policy_engine *engine;
     struct store_writer *writer;   /* group commit for the hot-path writes */
     const struct worker_limits *limits;
+    const unsigned char *webhook_key; /* seals endpoint secrets (HF_SEAL_KEY_BYTES) */
 };
 
 struct worker {
     const struct config *cfg;
     const struct worker_limits *limits;
     struct policy_engine *engine;
+    const unsigned char *webhook_key;
     struct store *store;          /* this thread's connection */
     struct policy *policy;        /* this thread's Lua state, built on first use */
     struct tenant tenant;         /* scratch: the tenant of the request */

@@ -1,0 +1,33 @@
+/* api.h - what the JSON API's handlers share (api.c, webhook_api.c). */
+#ifndef HF_API_H
+#define HF_API_H
+
+#include <stddef.h>
+
+#include "worker.h"
+
+#define SESSIONS_PATH "/api/v1/payment/sessions"
+#define WEBHOOK_ENDPOINTS_PATH "/api/v1/webhook_endpoints"
+
+struct json_t;
+struct api_key;
+
+/* Set resp to the flat error body {"error_code","message"[,"param"]} with
+ * the status of rc; code NULL means rc's own code. param may be NULL. */
+void api_fail(struct http_resp *resp, int rc, const char *code,
+              const char *message, const char *param);
+/* Set resp to v encoded (v is freed). */
+void api_reply(struct http_resp *resp, int status, struct json_t *v);
+void api_method_not_allowed(struct http_resp *resp, const char *allow);
+/* Object ids: letters, digits and '_' only, 1..HF_ID_MAX-1 bytes. */
+int api_id_ok(const char *id, size_t n);
+/* Content-Type is application/json, parameters such as charset allowed. */
+int api_is_json(const char *ct);
+
+/* /api/v1/webhook_endpoints[/{id}] for an authenticated key; rest is what
+ * follows the prefix (webhook_api.c). */
+void webhook_api_route(struct worker *w, const struct api_key *key,
+                       const struct http_req *req, const char *rest,
+                       struct http_resp *resp);
+
+#endif

@@ -1,0 +1,49 @@
+-- tests/helpers/webhook_receiver.lua - a webhook endpoint for the suite.
+--
+--   lua5.4 webhook_receiver.lua PORT LOGFILE [FAIL_FIRST]
+--
+-- Accepts HTTP/1.1 POSTs on 127.0.0.1:PORT one at a time, answers the
+-- first FAIL_FIRST (default 0) with 500 and the rest with 200, and appends
+-- one JSON line per request to LOGFILE: {n, status, path, signature, type,
+-- body} (body as received, byte for byte). It runs until killed.
+local socket = require("socket")
+local cjson = require("cjson")
+
+local port, logfile, fail_first = tonumber(arg[1]), arg[2], tonumber(arg[3] or "0")
+local server = assert(socket.bind("127.0.0.1", port))
+local n = 0
+
+local function handle(c)
+  c:settimeout(5)
+  local line = c:receive("*l")
+  if not line then return end
+  local method, path = line:match("^(%u+) (%S+) HTTP/1%.1$")
+  local headers = {}
+  while true do
+    local h = c:receive("*l")
+    if not h or h == "" then break end
+    local k, v = h:match("^([^:]+):%s*(.*)$")
+    if k then headers[k:lower()] = v end
+  end
+  local body = ""
+  local len = tonumber(headers["content-length"] or "0")
+  if len and len > 0 then body = c:receive(len) or "" end
+  n = n + 1
+  local status = n <= fail_first and 500 or 200
+  local f = assert(io.open(logfile, "a"))
+  f:write(cjson.encode({ n = n, status = status, method = method, path = path,
+    signature = headers["ten99policy-signature"], content_type = headers["content-type"],
+    user_agent = headers["user-agent"], body = body }), "\n")
+  f:close()
+  local reply = status == 200 and "ok" or "failing on purpose"
+  c:send("HTTP/1.1 " .. status .. " X\r\nContent-Length: " .. #reply ..
+    "\r\nConnection: close\r\n\r\n" .. reply)
+end
+
+while true do
+  local c = server:accept()
+  if c then
+    pcall(handle, c)
+    c:close()
+  end
+end
