@@ -82,6 +82,43 @@ int api_is_json(const char *ct)
            (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+int api_json_body(const struct http_req *req, struct http_resp *resp, struct json_t **out)
+{
+    char err[256];
+
+    *out = NULL;
+    if (!api_is_json(http_req_header(req, "Content-Type"))) {
+        api_fail(resp, HF_EINVAL, NULL, "Content-Type must be application/json.", NULL);
+        return -1;
+    }
+    if (json_parse_body(req->body ? req->body : "", req->body_len, out, err,
+                        sizeof err) != 0) {
+        api_fail(resp, HF_EINVAL, NULL, err, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+int api_required_string(const struct json_t *body, const char *key, const char **out,
+                        struct http_resp *resp)
+{
+    char msg[96];
+    int rc = json_member_string(body, key, out);
+
+    if (rc == 0 && **out)
+        return 0;
+    snprintf(msg, sizeof msg, rc == HF_EINVAL ? "%s must be a string." : "%s is required.", key);
+    api_fail(resp, HF_EINVAL, NULL, msg, key);
+    return -1;
+}
+
+void api_policy_error(struct http_resp *resp)
+{
+    resp->decision = "error";
+    api_fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request was refused.",
+             NULL);
+}
+
 /* Idempotency-Key: 1..255 printable ASCII characters. */
 static int idempotency_header(const struct http_req *req, const char **out)
 {
@@ -134,27 +171,11 @@ static void create_session(struct worker *w, const struct api_key *key,
     rc = ratelimit_take(w->limits->create_by_ip, req->remote_addr, ratelimit_now_ms());
     if (rc > retry_after)
         retry_after = rc;
-    if (!api_is_json(http_req_header(req, "Content-Type"))) {
-        api_fail(resp, HF_EINVAL, NULL, "Content-Type must be application/json.", NULL);
+    if (api_json_body(req, resp, &body) != 0)
         return;
-    }
-    if (json_parse_body(req->body ? req->body : "", req->body_len, &body, err,
-                        sizeof err) != 0) {
-        api_fail(resp, HF_EINVAL, NULL, err, NULL);
-        return;
-    }
-    rc = json_member_string(body, "contractor", &contractor);
-    if (rc != 0 || !*contractor) {
-        api_fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "contractor must be a string."
-             : "contractor is required.", "contractor");
+    if (api_required_string(body, "contractor", &contractor, resp) != 0 ||
+        api_required_string(body, "return_url", &return_url, resp) != 0)
         goto out;
-    }
-    rc = json_member_string(body, "return_url", &return_url);
-    if (rc != 0 || !*return_url) {
-        api_fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "return_url must be a string."
-             : "return_url is required.", "return_url");
-        goto out;
-    }
     if (idempotency_header(req, &idem_key) != 0) {
         api_fail(resp, HF_EINVAL, NULL, "Idempotency key must be 1 to 255 printable "
              "ASCII characters.", "Idempotency-Key");
@@ -202,9 +223,7 @@ static void create_session(struct worker *w, const struct api_key *key,
 
     /* the version this request starts with is the one it finishes with */
     if (policy_sync(w->engine, &w->policy) != 0) {
-        resp->decision = "error";
-        api_fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
-             "was refused.", NULL);
+        api_policy_error(resp);
         goto out;
     }
     ctx = (struct policy_ctx){
@@ -218,9 +237,7 @@ static void create_session(struct worker *w, const struct api_key *key,
     if (rc == 0 && verdict.allow)
         rc = policy_check_return_url(w->policy, return_url, &u, &ctx, &verdict);
     if (rc != 0) {
-        resp->decision = "error";
-        api_fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
-             "was refused.", NULL);
+        api_policy_error(resp);
         goto out;
     }
     resp->decision = decision_of(&verdict);

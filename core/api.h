@@ -23,6 +23,15 @@ void api_method_not_allowed(struct http_resp *resp, const char *allow);
 int api_id_ok(const char *id, size_t n);
 /* Content-Type is application/json, parameters such as charset allowed. */
 int api_is_json(const char *ct);
+/* The request's JSON body into *out (json_free it), or -1 with resp set to
+ * the 400 saying why. */
+int api_json_body(const struct http_req *req, struct http_resp *resp, struct json_t **out);
+/* A string member that must be present and non-empty, or -1 with resp set
+ * to the 400 naming it. */
+int api_required_string(const struct json_t *body, const char *key, const char **out,
+                        struct http_resp *resp);
+/* resp: 500 policy_error, the decision logged as an error. */
+void api_policy_error(struct http_resp *resp);
 
 /* /api/v1/webhook_endpoints[/{id}] for an authenticated key; rest is what
  * follows the prefix (webhook_api.c). */

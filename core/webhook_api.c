@@ -56,21 +56,10 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
     struct url u;
     int rc;
 
-    if (!api_is_json(http_req_header(req, "Content-Type"))) {
-        api_fail(resp, HF_EINVAL, NULL, "Content-Type must be application/json.", NULL);
+    if (api_json_body(req, resp, &body) != 0)
         return;
-    }
-    if (json_parse_body(req->body ? req->body : "", req->body_len, &body, err,
-                        sizeof err) != 0) {
-        api_fail(resp, HF_EINVAL, NULL, err, NULL);
-        return;
-    }
-    rc = json_member_string(body, "url", &url);
-    if (rc != 0 || !*url) {
-        api_fail(resp, HF_EINVAL, NULL, rc == HF_EINVAL ? "url must be a string."
-                 : "url is required.", "url");
+    if (api_required_string(body, "url", &url, resp) != 0)
         goto out;
-    }
     if ((rc = url_parse(url, strlen(url), &u)) != URL_OK) {
         snprintf(err, sizeof err, "url is not acceptable: %s.", url_strerror(rc));
         bad_url(resp, err);
@@ -81,9 +70,7 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
         goto out;
     }
     if (policy_sync(w->engine, &w->policy) != 0) {
-        resp->decision = "error";
-        api_fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
-                 "was refused.", NULL);
+        api_policy_error(resp);
         goto out;
     }
     snprintf(resp->policy_version, sizeof resp->policy_version, "%s",
@@ -92,9 +79,7 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
         .tenant = &w->tenant, .mode = key->mode, .method = req->method,
         .path = req->path, .remote_addr = req->remote_addr, .now = (long long)time(NULL)};
     if (policy_check_webhook_url(w->policy, url, &u, &ctx, &v) != 0) {
-        resp->decision = "error";
-        api_fail(resp, HF_EPOLICY, NULL, "The policy could not decide; the request "
-                 "was refused.", NULL);
+        api_policy_error(resp);
         goto out;
     }
     resp->decision = v.allow ? "allow" : "deny";

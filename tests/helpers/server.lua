@@ -175,6 +175,22 @@ function M.session_body(t, fields)
   return b
 end
 
+-- Wait up to timeout seconds until 127.0.0.1:port accepts a connection,
+-- while alive() (optional) says the listener's process still runs.
+function M.wait_port(port, timeout, alive)
+  local deadline = socket.gettime() + timeout
+  while socket.gettime() < deadline do
+    local c = socket.tcp()
+    c:settimeout(0.2)
+    local ok = c:connect("127.0.0.1", port)
+    c:close()
+    if ok then return true end
+    if alive and not alive() then return false end
+    socket.sleep(0.02)
+  end
+  return false
+end
+
 local Server = {}
 Server.__index = Server
 
@@ -207,18 +223,7 @@ function M.start(opts)
   local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " .. sh_quote(M.bin) ..
     " " .. table.concat(quoted, " ") .. " >>" .. sh_quote(self.log) .. " 2>&1 & echo $!")
   self.pid = tonumber(pid:match("%d+"))
-  local deadline = socket.gettime() + 10
-  while socket.gettime() < deadline do
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    if c:connect("127.0.0.1", self.port) then
-      c:close()
-      return self
-    end
-    c:close()
-    if not self:alive() then break end
-    socket.sleep(0.05)
-  end
+  if M.wait_port(self.port, 10, function() return self:alive() end) then return self end
   error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
 end
 

@@ -20,17 +20,7 @@ function M.receiver(fail_first, port)
   self.pid = tonumber(h.run("exec lua5.4 " .. h.sh_quote(h.root .. "/tests/helpers/webhook_receiver.lua") ..
     " " .. self.port .. " " .. h.sh_quote(self.log) .. " " .. (fail_first or 0) ..
     " >/dev/null 2>&1 & echo $!"):match("%d+"))
-  local deadline = socket.gettime() + 5
-  while socket.gettime() < deadline do
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    if c:connect("127.0.0.1", self.port) then
-      c:close()
-      return self
-    end
-    c:close()
-    socket.sleep(0.02)
-  end
+  if h.wait_port(self.port, 5) then return self end
   error("webhook receiver did not start")
 end
 

@@ -11,12 +11,24 @@ local cjson = h.json
 -- Quick retries so that the suite waits milliseconds, not minutes.
 local FAST = { "--webhook-retry-base-ms", "50", "--webhook-timeout-ms", "2000" }
 
-local function start(dir, tenants_fn, extra)
+local function start(dir, extra)
   local args = {}
   for _, a in ipairs(FAST) do args[#args + 1] = a end
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
   return h.start({ dir = dir, policy = h.root .. "/policies.example.lua",
     policy_dir = dir .. "/policies", args = args })
+end
+
+-- A server whose tenant t may send webhooks to loopback receivers (a
+-- per-tenant override, reloaded in): dir, srv, t.
+local function loopback_server(extra)
+  local dir = h.tmpdir()
+  wh.policy_dir(dir)
+  local srv = start(dir, extra)
+  local t = h.tenant(srv.db, "Acme")
+  wh.allow_loopback(dir .. "/policies", t)
+  assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+  return dir, srv, t
 end
 
 local function of_type(reqs, type_)
@@ -159,12 +171,7 @@ describe("webhook delivery", function()
   local dir, srv, t, rx, secret
 
   setup(function()
-    dir = h.tmpdir()
-    wh.policy_dir(dir)
-    srv = start(dir, nil, { "--session-ttl", "2" })
-    t = h.tenant(srv.db, "Acme")
-    wh.allow_loopback(dir .. "/policies", t)
-    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    dir, srv, t = loopback_server({ "--session-ttl", "2" })
     rx = wh.receiver(0)
     local r = wh.create(srv, t.test_key.secret, rx:url("/hooks"))
     assert.are.equal(201, r.status, r.body)
@@ -257,12 +264,7 @@ end)
 
 describe("webhook retries and durability", function()
   it("delivers on the 4th attempt to a receiver that fails the first 3", function()
-    local dir = h.tmpdir()
-    wh.policy_dir(dir)
-    local srv = start(dir)
-    local t = h.tenant(srv.db, "Acme")
-    wh.allow_loopback(dir .. "/policies", t)
-    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    local _, srv, t = loopback_server()
     local rx = wh.receiver(3)
     local ep = wh.create(srv, t.test_key.secret, rx:url())
     assert.are.equal(201, ep.status, ep.body)
@@ -289,12 +291,7 @@ describe("webhook retries and durability", function()
   end)
 
   it("delivers after a kill -9 between commit and delivery, once restarted", function()
-    local dir = h.tmpdir()
-    wh.policy_dir(dir)
-    local srv = start(dir)
-    local t = h.tenant(srv.db, "Acme")
-    wh.allow_loopback(dir .. "/policies", t)
-    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    local dir, srv, t = loopback_server()
     local port = h.free_port() -- nothing listens there yet
     local ep = wh.create(srv, t.test_key.secret, "http://127.0.0.1:" .. port .. "/hooks")
     assert.are.equal(201, ep.status, ep.body)
@@ -315,12 +312,7 @@ describe("webhook retries and durability", function()
   end)
 
   it("gives up after --webhook-retry-for, and `events retry` sends it again", function()
-    local dir = h.tmpdir()
-    wh.policy_dir(dir)
-    local srv = start(dir, nil, { "--webhook-retry-for", "2" })
-    local t = h.tenant(srv.db, "Acme")
-    wh.allow_loopback(dir .. "/policies", t)
-    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    local _, srv, t = loopback_server({ "--webhook-retry-for", "2" })
     local rx = wh.receiver(1000)
     local ep = wh.create(srv, t.test_key.secret, rx:url())
     assert.are.equal(201, ep.status, ep.body)
@@ -366,13 +358,8 @@ describe("webhook retries and durability", function()
   end)
 
   it("an endpoint that never answers does not hold up the API", function()
-    local dir = h.tmpdir()
-    wh.policy_dir(dir)
     -- attempts hang for 10 s: an API waiting on them would take that long
-    local srv = start(dir, nil, { "--webhook-timeout-ms", "10000" })
-    local t = h.tenant(srv.db, "Acme")
-    wh.allow_loopback(dir .. "/policies", t)
-    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    local _, srv, t = loopback_server({ "--webhook-timeout-ms", "10000" })
     -- a listener that accepts and never reads or answers
     local sink = assert(socket.bind("127.0.0.1", 0))
     local _, sink_port = sink:getsockname()
