@@ -16,7 +16,7 @@ CFLAGS ?= -O2 -g
 SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c ratelimit.c \
         session_json.c webhook_api.c webhook_secret.c webhook.c cli_events.c \
         hosted_pages.c processor.c processor_test.c expiry.c admin.c metrics.c \
-        policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c \
+        policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c policy_store.c \
         store_sqlite.c url.c netaddr.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy test_webhook
@@ -110,7 +110,7 @@ FUZZ_CC := clang
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -g -O1 $(FUZZ_SAN)
-FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log
+FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log fuzz_bundle
 FUZZ_POLICY_OBJS := policy.o policy_source.o policy_strlib.o policy_tablib.o pattern.o \
                     metrics.o url.o netaddr.o token.o log.o json.o err.o
 
@@ -123,6 +123,7 @@ $(FUZZ_BUILD)/fuzz_json: $(FUZZ_BUILD)/obj/json.o $(FUZZ_BUILD)/obj/err.o
 $(FUZZ_BUILD)/fuzz_pattern: $(FUZZ_BUILD)/obj/pattern.o
 $(FUZZ_BUILD)/fuzz_policy: $(FUZZ_POLICY_OBJS:%=$(FUZZ_BUILD)/obj/%)
 $(FUZZ_BUILD)/fuzz_log: $(FUZZ_BUILD)/obj/log.o $(FUZZ_BUILD)/obj/json.o
+$(FUZZ_BUILD)/fuzz_bundle: $(FUZZ_BUILD)/obj/policy_source.o $(FUZZ_BUILD)/obj/token.o
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c
 	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Icore -o $@ $(filter %.c %.o,$^) $(HF_LIBS)

@@ -95,6 +95,9 @@ static struct json_t *status_json(const struct policy_status *st)
     struct json_t *o = json_new_object(), *reloads = json_new_object();
 
     json_put_string(o, "version", st->version);
+    json_put_string(o, "source", st->source);
+    /* what the source offers; differs from version while it fails here */
+    json_put_string(o, "wanted_version", st->wanted);
     json_put_int(o, "loaded_at", st->loaded_at);
     json_put_int(reloads, "ok", (long long)st->reloads_ok);
     json_put_int(reloads, "unchanged", (long long)st->reloads_unchanged);

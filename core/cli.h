@@ -7,8 +7,8 @@
 int cli_tenant(const char *db_path, int argc, char **argv);
 int cli_key(const char *db_path, int argc, char **argv);
 int cli_contractor(const char *db_path, int argc, char **argv);
-/* policy check | policy reload (cli_policy.c). */
-int cli_policy(int argc, char **argv);
+/* policy check|reload|publish|history|rollback (cli_policy.c). */
+int cli_policy(const char *db_path, int argc, char **argv);
 /* events list | events retry (cli_events.c). */
 int cli_events(const char *db_path, int argc, char **argv);
 

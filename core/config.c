@@ -30,6 +30,7 @@ static const struct option {
     {"--admin-listen", "HOSTFLOW_ADMIN_LISTEN", TEXT, F(admin_listen), 0, 0, {NULL, NULL}},
     {"--policy", "HOSTFLOW_POLICY", TEXT, F(policy_file), 0, 0, {NULL, NULL}},
     {"--policy-dir", "HOSTFLOW_POLICY_DIR", TEXT, F(policy_dir), 0, 0, {NULL, NULL}},
+    {"--policy-source", "HOSTFLOW_POLICY_SOURCE", CHOICE, F(policy_from_store), 0, 0, {"file", "store"}},
     {"--public-url", "HOSTFLOW_PUBLIC_URL", TEXT, F(public_url), 0, 0, {NULL, NULL}},
     {"--threads", "HOSTFLOW_THREADS", INT, F(threads), 1, 1024, {NULL, NULL}},
     {"--keep-alive-ms", "HOSTFLOW_KEEP_ALIVE_MS", INT, F(keep_alive_ms), 0, 60000, {NULL, NULL}},

@@ -8,6 +8,7 @@ struct config {
     const char *admin_listen;  /* ADDR:PORT of the admin listener */
     const char *policy_file;   /* the policy chunk */
     const char *policy_dir;    /* modules and tenants/ overrides */
+    int policy_from_store;     /* 1: versions come from the store (policy publish) */
     const char *public_url;    /* scheme://host[:port] contractors see, no trailing '/' */
     long long threads;         /* civetweb worker threads = concurrent connections */
     long long keep_alive_ms;   /* an idle keep-alive connection is closed after this */

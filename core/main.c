@@ -15,6 +15,7 @@
 #include "http.h"
 #include "log.h"
 #include "policy.h"
+#include "policy_store.h"
 #include "policy_watch.h"
 #include "ratelimit.h"
 #include "store.h"
@@ -35,7 +36,7 @@ static const char usage[] =
     "  tenant create|set-redirect-hosts|show\n"
     "  key create|revoke\n"
     "  contractor create\n"
-    "  policy check|reload\n"
+    "  policy check|reload|publish|history|rollback\n"
     "  events list|retry           webhook events and their deliveries\n"
     "  --version                   print the version\n"
     "\n"
@@ -44,7 +45,8 @@ static const char usage[] =
 
 static const char serve_usage[] =
     "usage: hostflow serve [--listen ADDR:PORT] [--admin-listen ADDR:PORT]\n"
-    "                      [--policy FILE] [--policy-dir DIR] [--public-url URL]\n"
+    "                      [--policy FILE] [--policy-dir DIR] [--policy-source file|store]\n"
+    "                      [--public-url URL]\n"
     "                      [--threads N] [--keep-alive-ms MS] [--session-ttl SECONDS]\n"
     "                      [--log-format json|text] [--synchronous normal|full]\n"
     "                      [--webhook-key-file FILE] [--webhook-timeout-ms MS]\n"
@@ -57,6 +59,9 @@ static const char serve_usage[] =
     "  --policy        policy file (default ./policies.lua if present, else\n"
     "                  ./policies.example.lua)\n"
     "  --policy-dir    policy modules and tenants/ overrides (default ./policies)\n"
+    "  --policy-source file (default: --policy and --policy-dir, reloaded when\n"
+    "                  they change) or store (the version made active by\n"
+    "                  hostflow policy publish/rollback, followed within 1 s)\n"
     "  --public-url    base of the session URLs contractors open\n"
     "                  (default http://<listen>)\n"
     "  --threads       worker threads = simultaneous connections (default 256);\n"
@@ -130,6 +135,7 @@ static int serve(int argc, char **argv)
     struct http_server *srv = NULL, *admin = NULL;
     struct policy_engine *engine = NULL;
     struct policy_watch *watch = NULL;
+    struct policy_store *policy_store = NULL;
     struct expiry *expiry = NULL;
     struct store_writer *writer = NULL;
     struct webhook_sender *sender = NULL;
@@ -167,7 +173,9 @@ static int serve(int argc, char **argv)
 
     if (preflight(&cfg) != 0)
         goto out;
-    if (policy_engine_new(cfg.policy_file, cfg.policy_dir, &engine, err, sizeof err) != 0) {
+    if (cfg.policy_from_store
+            ? policy_store_open(cfg.db_path, &policy_store, &engine, err, sizeof err) != 0
+            : policy_engine_new(cfg.policy_file, cfg.policy_dir, &engine, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "policy refused: %s", err);
         goto out;
     }
@@ -195,9 +203,15 @@ static int serve(int argc, char **argv)
         admin_data.token = NULL;
     /* the watcher first: a file saved the moment the server answers must
      * not be missed */
-    if (policy_watch_start(engine, cfg.policy_file, cfg.policy_dir, &watch, err,
-                           sizeof err) != 0)
+    if (policy_store) {
+        if (policy_store_watch(policy_store, err, sizeof err) != 0) {
+            log_msg(HF_LOG_ERROR, "%s", err);
+            goto out;
+        }
+    } else if (policy_watch_start(engine, cfg.policy_file, cfg.policy_dir, &watch, err,
+                                  sizeof err) != 0) {
         log_msg(HF_LOG_WARN, "policy: %s; files are not watched, reload with SIGHUP", err);
+    }
     if (expiry_start(cfg.db_path, writer, &expiry, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
@@ -231,6 +245,7 @@ static int serve(int argc, char **argv)
 out:
     /* reverse order of start: nothing uses the engine once the servers stop */
     policy_watch_stop(watch);
+    policy_store_stop(policy_store);
     expiry_stop(expiry);
     http_stop(srv);
     http_stop(admin);
@@ -241,6 +256,7 @@ out:
     ratelimit_free(limits.create_by_ip);
     ratelimit_free(limits.redeem_by_ip);
     policy_engine_free(engine);
+    policy_store_free(policy_store); /* the engine's source: after the engine */
     if (rc == 0)
         log_msg(HF_LOG_INFO, "stopped");
     config_free(&cfg);
@@ -276,7 +292,7 @@ int main(int argc, char **argv)
     argv += 2;
     db = config_db_path(&argc, argv); /* every command takes --db */
     if (strcmp(cmd, "policy") == 0)
-        return cli_policy(argc, argv);
+        return cli_policy(db, argc, argv);
     if (strcmp(cmd, "tenant") == 0)
         return cli_tenant(db, argc, argv);
     if (strcmp(cmd, "key") == 0)

@@ -48,7 +48,9 @@ struct policy_engine {
     pthread_mutex_t reload_lock;     /* one reload at a time */
     struct generation *current;
     atomic_long serial;              /* current->serial, read lock-free */
-    char *file;
+    policy_source_fn source;         /* where versions come from */
+    void *source_arg;
+    char *file;                      /* for the file source */
     char *dir;
     struct policy_status status;
 };
@@ -1081,22 +1083,27 @@ static int gen_prepare(struct policy_source *src, struct generation **out,
     return 0;
 }
 
+int policy_check_source(struct policy_source *src, char *msg, size_t msglen)
+{
+    struct generation *g;
+    int n = 0;
+
+    if (gen_prepare(src, &g, &n, msg, msglen) != 0)
+        return HF_EPOLICY;
+    snprintf(msg, msglen, "version %s: %s with %zu module(s) and %zu tenant "
+             "override(s) compiles; %d example(s) pass", g->src->version,
+             g->src->main.chunkname + 1, g->src->n_modules, g->src->n_tenants, n);
+    gen_release(NULL, g);
+    return 0;
+}
+
 int policy_check_files(const char *file, const char *dir, char *msg, size_t msglen)
 {
     struct policy_source *src;
-    struct generation *g;
-    int n = 0, rc;
 
-    rc = policy_source_read(file, dir, &src, msg, msglen);
-    if (rc == 0)
-        rc = gen_prepare(src, &g, &n, msg, msglen);
-    if (rc != 0)
+    if (policy_source_read(file, dir, &src, msg, msglen) != 0)
         return HF_EPOLICY;
-    snprintf(msg, msglen, "version %s: %s with %zu module(s) and %zu tenant "
-             "override(s) compiles; %d example(s) pass", g->src->version, file,
-             g->src->n_modules, g->src->n_tenants, n);
-    gen_release(NULL, g);
-    return 0;
+    return policy_check_source(src, msg, msglen);
 }
 
 /* ---- engine ---------------------------------------------------------- */
@@ -1127,13 +1134,41 @@ static void activate(struct policy_engine *e, struct generation *g)
     gen_release(e, old);
 }
 
+/* The file source: the policy file and its directory, as on disk now. */
+static int read_files(void *arg, struct policy_source **out, char *err, size_t errlen)
+{
+    struct policy_engine *e = arg;
+
+    return policy_source_read(e->file, e->dir, out, err, errlen);
+}
+
 int policy_engine_new(const char *file, const char *dir,
                       struct policy_engine **out, char *err, size_t errlen)
 {
+    struct policy_engine *e;
+    int rc = policy_engine_new_with(NULL, NULL, "file", &e, err, errlen);
+
+    if (rc != 0)
+        return rc;
+    if (!(e->file = strdup(file)) || !(e->dir = strdup(dir))) {
+        policy_engine_free(e);
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    e->source = read_files;
+    e->source_arg = e;
+    if ((rc = policy_engine_start(e, err, errlen)) != 0) {
+        policy_engine_free(e);
+        return rc;
+    }
+    *out = e;
+    return 0;
+}
+
+int policy_engine_new_with(policy_source_fn source, void *arg, const char *kind,
+                           struct policy_engine **out, char *err, size_t errlen)
+{
     struct policy_engine *e = calloc(1, sizeof *e);
-    struct policy_source *src;
-    struct generation *g;
-    int n, rc;
 
     if (!e) {
         snprintf(err, errlen, "out of memory");
@@ -1141,23 +1176,30 @@ int policy_engine_new(const char *file, const char *dir,
     }
     pthread_mutex_init(&e->lock, NULL);
     pthread_mutex_init(&e->reload_lock, NULL);
-    if (!(e->file = strdup(file)) || !(e->dir = strdup(dir))) {
-        policy_engine_free(e);
-        snprintf(err, errlen, "out of memory");
-        return HF_ENOMEM;
-    }
-    rc = policy_source_read(file, dir, &src, err, errlen);
-    if (rc == 0)
+    e->source = source;
+    e->source_arg = arg;
+    snprintf(e->status.source, sizeof e->status.source, "%s", kind);
+    *out = e;
+    return 0;
+}
+
+int policy_engine_start(struct policy_engine *e, char *err, size_t errlen)
+{
+    struct policy_source *src;
+    struct generation *g;
+    int n, rc;
+
+    rc = e->source(e->source_arg, &src, err, errlen);
+    if (rc == 0) {
+        snprintf(e->status.wanted, sizeof e->status.wanted, "%s", src->version);
         rc = gen_prepare(src, &g, &n, err, errlen);
-    if (rc != 0) {
-        policy_engine_free(e);
-        return HF_EPOLICY;
     }
+    if (rc != 0)
+        return HF_EPOLICY;
     activate(e, g);
     log_msg(HF_LOG_INFO, "policy: version %s active (%s, %zu module(s), %zu tenant "
-            "override(s), %d example(s) passed)", g->src->version, file,
-            g->src->n_modules, g->src->n_tenants, n);
-    *out = e;
+            "override(s), %d example(s) passed)", g->src->version,
+            g->src->main.chunkname + 1, g->src->n_modules, g->src->n_tenants, n);
     return 0;
 }
 
@@ -1183,10 +1225,11 @@ int policy_engine_reload(struct policy_engine *e, int *changed, char *msg,
 
     *changed = 0;
     pthread_mutex_lock(&e->reload_lock);
-    rc = policy_source_read(e->file, e->dir, &src, msg, msglen);
+    rc = e->source(e->source_arg, &src, msg, msglen);
     if (rc == 0) {
         pthread_mutex_lock(&e->lock);
         snprintf(was, sizeof was, "%s", e->status.version);
+        snprintf(e->status.wanted, sizeof e->status.wanted, "%s", src->version);
         pthread_mutex_unlock(&e->lock);
         if (strcmp(src->version, was) == 0) {
             policy_source_free(src);

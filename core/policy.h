@@ -51,7 +51,9 @@ struct policy_verdict {
 
 /* What GET /admin/v1/policy shows. */
 struct policy_status {
+    char source[8];             /* "file" or "store": where versions come from */
     char version[24];           /* active version */
+    char wanted[24];            /* the version the source offered last */
     long long loaded_at;        /* when it became active (Unix seconds) */
     unsigned long reloads_ok;   /* reloads that activated a new version */
     unsigned long reloads_unchanged; /* reloads that found the same texts */
@@ -68,8 +70,22 @@ int policy_engine_new(const char *file, const char *dir,
 /* Free; every struct policy built from it must be freed first. NULL ok. */
 void policy_engine_free(struct policy_engine *e);
 
-/* Read the texts again; when they changed, compile them and run their
- * examples in a fresh state, then activate them for every worker. On
+/* Where an engine gets a version: 0 with *out (the engine takes it), or
+ * HF_E… with a sentence in err. Called under the engine's reload lock, so
+ * one call at a time. */
+struct policy_source;
+typedef int (*policy_source_fn)(void *arg, struct policy_source **out, char *err,
+                                size_t errlen);
+/* An engine whose versions come from source(arg) (kind names it in the
+ * status, e.g. "store"); nothing is loaded until policy_engine_start. */
+int policy_engine_new_with(policy_source_fn source, void *arg, const char *kind,
+                           struct policy_engine **out, char *err, size_t errlen);
+/* Load the source's first version; HF_EPOLICY with the reason in err. */
+int policy_engine_start(struct policy_engine *e, char *err, size_t errlen);
+
+/* Ask the source again (files: read them again); when the version
+ * changed, compile it and run its examples in a fresh state, then activate
+ * it for every worker. On
  * failure nothing changes: HF_EPOLICY, the reason in msg, the log and the
  * status. On success msg holds the active version; *changed says whether
  * it is new. One reload runs at a time. */
@@ -107,5 +123,7 @@ int policy_check_webhook_url(struct policy *p, const char *raw,
  * 0 with the version and example count in msg, or HF_EPOLICY with the
  * first error. */
 int policy_check_files(const char *file, const char *dir, char *msg, size_t msglen);
+/* The same for a version already in memory (freed here). */
+int policy_check_source(struct policy_source *src, char *msg, size_t msglen);
 
 #endif

@@ -149,11 +149,23 @@ static void hash_text(unsigned char *acc, const char *kind, const struct policy_
     free(buf);
 }
 
+/* The version: 16 hex digits of the hash over every text in order. */
+static void name_version(struct policy_source *s)
+{
+    unsigned char acc[HF_HASH_BYTES] = {0};
+
+    hash_text(acc, "policy", &s->main);
+    for (size_t i = 0; i < s->n_modules; i++)
+        hash_text(acc, "module", &s->modules[i]);
+    for (size_t i = 0; i < s->n_tenants; i++)
+        hash_text(acc, "tenant", &s->tenants[i]);
+    token_hex(acc, 8, s->version);
+}
+
 int policy_source_read(const char *file, const char *dir,
                        struct policy_source **out, char *err, size_t errlen)
 {
     struct policy_source *s = calloc(1, sizeof *s);
-    unsigned char acc[HF_HASH_BYTES] = {0};
     size_t budget = HF_POLICY_BYTES_MAX;
     char tenants_dir[4096];
     int rc;
@@ -173,12 +185,7 @@ int policy_source_read(const char *file, const char *dir,
         policy_source_free(s);
         return rc == HF_ENOMEM ? (snprintf(err, errlen, "out of memory"), rc) : rc;
     }
-    hash_text(acc, "policy", &s->main);
-    for (size_t i = 0; i < s->n_modules; i++)
-        hash_text(acc, "module", &s->modules[i]);
-    for (size_t i = 0; i < s->n_tenants; i++)
-        hash_text(acc, "tenant", &s->tenants[i]);
-    token_hex(acc, 8, s->version);
+    name_version(s);
     *out = s;
     return 0;
 }
@@ -195,4 +202,171 @@ void policy_source_free(struct policy_source *s)
     free(s->modules);
     free(s->tenants);
     free(s);
+}
+
+/* ---- bundles ------------------------------------------------------------
+ * One version as one byte string, for storing it in the database:
+ *   "hostflow-policy-bundle 1\n"
+ *   "P <len>\n" <text> "\n"            the policy file
+ *   "M <name> <len>\n" <text> "\n"     each module
+ *   "T <name> <len>\n" <text> "\n"     each tenant override
+ * Texts are taken as bytes, so any content round-trips. */
+
+#define BUNDLE_MAGIC "hostflow-policy-bundle 1\n"
+
+int policy_source_encode(const struct policy_source *s, char **out, size_t *outlen)
+{
+    size_t cap = sizeof BUNDLE_MAGIC + 32 + s->main.len, n = 0;
+    char *buf;
+
+    for (size_t i = 0; i < s->n_modules; i++)
+        cap += HF_POLICY_NAME_MAX + 32 + s->modules[i].len;
+    for (size_t i = 0; i < s->n_tenants; i++)
+        cap += HF_POLICY_NAME_MAX + 32 + s->tenants[i].len;
+    if (!(buf = malloc(cap)))
+        return HF_ENOMEM;
+    n += (size_t)sprintf(buf + n, "%s", BUNDLE_MAGIC);
+    n += (size_t)sprintf(buf + n, "P %zu\n", s->main.len);
+    memcpy(buf + n, s->main.src, s->main.len);
+    n += s->main.len;
+    buf[n++] = '\n';
+    for (int kind = 0; kind < 2; kind++) {
+        const struct policy_text *t = kind ? s->tenants : s->modules;
+        size_t count = kind ? s->n_tenants : s->n_modules;
+
+        for (size_t i = 0; i < count; i++) {
+            n += (size_t)sprintf(buf + n, "%c %s %zu\n", kind ? 'T' : 'M', t[i].name, t[i].len);
+            memcpy(buf + n, t[i].src, t[i].len);
+            n += t[i].len;
+            buf[n++] = '\n';
+        }
+    }
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+/* Digits at *p (no sign, no leading zero but "0") up to stop; -1 if not. */
+static long long strict_number(const char **p, const char *stop)
+{
+    const char *q = *p;
+    long long n = 0;
+
+    if (q >= stop || *q < '0' || *q > '9' || (*q == '0' && q + 1 < stop && q[1] != '\n'))
+        return -1;
+    for (; q < stop && *q >= '0' && *q <= '9'; q++) {
+        if (n > HF_POLICY_BYTES_MAX)
+            return -1;
+        n = n * 10 + (*q - '0');
+    }
+    *p = q;
+    return n;
+}
+
+/* One "K [name ]len\n" header and its text at *pos into t: exactly one
+ * spelling, so a bundle encodes back to the same bytes. */
+static int decode_text(const char *buf, size_t len, size_t *pos, char kind,
+                       const char *chunk_prefix, struct policy_text *t, size_t *budget)
+{
+    const char *p = buf + *pos, *end = buf + len, *nl = memchr(p, '\n', len - *pos);
+    char name[HF_POLICY_NAME_MAX + 1] = "";
+    long long n;
+
+    memset(t, 0, sizeof *t);
+    if (!nl || nl - p < 3 || p[0] != kind || p[1] != ' ')
+        return HF_EPOLICY;
+    p += 2;
+    if (kind != 'P') {
+        const char *sp = memchr(p, ' ', (size_t)(nl - p));
+
+        if (!sp || !policy_source_name_ok(p, (size_t)(sp - p)))
+            return HF_EPOLICY;
+        memcpy(name, p, (size_t)(sp - p));
+        name[sp - p] = '\0';
+        p = sp + 1;
+    }
+    n = strict_number(&p, nl);
+    if (n < 0 || p != nl || (size_t)n > *budget || (size_t)(end - nl - 1) < (size_t)n + 1 ||
+        nl[1 + n] != '\n')
+        return HF_EPOLICY;
+    t->src = malloc((size_t)n + 1);
+    t->chunkname = malloc(strlen(chunk_prefix) + strlen(name) + 8);
+    if (!t->src || !t->chunkname)
+        return HF_ENOMEM;
+    memcpy(t->src, nl + 1, (size_t)n);
+    t->src[n] = '\0';
+    t->len = (size_t)n;
+    sprintf(t->chunkname, "@%s%s%s", chunk_prefix, name, kind == 'P' ? "" : ".lua");
+    snprintf(t->name, sizeof t->name, "%s", name);
+    *budget -= (size_t)n;
+    *pos = (size_t)(nl + 1 - buf) + (size_t)n + 1;
+    return 0;
+}
+
+/* Decode the texts of kind that follow at *pos, in name order. */
+static int decode_list(const char *buf, size_t len, size_t *pos, char kind,
+                       const char *chunk_prefix, struct policy_text **texts, size_t *n,
+                       size_t *budget)
+{
+    size_t cap = 0;
+
+    while (*pos < len && buf[*pos] == kind) {
+        int rc;
+
+        if (*n == HF_POLICY_FILES_MAX)
+            return HF_EPOLICY;
+        if (*n == cap) {
+            struct policy_text *grown;
+            cap = cap ? cap * 2 : 8;
+            if (!(grown = realloc(*texts, cap * sizeof **texts)))
+                return HF_ENOMEM;
+            *texts = grown;
+        }
+        rc = decode_text(buf, len, pos, kind, chunk_prefix, &(*texts)[*n], budget);
+        if (rc != 0) {
+            text_free(&(*texts)[*n]);
+            return rc;
+        }
+        if (*n && strcmp((*texts)[*n - 1].name, (*texts)[*n].name) >= 0) {
+            (*n)++;
+            return HF_EPOLICY; /* names are sorted and unique */
+        }
+        (*n)++;
+    }
+    return 0;
+}
+
+int policy_source_decode(const char *buf, size_t len, const char *label,
+                         struct policy_source **out, char *err, size_t errlen)
+{
+    struct policy_source *s = calloc(1, sizeof *s);
+    size_t pos = sizeof BUNDLE_MAGIC - 1, budget = HF_POLICY_BYTES_MAX;
+    char prefix[64];
+    int rc;
+
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    rc = len >= pos && memcmp(buf, BUNDLE_MAGIC, pos) == 0 ? 0 : HF_EPOLICY;
+    snprintf(prefix, sizeof prefix, "%s", label);
+    if (rc == 0)
+        rc = decode_text(buf, len, &pos, 'P', prefix, &s->main, &budget);
+    snprintf(prefix, sizeof prefix, "%s/", label);
+    if (rc == 0)
+        rc = decode_list(buf, len, &pos, 'M', prefix, &s->modules, &s->n_modules, &budget);
+    snprintf(prefix, sizeof prefix, "%s/tenants/", label);
+    if (rc == 0)
+        rc = decode_list(buf, len, &pos, 'T', prefix, &s->tenants, &s->n_tenants, &budget);
+    if (rc == 0 && pos != len)
+        rc = HF_EPOLICY;
+    if (rc != 0) {
+        policy_source_free(s);
+        snprintf(err, errlen, rc == HF_ENOMEM ? "out of memory"
+                 : "%s: not a well-formed policy bundle", label);
+        return rc;
+    }
+    name_version(s);
+    *out = s;
+    return 0;
 }

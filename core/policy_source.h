@@ -36,6 +36,15 @@ int policy_source_read(const char *file, const char *dir,
 /* Free; NULL is fine. */
 void policy_source_free(struct policy_source *s);
 
+/* The whole version as one byte string (malloc'd) for the database, and
+ * back. A decoded bundle has the same version as the files it was read
+ * from; its chunk names read "label", "label/NAME.lua" and
+ * "label/tenants/ID.lua" (label such as "store:<version>"). decode returns
+ * HF_EPOLICY with a sentence in err for anything malformed. */
+int policy_source_encode(const struct policy_source *s, char **out, size_t *outlen);
+int policy_source_decode(const char *buf, size_t len, const char *label,
+                         struct policy_source **out, char *err, size_t errlen);
+
 /* 1 when name may name a module or tenant file: [A-Za-z0-9_], 1..64. */
 int policy_source_name_ok(const char *name, size_t len);
 

@@ -273,4 +273,37 @@ int store_events_list(struct store *s, const char *status, size_t limit,
  * many in *n. HF_ENOTFOUND for an unknown event. */
 int store_event_retry(struct store *s, const char *event_id, long long now_ms, int *n);
 
+/* ---- policy versions ----
+ * A fleet's nodes can take their policy from the store instead of files:
+ * `policy publish` stores a version's bundle (policy_source_encode) and
+ * makes it active; `policy rollback` makes an earlier one active again.
+ * The active version is the one of the newest activation. */
+
+#define HF_ACTOR_MAX 128
+
+struct policy_activation {
+    long long seq;            /* increases with every activation */
+    char version[HF_VERSION_MAX];
+    char action[12];          /* "publish" or "rollback" */
+    char actor[HF_ACTOR_MAX]; /* who: user@host, or what --by said */
+    long long at;
+};
+
+/* Store bundle as version (kept once however often it is published) and
+ * activate it. */
+int store_policy_publish(struct store *s, const char *version, const void *bundle,
+                         size_t len, const char *actor, long long now,
+                         struct policy_activation *out);
+/* Activate a version stored before; HF_ENOTFOUND when there is none. */
+int store_policy_rollback(struct store *s, const char *version, const char *actor,
+                          long long now, struct policy_activation *out);
+/* The newest activation; HF_ENOTFOUND when nothing was ever published.
+ * Cheap: nodes poll it. */
+int store_policy_active(struct store *s, struct policy_activation *out);
+/* Activations, newest first. */
+int store_policy_history(struct store *s, size_t limit, struct policy_activation *out,
+                         size_t *n);
+/* The stored bundle of version (malloc'd, the caller frees); HF_ENOTFOUND. */
+int store_policy_bundle(struct store *s, const char *version, char **bundle, size_t *len);
+
 #endif

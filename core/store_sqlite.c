@@ -104,6 +104,18 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (event_id, endpoint_id));"
     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) "
     "  WHERE status = 'pending';",
+
+    /* 4: policy versions published to the store, and which one is active */
+    "CREATE TABLE policy_bundles ("
+    "  version TEXT PRIMARY KEY,"
+    "  bundle BLOB NOT NULL,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE policy_activations ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  version TEXT NOT NULL REFERENCES policy_bundles(version),"
+    "  action TEXT NOT NULL CHECK (action IN ('publish', 'rollback')),"
+    "  actor TEXT NOT NULL,"
+    "  at INTEGER NOT NULL);",
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -149,11 +161,16 @@ static const char *const migrations[] = {
     X(ENDPOINT_DELETE, "UPDATE webhook_endpoints SET deleted_at = ?4 WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_DELIVERIES_FAIL, "UPDATE webhook_deliveries SET status = 'failed', lease_until_ms = 0, last_error = 'endpoint deleted' WHERE endpoint_id = ?1 AND status = 'pending'") \
     X(DELIVERIES_DUE, "SELECT d.event_id, d.endpoint_id, ev.type, ev.created, ev.session_id, ev.tenant_id, d.attempts FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id WHERE d.status = 'pending' AND d.next_attempt_ms <= ?1 AND d.lease_until_ms <= ?1 ORDER BY d.next_attempt_ms LIMIT ?2") \
+    X(DELIVERY_DUE_ANY, "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= ?1 AND lease_until_ms <= ?1 LIMIT 1") \
     X(ENDPOINT_BY_ID, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL") \
     X(DELIVERY_LEASE, "UPDATE webhook_deliveries SET lease_until_ms = ?3 WHERE event_id = ?1 AND endpoint_id = ?2") \
     X(DELIVERY_RECORD, "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, next_attempt_ms = ?4, lease_until_ms = 0, last_attempt_ms = ?5, last_status = ?6, last_error = ?7 WHERE event_id = ?1 AND endpoint_id = ?2 AND status = 'pending'") \
     X(EVENTS_LIST, "SELECT ev.id, ev.type, ev.tenant_id, ev.session_id, ev.created, coalesce(d.endpoint_id, ''), coalesce(d.status, 'none'), coalesce(d.attempts, 0), coalesce(d.next_attempt_ms, 0), coalesce(d.last_status, 0), coalesce(d.last_error, '') FROM events ev LEFT JOIN webhook_deliveries d ON d.event_id = ev.id WHERE ?1 IS NULL OR d.status = ?1 ORDER BY ev.seq DESC, d.endpoint_id LIMIT ?2") \
     X(EVENT_EXISTS, "SELECT 1 FROM events WHERE id = ?1") \
+    X(BUNDLE_PUT, "INSERT OR IGNORE INTO policy_bundles (version, bundle, created) VALUES (?1, ?2, ?3)") \
+    X(BUNDLE_GET, "SELECT bundle FROM policy_bundles WHERE version = ?1") \
+    X(ACTIVATION_PUT, "INSERT INTO policy_activations (version, action, actor, at) VALUES (?1, ?2, ?3, ?4)") \
+    X(ACTIVATIONS, "SELECT seq, version, action, actor, at FROM policy_activations ORDER BY seq DESC LIMIT ?1") \
     X(EVENT_RETRY, "UPDATE webhook_deliveries SET status = 'pending', next_attempt_ms = ?2, lease_until_ms = 0 WHERE event_id = ?1 AND status = 'failed' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL)")
 
 /* ?10 is "now": a pending session past its expiry reads as expired. */
@@ -1567,8 +1584,18 @@ int store_deliveries_claim(struct store *s, long long now_ms, long long lease_ms
                            struct webhook_delivery *out, size_t max, size_t *n)
 {
     struct claim_args a = {now_ms, lease_ms, out, max, n};
+    sqlite3_stmt *st = prep(s, Q_DELIVERY_DUE_ANY);
+    int rc;
 
     *n = 0;
+    if (!st)
+        return HF_ESTORE;
+    /* a plain read first: an idle outbox never takes the write lock */
+    sqlite3_bind_int64(st, 1, now_ms);
+    rc = found(sqlite3_step(st));
+    sqlite3_reset(st);
+    if (rc != 0)
+        return rc == HF_ENOTFOUND ? 0 : rc;
     return in_transaction(s, do_claim, &a);
 }
 
@@ -1668,4 +1695,126 @@ int store_event_retry(struct store *s, const char *event_id, long long now_ms, i
 
     *n = 0;
     return in_transaction(s, do_retry, &a);
+}
+
+/* ---- policy versions ---------------------------------------------------- */
+
+static void read_activation(sqlite3_stmt *st, struct policy_activation *out)
+{
+    out->seq = sqlite3_column_int64(st, 0);
+    copy_col(st, 1, out->version, sizeof out->version);
+    copy_col(st, 2, out->action, sizeof out->action);
+    copy_col(st, 3, out->actor, sizeof out->actor);
+    out->at = sqlite3_column_int64(st, 4);
+}
+
+struct activate_args {
+    const char *version, *action, *actor;
+    const void *bundle;       /* NULL: the version must be stored already */
+    size_t len;
+    long long now;
+    struct policy_activation *out;
+};
+
+static int do_activate(struct store *s, void *arg)
+{
+    struct activate_args *a = arg;
+    sqlite3_stmt *st;
+    int rc;
+
+    if (a->bundle) {
+        if (!(st = prep(s, Q_BUNDLE_PUT)))
+            return HF_ESTORE;
+        bind_text(st, 1, a->version);
+        sqlite3_bind_blob(st, 2, a->bundle, (int)a->len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, a->now);
+        if ((rc = run(s, st)) != 0)
+            return rc;
+    } else {
+        if (!(st = prep(s, Q_BUNDLE_GET)))
+            return HF_ESTORE;
+        bind_text(st, 1, a->version);
+        rc = found(sqlite3_step(st));
+        sqlite3_reset(st);
+        if (rc != 0)
+            return rc;
+    }
+    if (!(st = prep(s, Q_ACTIVATION_PUT)))
+        return HF_ESTORE;
+    bind_text(st, 1, a->version);
+    bind_text(st, 2, a->action);
+    bind_text(st, 3, a->actor);
+    sqlite3_bind_int64(st, 4, a->now);
+    if ((rc = run(s, st)) != 0)
+        return rc;
+    a->out->seq = sqlite3_last_insert_rowid(s->db);
+    snprintf(a->out->version, sizeof a->out->version, "%s", a->version);
+    snprintf(a->out->action, sizeof a->out->action, "%s", a->action);
+    snprintf(a->out->actor, sizeof a->out->actor, "%s", a->actor);
+    a->out->at = a->now;
+    return 0;
+}
+
+int store_policy_publish(struct store *s, const char *version, const void *bundle,
+                         size_t len, const char *actor, long long now,
+                         struct policy_activation *out)
+{
+    struct activate_args a = {version, "publish", actor, bundle, len, now, out};
+
+    return in_transaction(s, do_activate, &a);
+}
+
+int store_policy_rollback(struct store *s, const char *version, const char *actor,
+                          long long now, struct policy_activation *out)
+{
+    struct activate_args a = {version, "rollback", actor, NULL, 0, now, out};
+
+    return in_transaction(s, do_activate, &a);
+}
+
+int store_policy_history(struct store *s, size_t limit, struct policy_activation *out,
+                         size_t *n)
+{
+    sqlite3_stmt *st = prep(s, Q_ACTIVATIONS);
+    int rc;
+
+    *n = 0;
+    if (!st)
+        return HF_ESTORE;
+    sqlite3_bind_int64(st, 1, (long long)limit);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < limit)
+        read_activation(st, &out[(*n)++]);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
+}
+
+int store_policy_active(struct store *s, struct policy_activation *out)
+{
+    size_t n;
+    int rc = store_policy_history(s, 1, out, &n);
+
+    return rc != 0 ? rc : n == 1 ? 0 : HF_ENOTFOUND;
+}
+
+int store_policy_bundle(struct store *s, const char *version, char **bundle, size_t *len)
+{
+    sqlite3_stmt *st = prep(s, Q_BUNDLE_GET);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, version);
+    rc = found(sqlite3_step(st));
+    if (rc == 0) {
+        int n = sqlite3_column_bytes(st, 0);
+        const void *p = sqlite3_column_blob(st, 0);
+
+        *len = n > 0 ? (size_t)n : 0;
+        if (!(*bundle = malloc(*len + 1)))
+            rc = HF_ENOMEM;
+        else if (*len)
+            memcpy(*bundle, p, *len);
+    }
+    sqlite3_reset(st);
+    return rc;
 }

@@ -13,6 +13,7 @@
 #include "err.h"
 #include "log.h"
 #include "policy.h"
+#include "policy_source.h"
 
 static char dir[64], file[128], pdir[128];
 
@@ -165,6 +166,38 @@ static void test_reload(void)
     policy_engine_free(e);
 }
 
+/* A version (file, module, override) as one bundle and back, as `policy
+ * publish` stores it and store-sourced nodes load it. */
+static void test_bundle(void)
+{
+    struct policy_source *src, *back;
+    char err[HF_POLICY_ERROR_MAX], *buf;
+    size_t len;
+
+    if (policy_source_read(file, pdir, &src, err, sizeof err) != 0) {
+        CHECK("the files read as a version", 0);
+        return;
+    }
+    CHECK("a version encodes", policy_source_encode(src, &buf, &len) == 0);
+    CHECK("its bundle decodes to the same version, module and override",
+          policy_source_decode(buf, len, "store:x", &back, err, sizeof err) == 0 &&
+          strcmp(back->version, src->version) == 0 && back->n_modules == 1 &&
+          back->n_tenants == 1 && strcmp(back->tenants[0].name, "tn_b") == 0 &&
+          strcmp(back->tenants[0].chunkname, "@store:x/tenants/tn_b.lua") == 0 &&
+          strcmp(back->main.src, src->main.src) == 0);
+    policy_source_free(back);
+    buf[len - 2] ^= 1; /* a changed byte still decodes: the version tells */
+    CHECK("a changed text is another version",
+          policy_source_decode(buf, len, "x", &back, err, sizeof err) == 0 &&
+          strcmp(back->version, src->version) != 0);
+    policy_source_free(back);
+    CHECK("a cut bundle is refused with a sentence",
+          policy_source_decode(buf, len - 1, "store:x", &back, err, sizeof err) == HF_EPOLICY &&
+          strstr(err, "store:x: not a well-formed policy bundle"));
+    free(buf);
+    policy_source_free(src);
+}
+
 static void test_overrides(void)
 {
     struct policy_engine *e = NULL;
@@ -193,6 +226,7 @@ static void test_overrides(void)
           ask(w, &tenant_a, "https://a.test/") == 1);
     policy_free(w);
     policy_engine_free(e);
+    test_bundle();
 
     snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);
     write_file(path, "local shared = ...\n"

@@ -1,0 +1,161 @@
+/* policy_store.c - the store as the engine's policy source, and the poll
+ * that follows the fleet's active version. */
+#define _POSIX_C_SOURCE 200809L
+#include "policy_store.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "err.h"
+#include "log.h"
+#include "policy.h"
+#include "policy_source.h"
+#include "store.h"
+
+struct policy_store {
+    struct store *reader;          /* used under the engine's reload lock only */
+    struct store *poller;          /* the polling thread's connection */
+    struct policy_engine *engine;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    int started, stopping;
+    long long seen_seq;            /* the activation last acted on */
+};
+
+void policy_store_label(const char *version, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "store:%s", version);
+}
+
+/* policy_source_fn: the bundle of the active version. */
+static int read_active(void *arg, struct policy_source **out, char *err, size_t errlen)
+{
+    struct policy_store *ps = arg;
+    struct policy_activation act;
+    char *bundle = NULL, label[48];
+    size_t len = 0;
+    int rc = store_policy_active(ps->reader, &act);
+
+    if (rc == HF_ENOTFOUND) {
+        snprintf(err, errlen, "no policy was ever published to this database; run "
+                 "hostflow policy publish FILE");
+        return rc;
+    }
+    if (rc == 0)
+        rc = store_policy_bundle(ps->reader, act.version, &bundle, &len);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot read the active policy version from the store (%s)",
+                 hf_err_code(rc));
+        return rc;
+    }
+    policy_store_label(act.version, label, sizeof label);
+    rc = policy_source_decode(bundle, len, label, out, err, errlen);
+    free(bundle);
+    return rc;
+}
+
+int policy_store_open(const char *db_path, struct policy_store **out,
+                      struct policy_engine **engine, char *err, size_t errlen)
+{
+    struct policy_store *ps = calloc(1, sizeof *ps);
+    struct policy_activation act;
+    int rc;
+
+    if (!ps) {
+        snprintf(err, errlen, "out of memory");
+        return HF_ENOMEM;
+    }
+    pthread_mutex_init(&ps->lock, NULL);
+    pthread_cond_init(&ps->wake, NULL);
+    if ((rc = store_open(db_path, &ps->reader, err, errlen)) != 0 ||
+        (rc = store_open(db_path, &ps->poller, err, errlen)) != 0) {
+        policy_store_free(ps);
+        return rc;
+    }
+    /* the activation seen before loading: a newer one found by the first
+     * poll is loaded then, so none is missed */
+    if (store_policy_active(ps->poller, &act) == 0)
+        ps->seen_seq = act.seq;
+    rc = policy_engine_new_with(read_active, ps, "store", &ps->engine, err, errlen);
+    if (rc == 0)
+        rc = policy_engine_start(ps->engine, err, errlen);
+    if (rc != 0) {
+        policy_engine_free(ps->engine);
+        ps->engine = NULL;
+        policy_store_free(ps);
+        return rc;
+    }
+    *engine = ps->engine;
+    *out = ps;
+    return 0;
+}
+
+static void *poll_loop(void *arg)
+{
+    struct policy_store *ps = arg;
+
+    pthread_mutex_lock(&ps->lock);
+    while (!ps->stopping) {
+        struct policy_activation act;
+        struct timespec until;
+
+        pthread_mutex_unlock(&ps->lock);
+        if (store_policy_active(ps->poller, &act) == 0 && act.seq != ps->seen_seq) {
+            char msg[HF_POLICY_ERROR_MAX];
+            int changed;
+
+            ps->seen_seq = act.seq;
+            log_msg(HF_LOG_INFO, "policy: the store activated version %s (%s by %s)",
+                    act.version, act.action, act.actor);
+            /* failures are logged and kept in the status by the engine */
+            policy_engine_reload(ps->engine, &changed, msg, sizeof msg);
+        }
+        pthread_mutex_lock(&ps->lock);
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += HF_POLICY_POLL_MS * 1000000L;
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        if (!ps->stopping)
+            pthread_cond_timedwait(&ps->wake, &ps->lock, &until);
+    }
+    pthread_mutex_unlock(&ps->lock);
+    return NULL;
+}
+
+int policy_store_watch(struct policy_store *ps, char *err, size_t errlen)
+{
+    if (pthread_create(&ps->thread, NULL, poll_loop, ps) != 0) {
+        snprintf(err, errlen, "cannot start the policy poll thread");
+        return -1;
+    }
+    ps->started = 1;
+    return 0;
+}
+
+void policy_store_stop(struct policy_store *ps)
+{
+    if (!ps || !ps->started)
+        return;
+    pthread_mutex_lock(&ps->lock);
+    ps->stopping = 1;
+    pthread_cond_signal(&ps->wake);
+    pthread_mutex_unlock(&ps->lock);
+    pthread_join(ps->thread, NULL);
+    ps->started = 0;
+}
+
+void policy_store_free(struct policy_store *ps)
+{
+    if (!ps)
+        return;
+    policy_store_stop(ps);
+    store_close(ps->reader);
+    store_close(ps->poller);
+    pthread_mutex_destroy(&ps->lock);
+    pthread_cond_destroy(&ps->wake);
+    free(ps);
+}
