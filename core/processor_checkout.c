@@ -77,15 +77,15 @@ void processor_checkout_teardown(void)
     token_wipe(&cko, sizeof cko);
 }
 
-/* Copy the characters of s that are [a-z0-9_] (codes, ids from the
- * answer) into out, for the log: nothing the remote side sent can shape a
- * log line. */
+/* Copy the characters of s that are letters, digits, '_' or '-' (codes
+ * and ids from the answer) into out, for the log: nothing the remote side
+ * sent can shape a log line. */
 static void loggable(const char *s, char *out, size_t outlen)
 {
     size_t o = 0;
 
     for (; s && *s && o + 1 < outlen; s++)
-        if (islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '_')
+        if (isalnum((unsigned char)*s) || *s == '_' || *s == '-')
             out[o++] = *s;
     out[o] = '\0';
 }
