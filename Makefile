@@ -15,7 +15,8 @@ CFLAGS ?= -O2 -g
 
 SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c ratelimit.c \
         session_json.c webhook_api.c webhook_secret.c webhook.c cli_events.c \
-        hosted_pages.c processor.c processor_test.c expiry.c admin.c metrics.c \
+        hosted_pages.c processor.c processor_test.c processor_checkout.c httpc.c \
+        expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c policy_store.c \
         store_sqlite.c url.c netaddr.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
@@ -23,7 +24,7 @@ C_TESTS := test_url test_json test_log test_pattern test_policy test_webhook
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
-                chromium python3 openssl
+                chromium python3 openssl ca-certificates
 
 .PHONY: all test test-policies deps sanitize install uninstall clean fuzz
 

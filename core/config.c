@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -9,7 +10,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "token.h"
 #include "url.h"
+
+#define CHECKOUT_BASE_URL "https://api.checkout.com"
+#define CHECKOUT_FRAMES_URL "https://cdn.checkout.com/js/framesv2.min.js"
+#define KEY_MIN 10  /* Checkout.com keys are sk_/pk_ and some 30-50 characters */
+#define KEY_MAX 200
 
 enum kind { TEXT, INT, CHOICE };
 
@@ -44,6 +51,12 @@ static const struct option {
     {"--webhook-timeout-ms", "HOSTFLOW_WEBHOOK_TIMEOUT_MS", INT, F(webhook_timeout_ms), 100, 60000, {NULL, NULL}},
     {"--webhook-retry-base-ms", "HOSTFLOW_WEBHOOK_RETRY_BASE_MS", INT, F(webhook_retry_base_ms), 10, 3600000, {NULL, NULL}},
     {"--webhook-retry-for", "HOSTFLOW_WEBHOOK_RETRY_FOR", INT, F(webhook_retry_for), 1, 30 * 24 * 3600, {NULL, NULL}},
+    {"--checkout-secret-key", "HOSTFLOW_CHECKOUT_SECRET_KEY", TEXT, F(checkout_secret_key), 0, 0, {NULL, NULL}},
+    {"--checkout-secret-key-file", "HOSTFLOW_CHECKOUT_SECRET_KEY_FILE", TEXT, F(checkout_secret_key_file), 0, 0, {NULL, NULL}},
+    {"--checkout-public-key", "HOSTFLOW_CHECKOUT_PUBLIC_KEY", TEXT, F(checkout_public_key), 0, 0, {NULL, NULL}},
+    {"--checkout-base-url", "HOSTFLOW_CHECKOUT_BASE_URL", TEXT, F(checkout_base_url), 0, 0, {NULL, NULL}},
+    {"--checkout-frames-url", "HOSTFLOW_CHECKOUT_FRAMES_URL", TEXT, F(checkout_frames_url), 0, 0, {NULL, NULL}},
+    {"--checkout-timeout-ms", "HOSTFLOW_CHECKOUT_TIMEOUT_MS", INT, F(checkout_timeout_ms), 100, 120000, {NULL, NULL}},
 #undef F
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
@@ -132,6 +145,136 @@ static int check_public_url(struct config *c, char *err, unsigned errlen)
     return 0;
 }
 
+/* 1 for a loopback host: plain http there never crosses a network. */
+static int loopback(const char *host)
+{
+    return strcmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+           strncmp(host, "127.", 4) == 0;
+}
+
+/* A URL hostflow sends a secret to or loads a script from: https, or http
+ * to a loopback address (tests, a local forward proxy); no query. A
+ * trailing '/' is cut when trim is set. 0 with *u filled, or -1. */
+static int check_service_url(const char *what, const char *v, int trim, struct url *u,
+                             size_t *len, char *err, unsigned errlen)
+{
+    size_t n = strlen(v);
+
+    while (trim && n > 1 && v[n - 1] == '/')
+        n--;
+    if (url_parse(v, n, u) != URL_OK || u->has_query) {
+        snprintf(err, errlen, "%s must be an http(s) URL with no query, got \"%s\"", what, v);
+        return -1;
+    }
+    if (strcmp(u->scheme, "https") != 0 && !loopback(u->host)) {
+        snprintf(err, errlen, "%s must be https (plain http only to a loopback address), "
+                 "got \"%s\"", what, v);
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+/* A Checkout.com key: prefix, then letters, digits, '_' and '-' (it goes
+ * into an HTTP header or the page, so nothing else may). */
+static int key_ok(const char *k, const char *prefix)
+{
+    size_t n = strlen(k);
+
+    if (n < KEY_MIN || n > KEY_MAX || strncmp(k, prefix, strlen(prefix)) != 0)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)k[i]) && k[i] != '_' && k[i] != '-')
+            return 0;
+    return 1;
+}
+
+/* The secret key from its file: one line, surrounding whitespace cut. */
+static int read_secret_file(struct config *c, char *err, unsigned errlen)
+{
+    char buf[KEY_MAX + 64];
+    size_t n, start = 0;
+    FILE *f = fopen(c->checkout_secret_key_file, "r");
+
+    if (!f) {
+        snprintf(err, errlen, "--checkout-secret-key-file: cannot read \"%s\": %s",
+                 c->checkout_secret_key_file, strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
+        buf[--n] = '\0';
+    while (start < n && isspace((unsigned char)buf[start]))
+        start++;
+    c->checkout_secret_owned = strdup(buf + start);
+    token_wipe(buf, sizeof buf);
+    if (!c->checkout_secret_owned) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->checkout_secret_key = c->checkout_secret_owned;
+    return 0;
+}
+
+/* The live processor's settings: both keys or neither, well-formed URLs.
+ * Messages name the setting at fault, never a key's value. */
+static int check_checkout(struct config *c, char *err, unsigned errlen)
+{
+    struct url u;
+    size_t n;
+
+    if (c->checkout_secret_key_file && *c->checkout_secret_key_file) {
+        if (c->checkout_secret_key && *c->checkout_secret_key) {
+            snprintf(err, errlen, "give the Checkout.com secret key once: "
+                     "--checkout-secret-key or --checkout-secret-key-file, not both");
+            return -1;
+        }
+        if (read_secret_file(c, err, errlen) != 0)
+            return -1;
+    }
+    if (c->checkout_secret_key && !*c->checkout_secret_key)
+        c->checkout_secret_key = NULL;
+    if (c->checkout_public_key && !*c->checkout_public_key)
+        c->checkout_public_key = NULL;
+    if (!c->checkout_secret_key != !c->checkout_public_key) {
+        snprintf(err, errlen, "live cards need both Checkout.com keys: %s is missing",
+                 c->checkout_secret_key ? "--checkout-public-key" : "--checkout-secret-key");
+        return -1;
+    }
+    if (c->checkout_secret_key && !key_ok(c->checkout_secret_key, "sk_")) {
+        snprintf(err, errlen, "the Checkout.com secret key must start with sk_ and have "
+                 "%d-%d letters, digits, '_' or '-'", KEY_MIN, KEY_MAX);
+        return -1;
+    }
+    if (c->checkout_public_key && !key_ok(c->checkout_public_key, "pk_")) {
+        snprintf(err, errlen, "--checkout-public-key must start with pk_ and have "
+                 "%d-%d letters, digits, '_' or '-' (never give the secret key here: "
+                 "it would be sent to every browser)", KEY_MIN, KEY_MAX);
+        return -1;
+    }
+    if (check_service_url("--checkout-base-url", c->checkout_base_url, 1, &u, &n, err,
+                          errlen) != 0)
+        return -1;
+    c->checkout_base_url_owned = strndup(c->checkout_base_url, n);
+    if (!c->checkout_base_url_owned) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->checkout_base_url = c->checkout_base_url_owned;
+    if (check_service_url("--checkout-frames-url", c->checkout_frames_url, 0, &u, &n, err,
+                          errlen) != 0)
+        return -1;
+    if (u.port_explicit)
+        snprintf(c->checkout_frames_origin, sizeof c->checkout_frames_origin, "%s://%s:%d",
+                 u.scheme, u.host, u.port);
+    else
+        snprintf(c->checkout_frames_origin, sizeof c->checkout_frames_origin, "%s://%s",
+                 u.scheme, u.host);
+    return 0;
+}
+
 int config_parse_serve(struct config *c, int argc, char **argv, char *err,
                        unsigned errlen)
 {
@@ -151,6 +294,9 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
     c->webhook_timeout_ms = 10000;
     c->webhook_retry_base_ms = 10000;
     c->webhook_retry_for = 3 * 24 * 3600;
+    c->checkout_base_url = CHECKOUT_BASE_URL;
+    c->checkout_frames_url = CHECKOUT_FRAMES_URL;
+    c->checkout_timeout_ms = 10000;
 
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
@@ -179,6 +325,8 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
         }
         if (set(c, i, v, options[i].flag, err, errlen) != 0)
             return -1;
+        if (options[i].field == offsetof(struct config, checkout_secret_key))
+            c->checkout_secret_in_argv = 1;
     }
     if (check_listen("--listen", c->listen, err, errlen) != 0 ||
         check_listen("--admin-listen", c->admin_listen, err, errlen) != 0)
@@ -194,7 +342,9 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
                  "%s.webhook-key", c->db_path);
         c->webhook_key_file = c->default_webhook_key_file;
     }
-    return check_public_url(c, err, errlen);
+    if (check_public_url(c, err, errlen) != 0)
+        return -1;
+    return check_checkout(c, err, errlen);
 }
 
 const char *config_db_path(int *argc, char **argv)
@@ -226,4 +376,11 @@ void config_free(struct config *c)
 {
     free(c->public_url_owned);
     c->public_url_owned = NULL;
+    if (c->checkout_secret_owned) {
+        token_wipe(c->checkout_secret_owned, strlen(c->checkout_secret_owned));
+        free(c->checkout_secret_owned);
+        c->checkout_secret_owned = NULL;
+    }
+    free(c->checkout_base_url_owned);
+    c->checkout_base_url_owned = NULL;
 }

@@ -22,15 +22,27 @@ struct config {
     long long webhook_timeout_ms; /* one delivery attempt */
     long long webhook_retry_base_ms; /* first retry delay, doubling */
     long long webhook_retry_for;  /* seconds an event is retried before it fails */
+    /* the live processor, Checkout.com; no secret key = no live cards */
+    const char *checkout_secret_key;      /* sk_…, for the API; never logged */
+    const char *checkout_secret_key_file; /* a file holding it instead */
+    const char *checkout_public_key;      /* pk_…, handed to Frames in the page */
+    const char *checkout_base_url;        /* API base URL, no trailing '/' */
+    const char *checkout_frames_url;      /* the Frames script the live page loads */
+    long long checkout_timeout_ms;        /* one API exchange, connecting included */
+    int checkout_secret_in_argv;          /* 1: the secret came as a flag (ps shows it) */
+    char checkout_frames_origin[300];     /* scheme://host[:port] of checkout_frames_url */
     char *public_url_owned;    /* heap copy behind public_url */
+    char *checkout_secret_owned;   /* the secret read from its file; wiped by config_free */
+    char *checkout_base_url_owned; /* heap copy behind checkout_base_url */
     char default_public_url[300]; /* "http://<listen>" when not given */
     char default_webhook_key_file[4096]; /* "<db>.webhook-key" when not given */
 };
 
 /* Fill c with defaults, then HOSTFLOW_* variables, then the serve flags in
- * argv[0..argc). Returns 0, or -1 with a one-line reason in err. Strings in
- * c point into argv, the environment or static storage; public_url may be
- * heap memory owned by c (config_free). */
+ * argv[0..argc). Returns 0, or -1 with a one-line reason in err (which
+ * never quotes a secret key). Strings in c point into argv, the
+ * environment or static storage; public_url, checkout_base_url and
+ * checkout_secret_key may be heap memory owned by c (config_free). */
 int config_parse_serve(struct config *c, int argc, char **argv, char *err,
                        unsigned errlen);
 
@@ -38,6 +50,7 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
  * removes the flag and its value from argv. */
 const char *config_db_path(int *argc, char **argv);
 
+/* Free what c owns, wiping a secret key read from a file. */
 void config_free(struct config *c);
 
 #endif

@@ -1,6 +1,10 @@
 /* hosted.c - the contractor's side: landing, single-use redemption, card
  * capture through a processor, cancel, and the redirect back.
  *
+ * Test sessions post the card fields to hostflow's own form; live sessions
+ * never do: the processor's script (Checkout.com Frames) takes the card in
+ * its own field and the form posts the token it makes.
+ *
  * After redemption the browser holds a random secret in an HttpOnly,
  * SameSite=Strict cookie; the session row keeps only its hash. The csrf
  * value of the forms is derived from that secret, so it needs no storage
@@ -28,16 +32,24 @@
 #define CSRF_HEX 32               /* 16 bytes of SHA-256 */
 #define FIELD_MAX 32
 
-/* Headers of every hosted page: not cached, not framed, not leaking the
- * URL (with its token) to the next site, no script at all. */
-static void page(struct http_resp *resp, int status, char *html, const char *form_origin)
-{
-    char csp[512];
+#define UNAVAILABLE "Card payments are not available on this server right now."
 
+/* Headers of every hosted page: not cached, not framed, not leaking the
+ * URL (with its token) to the next site. No script at all, except on the
+ * live card page (script_origin set): our own card.js, and the
+ * processor's script with its frames and requests, from its origin alone. */
+static void page_with(struct http_resp *resp, int status, char *html, const char *form_origin,
+                      const char *script_origin)
+{
+    char csp[2048], scripts[1024] = ""; /* origins are under 300 bytes each */
+
+    if (script_origin)
+        snprintf(scripts, sizeof scripts, "script-src 'self' %s; frame-src %s; connect-src %s; ",
+                 script_origin, script_origin, script_origin);
     snprintf(csp, sizeof csp,
-             "default-src 'none'; style-src 'self'; img-src 'self'; "
+             "default-src 'none'; %sstyle-src 'self'; img-src 'self'; "
              "form-action 'self'%s%s; frame-ancestors 'none'; base-uri 'none'",
-             form_origin ? " " : "", form_origin ? form_origin : "");
+             scripts, form_origin ? " " : "", form_origin ? form_origin : "");
     resp->status = status;
     resp->content_type = "text/html; charset=utf-8";
     resp->body = html;
@@ -48,18 +60,24 @@ static void page(struct http_resp *resp, int status, char *html, const char *for
     http_resp_header(resp, "Content-Security-Policy", csp);
 }
 
+static void page(struct http_resp *resp, int status, char *html, const char *form_origin)
+{
+    page_with(resp, status, html, form_origin, NULL);
+}
+
 static void gone(struct http_resp *resp)
 {
     page(resp, 404, page_gone(), NULL);
 }
 
-static void css(struct http_resp *resp)
+static void asset(struct http_resp *resp, const char *content_type, const char *text)
 {
     resp->status = 200;
-    resp->content_type = "text/css; charset=utf-8";
-    resp->body = strdup(hosted_css);
+    resp->content_type = content_type;
+    resp->body = strdup(text);
     resp->body_len = resp->body ? strlen(resp->body) : 0;
     http_resp_header(resp, "Cache-Control", "public, max-age=3600");
+    http_resp_header(resp, "X-Content-Type-Options", "nosniff");
 }
 
 /* The hash of "live_<token>" / "test_<token>" (the mode is part of what
@@ -171,19 +189,33 @@ static void origin_of(const char *url, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s", (int)n, url);
 }
 
+/* The card page as the session's processor wants it: card fields (test),
+ * the processor's own card field and a token (live), or only the message
+ * and Cancel when no processor serves the session's mode. */
 static void card_page(struct worker *w, struct http_resp *resp, int status,
                       const struct session *s, const char *secret, struct card_page *c)
 {
+    const struct processor *proc = processor_for_mode(s->mode);
     char csrf[CSRF_HEX + 1], origin[HF_URL_MAX + 1];
+    const char *script_origin = NULL;
 
     csrf_for(secret, csrf);
     c->session_id = s->id;
     c->tenant_name = tenant_name(w, s->tenant_id);
     c->csrf = csrf;
     c->test_mode = strcmp(s->mode, "test") == 0;
+    if (!proc) {
+        c->unavailable = 1;
+        if (!c->decline)
+            c->decline = UNAVAILABLE;
+    } else if (proc->browser) {
+        c->script_url = proc->browser->script_url;
+        c->public_key = proc->browser->public_key;
+        script_origin = proc->browser->script_origin;
+    }
     origin_of(s->return_url, origin, sizeof origin);
     /* the forms redirect to return_url: form-action must allow its origin */
-    page(resp, status, page_card(c), origin);
+    page_with(resp, status, page_card(c), origin, script_origin);
     token_wipe(csrf, sizeof csrf);
 }
 
@@ -322,15 +354,38 @@ static int read_card(const struct http_req *req, struct card *card, struct card_
     return bad ? -1 : 0;
 }
 
+/* The token the processor's script put into the form; the message for
+ * the page goes to c. 0 when it looks like one. */
+static int read_token(const struct http_req *req, char token[HF_CARD_TOKEN_MAX + 1],
+                      struct card_page *c)
+{
+    int got = http_form_field(req, "token", token, HF_CARD_TOKEN_MAX + 1);
+    size_t n = got == 0 ? strlen(token) : 0;
+
+    if (got == -1 || (got == 0 && n == 0)) {
+        c->error_number = "Enter your card in the card field, then save.";
+        return -1;
+    }
+    if (got != 0 || n < 8 || strncmp(token, "tok_", 4) != 0 ||
+        strspn(token, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") != n) {
+        c->error_number = "The card details could not be read. Please enter your card again.";
+        return -1;
+    }
+    return 0;
+}
+
 static void complete(struct worker *w, const struct http_req *req, struct http_resp *resp,
                      const char *id)
 {
     char secret[HF_TOKEN_CHARS + 1], month[FIELD_MAX], year[FIELD_MAX];
+    char token[HF_CARD_TOKEN_MAX + 1] = "";
+    struct card_source src = {NULL, NULL};
     struct card_page c = {0};
     struct processor_result result;
     const struct processor *proc;
     struct session s, after;
-    struct card card;
+    struct card card = {0};
+    int rc;
 
     if (browser_session(w, req, id, &s, secret) != 0) {
         gone(resp);
@@ -340,21 +395,34 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         page(resp, 403, page_forbidden(), NULL);
         goto out;
     }
-    if (read_card(req, &card, &c, month, year) != 0) {
-        c.exp_month = month;
-        c.exp_year = year;
-        card_page(w, resp, 422, &s, secret, &c);
-        goto out;
-    }
     proc = processor_for_mode(s.mode);
     if (!proc) {
-        c.decline = "Card payments are not available on this server right now.";
+        /* nothing is read: a live card must not reach a server that cannot use it */
         card_page(w, resp, 503, &s, secret, &c);
         goto out;
     }
-    if (proc->save_card(&card, &result) != 0) {
-        c.decline = "The card could not be saved right now. Please try again.";
-        card_page(w, resp, 502, &s, secret, &c);
+    if (proc->browser) {
+        if (read_token(req, token, &c) != 0) {
+            card_page(w, resp, 422, &s, secret, &c);
+            goto out;
+        }
+        src.token = token;
+    } else {
+        if (read_card(req, &card, &c, month, year) != 0) {
+            c.exp_month = month;
+            c.exp_year = year;
+            card_page(w, resp, 422, &s, secret, &c);
+            goto out;
+        }
+        src.card = &card;
+    }
+    rc = proc->save_card(&src, &result);
+    if (rc != 0) {
+        /* the processor logged why; the session stays pending */
+        log_msg(HF_LOG_WARN, "hosted: session %s card not saved: processor %s failed",
+                s.id, proc->name);
+        c.decline = "The card could not be saved right now. Please try again in a moment.";
+        card_page(w, resp, rc == HF_EUNAVAILABLE ? 503 : 502, &s, secret, &c);
         goto out;
     }
     if (!result.approved) {
@@ -373,6 +441,7 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
     back_to_tenant(resp, &after);
 out:
     token_wipe(&card, sizeof card);
+    token_wipe(token, sizeof token);
     token_wipe(secret, sizeof secret);
 }
 
@@ -407,7 +476,7 @@ static void show_card_page(struct worker *w, const struct http_req *req,
     if (browser_session(w, req, id, &s, secret) != 0)
         gone(resp);
     else
-        card_page(w, resp, 200, &s, secret, &c);
+        card_page(w, resp, processor_for_mode(s.mode) ? 200 : 503, &s, secret, &c);
     token_wipe(secret, sizeof secret);
 }
 
@@ -424,7 +493,9 @@ void hosted_handle(struct worker *w, const struct http_req *req, struct http_res
     const char *path = req->path;
 
     if (strcmp(path, HF_HOSTED_CSS_PATH) == 0 && is(req, "GET")) {
-        css(resp);
+        asset(resp, "text/css; charset=utf-8", hosted_css);
+    } else if (strcmp(path, HF_HOSTED_CARD_JS_PATH) == 0 && is(req, "GET")) {
+        asset(resp, "text/javascript; charset=utf-8", hosted_card_js);
     } else if (strncmp(path, SETUP_PREFIX, strlen(SETUP_PREFIX)) == 0 &&
                (is(req, "GET") || is(req, "POST"))) {
         unsigned char hash[HF_HASH_BYTES];

@@ -28,7 +28,52 @@ const char hosted_css[] =
     "border:1px solid #b8c0cc}"
     ".error{color:#b42318;margin:.25rem 0 0}"
     ".notice{background:#fdecea;border-radius:8px;padding:.6rem .75rem;color:#b42318}"
-    ".fine{color:#6b7385;font-size:.85rem;margin-top:1.25rem}";
+    ".fine{color:#6b7385;font-size:.85rem;margin-top:1.25rem}"
+    ".label{font-weight:600;margin:.75rem 0 .25rem}"
+    ".card-frame{min-height:2.9rem;padding:.3rem .5rem;border:1px solid #b8c0cc;"
+    "border-radius:8px}"
+    "button:disabled{opacity:.55;cursor:default}";
+
+const char hosted_card_js[] =
+    "(function () {\n"
+    "  'use strict';\n"
+    "  var form = document.getElementById('card-form');\n"
+    "  var token = document.getElementById('token');\n"
+    "  var save = document.getElementById('save');\n"
+    "  var problem = document.getElementById('card-error');\n"
+    "  if (!form || !token || !save || !problem) return;\n"
+    "  function say(text) { problem.textContent = text; problem.hidden = false; }\n"
+    "  var Frames = window.Frames;\n"
+    "  if (!Frames || typeof Frames.init !== 'function') {\n"
+    "    say('The card field could not be loaded. Reload the page to try again.');\n"
+    "    return;\n"
+    "  }\n"
+    "  Frames.init({ publicKey: form.getAttribute('data-public-key') });\n"
+    "  Frames.addEventHandler(Frames.Events.CARD_VALIDATION_CHANGED, function () {\n"
+    "    save.disabled = !Frames.isCardValid();\n"
+    "  });\n"
+    "  Frames.addEventHandler(Frames.Events.CARD_TOKENIZED, function (event) {\n"
+    "    token.value = event.token;\n"
+    "    form.submit();\n"
+    "  });\n"
+    "  Frames.addEventHandler(Frames.Events.CARD_TOKENIZATION_FAILED, function () {\n"
+    "    say('Your card could not be checked. Please try again.');\n"
+    "    Frames.enableSubmitForm();\n"
+    "    save.disabled = !Frames.isCardValid();\n"
+    "  });\n"
+    "  form.addEventListener('submit', function (event) {\n"
+    "    if (token.value) return;\n"
+    "    event.preventDefault();\n"
+    "    if (!Frames.isCardValid()) {\n"
+    "      say('Enter the card number, expiry date and security code.');\n"
+    "      return;\n"
+    "    }\n"
+    "    problem.hidden = true;\n"
+    "    save.disabled = true;\n"
+    "    /* a failure arrives as CARD_TOKENIZATION_FAILED */\n"
+    "    Promise.resolve(Frames.submitCard()).catch(function () {});\n"
+    "  });\n"
+    "})();\n";
 
 struct buf {
     char *data;
@@ -125,6 +170,44 @@ char *page_landing(const char *tenant_name, const char *action, int test_mode)
     return finish(&b);
 }
 
+/* The cancel form, on every card page. */
+static void cancel_form(struct buf *b, const struct card_page *c)
+{
+    put(b, "<form id=\"cancel-form\" method=\"post\" action=\"/payment/sessions/");
+    put_escaped(b, c->session_id);
+    put(b, "/cancel\"><input type=\"hidden\" name=\"csrf\" value=\"");
+    put_escaped(b, c->csrf);
+    put(b, "\"><button type=\"submit\" id=\"cancel\" class=\"secondary\">Cancel</button>"
+           "</form>");
+}
+
+/* Live mode: the processor's script puts its card field into .card-frame
+ * and hands back a token, which the form posts with the csrf value. */
+static void token_form(struct buf *b, const struct card_page *c)
+{
+    put(b, "<form id=\"card-form\" method=\"post\" action=\"/payment/sessions/");
+    put_escaped(b, c->session_id);
+    put(b, "/complete\" data-public-key=\"");
+    put_escaped(b, c->public_key);
+    put(b, "\"><p class=\"label\" id=\"card-label\">Card</p>"
+           "<div class=\"card-frame\" aria-labelledby=\"card-label\"></div>");
+    error_line(b, "error-number", c->error_number);
+    put(b, "<p class=\"error\" role=\"alert\" id=\"card-error\" hidden></p>"
+           "<noscript><p class=\"error notice\">This page needs JavaScript: the card is "
+           "typed into a secure field of our payment processor.</p></noscript>"
+           "<input type=\"hidden\" name=\"token\" id=\"token\" value=\"\">"
+           "<input type=\"hidden\" name=\"csrf\" value=\"");
+    put_escaped(b, c->csrf);
+    put(b, "\"><button type=\"submit\" id=\"save\" disabled>Save card</button></form>");
+    cancel_form(b, c);
+    put(b, "<p class=\"fine\">The card is typed into a field of Checkout.com, the payment "
+           "processor; the full number never reaches ");
+    put_escaped(b, c->tenant_name);
+    put(b, ".</p><script src=\"");
+    put_escaped(b, c->script_url);
+    put(b, "\"></script><script src=\"" HF_HOSTED_CARD_JS_PATH "\"></script>");
+}
+
 char *page_card(const struct card_page *c)
 {
     struct buf b = {0};
@@ -137,6 +220,14 @@ char *page_card(const struct card_page *c)
         put(&b, "<p class=\"error notice\" role=\"alert\" id=\"decline\">");
         put_escaped(&b, c->decline);
         put(&b, "</p>");
+    }
+    if (c->unavailable) {
+        cancel_form(&b, c);
+        return finish(&b);
+    }
+    if (c->script_url) {
+        token_form(&b, c);
+        return finish(&b);
     }
     put(&b, "<form id=\"card-form\" method=\"post\" action=\"/payment/sessions/");
     put_escaped(&b, c->session_id);
@@ -161,13 +252,8 @@ char *page_card(const struct card_page *c)
     error_line(&b, "error-cvc", c->error_cvc);
     put(&b, "<input type=\"hidden\" name=\"csrf\" value=\"");
     put_escaped(&b, c->csrf);
-    put(&b, "\"><button type=\"submit\" id=\"save\">Save card</button></form>"
-            "<form id=\"cancel-form\" method=\"post\" action=\"/payment/sessions/");
-    put_escaped(&b, c->session_id);
-    put(&b, "/cancel\"><input type=\"hidden\" name=\"csrf\" value=\"");
-    put_escaped(&b, c->csrf);
-    put(&b, "\"><button type=\"submit\" id=\"cancel\" class=\"secondary\">Cancel</button>"
-            "</form>");
+    put(&b, "\"><button type=\"submit\" id=\"save\">Save card</button></form>");
+    cancel_form(&b, c);
     return finish(&b);
 }
 

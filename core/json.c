@@ -118,6 +118,24 @@ int json_member_string(const json_t *obj, const char *key, const char **out)
     return 0;
 }
 
+int json_member_array_string(const json_t *obj, const char *key, size_t i,
+                             const char **out)
+{
+    json_t *a = json_object_get(obj, key), *v;
+
+    if (!a || json_is_null(a))
+        return HF_ENOTFOUND;
+    if (!json_is_array(a))
+        return HF_EINVAL;
+    if (i >= json_array_size(a))
+        return HF_ENOTFOUND;
+    v = json_array_get(a, i);
+    if (!json_is_string(v))
+        return HF_EINVAL;
+    *out = json_string_value(v);
+    return 0;
+}
+
 json_t *json_new_object(void)
 {
     return must(json_object());

@@ -24,6 +24,13 @@ void json_free(struct json_t *v);
 int json_member_string(const struct json_t *obj, const char *key,
                        const char **out);
 
+/* String element i of array member key of obj: 0 and *out (borrowed from
+ * obj, valid until json_free); HF_ENOTFOUND when key is absent or the
+ * array shorter; HF_EINVAL when it is not an array or the element not a
+ * string. */
+int json_member_array_string(const struct json_t *obj, const char *key, size_t i,
+                             const char **out);
+
 /* Builders. They never fail short of memory exhaustion (then they abort).
  * A NULL string value is encoded as null. json_put and json_push take
  * ownership of child. */

@@ -30,6 +30,8 @@ static const struct {
     {"whsec_", 6, 1},   /* webhook signing secrets */
     {"live_", 5, 20},   /* a token pasted at any other path; "test_mode" is none */
     {"test_", 5, 20},
+    {"sk_", 3, 20},     /* a Checkout.com secret key (sk_…, sk_sbox_…) */
+    {"tok_", 4, 20},    /* a Checkout.com card token from Frames */
 };
 
 void log_setup(int json, enum log_level level)

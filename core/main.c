@@ -6,17 +6,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <curl/curl.h>
 
 #include "admin.h"
 #include "cli.h"
 #include "config.h"
 #include "expiry.h"
 #include "http.h"
+#include "httpc.h"
 #include "log.h"
 #include "policy.h"
 #include "policy_store.h"
 #include "policy_watch.h"
+#include "processor.h"
 #include "ratelimit.h"
 #include "store.h"
 #include "token.h"
@@ -51,7 +52,9 @@ static const char serve_usage[] =
     "                      [--log-format json|text] [--synchronous normal|full]\n"
     "                      [--webhook-key-file FILE] [--webhook-timeout-ms MS]\n"
     "                      [--webhook-retry-base-ms MS] [--webhook-retry-for SECONDS]\n"
-    "                      [--db PATH]\n"
+    "                      [--checkout-public-key pk_…] [--checkout-secret-key-file FILE]\n"
+    "                      [--checkout-base-url URL] [--checkout-frames-url URL]\n"
+    "                      [--checkout-timeout-ms MS] [--db PATH]\n"
     "\n"
     "  --listen        public API listener (default 127.0.0.1:8080); plain HTTP,\n"
     "                  terminate TLS in front of hostflow\n"
@@ -92,6 +95,23 @@ static const char serve_usage[] =
     "  --webhook-retry-for\n"
     "                  seconds after its event a delivery is given up as failed\n"
     "                  (default 259200, three days)\n"
+    "\n"
+    "Live cards (Checkout.com; without both keys live card pages answer 503):\n"
+    "  --checkout-secret-key-file\n"
+    "                  file holding the secret key (sk_…); or set\n"
+    "                  HOSTFLOW_CHECKOUT_SECRET_KEY. --checkout-secret-key also\n"
+    "                  works but shows the key to anyone running ps\n"
+    "  --checkout-public-key\n"
+    "                  public key (pk_…), handed to Frames in the card page\n"
+    "  --checkout-base-url\n"
+    "                  API base (default https://api.checkout.com; sandbox\n"
+    "                  https://api.sandbox.checkout.com, or your account's\n"
+    "                  https://{prefix}.api[.sandbox].checkout.com)\n"
+    "  --checkout-frames-url\n"
+    "                  the Frames script (default\n"
+    "                  https://cdn.checkout.com/js/framesv2.min.js)\n"
+    "  --checkout-timeout-ms\n"
+    "                  one API exchange, connecting included (default 10000)\n"
     "\n"
     "Every flag can also be set as HOSTFLOW_<FLAG> (e.g. HOSTFLOW_LISTEN).\n"
     "HOSTFLOW_ADMIN_TOKEN, when set, is required as a bearer token on the\n"
@@ -159,9 +179,20 @@ static int serve(int argc, char **argv)
         }
     if (config_parse_serve(&cfg, argc, argv, err, sizeof err) != 0) {
         fprintf(stderr, "hostflow: %s\n", err);
+        config_free(&cfg);
         return 2;
     }
     log_setup(cfg.log_json, HF_LOG_INFO);
+    if (cfg.checkout_secret_in_argv)
+        log_msg(HF_LOG_WARN, "the Checkout.com secret key was given as a flag, which ps "
+                "shows to every user: prefer --checkout-secret-key-file or "
+                "HOSTFLOW_CHECKOUT_SECRET_KEY");
+    /* libcurl's global set-up is not thread-safe: before any thread */
+    if (httpc_global_init() != 0) {
+        log_msg(HF_LOG_ERROR, "cannot initialise libcurl");
+        config_free(&cfg);
+        return 1;
+    }
     store_set_synchronous_full(cfg.sync_full);
     /* block before any thread exists so that only sigwait sees them */
     sigemptyset(&signals);
@@ -173,6 +204,16 @@ static int serve(int argc, char **argv)
 
     if (preflight(&cfg) != 0)
         goto out;
+    if (processor_setup(&cfg, err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        goto out;
+    }
+    if (processor_for_mode("live"))
+        log_msg(HF_LOG_INFO, "live cards: Checkout.com at %s, Frames from %s (timeout %lld ms)",
+                cfg.checkout_base_url, cfg.checkout_frames_url, cfg.checkout_timeout_ms);
+    else
+        log_msg(HF_LOG_INFO, "live cards: off (no Checkout.com keys); live card pages "
+                "answer 503");
     if (cfg.policy_from_store
             ? policy_store_open(cfg.db_path, &policy_store, &engine, err, sizeof err) != 0
             : policy_engine_new(cfg.policy_file, cfg.policy_dir, &engine, err, sizeof err) != 0) {
@@ -257,6 +298,8 @@ out:
     ratelimit_free(limits.redeem_by_ip);
     policy_engine_free(engine);
     policy_store_free(policy_store); /* the engine's source: after the engine */
+    processor_teardown(); /* after the workers: wipes the secret key */
+    httpc_global_cleanup();
     if (rc == 0)
         log_msg(HF_LOG_INFO, "stopped");
     config_free(&cfg);
@@ -280,11 +323,6 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("hostflow %s\n", HF_VERSION);
         return 0;
-    }
-    /* before any thread: libcurl's global state is not thread-safe to set up */
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        fputs("hostflow: cannot initialise libcurl\n", stderr);
-        return 1;
     }
     if (strcmp(cmd, "serve") == 0)
         return serve(argc - 2, argv + 2);

@@ -11,8 +11,10 @@
 static const char card_ok[] = "4242424242424242";
 static const char card_declined[] = "4000000000000002";
 
-static int save_card(const struct card *card, struct processor_result *out)
+static int save_card(const struct card_source *src, struct processor_result *out)
 {
+    const struct card *card = src->card;
+
     memset(out, 0, sizeof *out);
     if (strcmp(card->number, card_ok) == 0) {
         char id[32];
@@ -31,4 +33,4 @@ static int save_card(const struct card *card, struct processor_result *out)
     return 0;
 }
 
-const struct processor processor_test = {"test", save_card};
+const struct processor processor_test = {"test", NULL, save_card};

@@ -80,6 +80,19 @@ int main(void)
     CHECK("missing member", json_member_string(v, "q", &str) == HF_ENOTFOUND);
     json_free(v);
 
+    s = "{\"error_codes\":[\"token_invalid\",7],\"n\":{},\"e\":[]}";
+    CHECK("array member parse", json_parse_body(s, strlen(s), &v, err, sizeof err) == 0);
+    CHECK("array element found", json_member_array_string(v, "error_codes", 0, &str) == 0 &&
+                                     strcmp(str, "token_invalid") == 0);
+    CHECK("array element of the wrong type",
+          json_member_array_string(v, "error_codes", 1, &str) == HF_EINVAL);
+    CHECK("past the array's end", json_member_array_string(v, "error_codes", 2, &str) ==
+                                      HF_ENOTFOUND);
+    CHECK("empty array", json_member_array_string(v, "e", 0, &str) == HF_ENOTFOUND);
+    CHECK("member not an array", json_member_array_string(v, "n", 0, &str) == HF_EINVAL);
+    CHECK("missing array", json_member_array_string(v, "q", 0, &str) == HF_ENOTFOUND);
+    json_free(v);
+
     o = json_new_object();
     json_put_string(o, "s", "a\"b\\c</script>\n");
     json_put_string(o, "n", NULL);

@@ -36,6 +36,12 @@ int main(void)
                                                    "GET /test_[redacted]"));
     CHECK("words that merely start like a token", redacts("test_mode live_reload",
                                                           "test_mode live_reload"));
+    CHECK("Checkout.com secret key", redacts("key=sk_sbox_m73dzbpy7cnbojxwqw7kmbimyim end",
+                                             "key=sk_[redacted] end"));
+    CHECK("Checkout.com card token", redacts("token tok_4gzeau5o2uqubbk6fufs3m7p54.",
+                                             "token tok_[redacted]"));
+    CHECK("short words ending in sk_ or tok_ kept", redacts("disk_usage stok_x",
+                                                            "disk_usage stok_x"));
     CHECK("plain text untouched", redacts("GET /api/v1/payment/sessions 201", "GET /api/v1/payment/sessions 201"));
     CHECK("marker with nothing after it", redacts("/payment/setup/", "/payment/setup/"));
     CHECK("newlines cannot forge a line", redacts("GET /a\n2026 error FORGED\r\x7f",

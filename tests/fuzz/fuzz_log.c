@@ -4,10 +4,11 @@
  * into exact-size heap buffers from 1 byte up to one that can never
  * truncate. Each output must be NUL-terminated inside its buffer (ASan
  * catches a write past it) and must not contain a secret: a hosted-flow
- * token path "/payment/setup/live_" or ".../test_" or a key marker
- * "hf_live_"/"hf_test_" followed by 20 or more base64url characters, nor
- * a raw control byte. outlen 0 must write nothing. The untruncated output
- * must start with every truncated one (truncation only cuts). */
+ * token path "/payment/setup/live_" or ".../test_", a key marker
+ * "hf_live_"/"hf_test_" or a Checkout.com "sk_"/"tok_" followed by 20 or
+ * more base64url characters, nor a raw control byte. outlen 0 must write
+ * nothing. The untruncated output must start with every truncated one
+ * (truncation only cuts). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define SECRET_RUN 20
 
 static const char *const markers[] = {
-    "/payment/setup/live_", "/payment/setup/test_", "hf_live_", "hf_test_",
+    "/payment/setup/live_", "/payment/setup/test_", "hf_live_", "hf_test_", "sk_", "tok_",
 };
 
 static int b64url(char c)

@@ -2,6 +2,7 @@
 -- single-use redemption (also raced), the card page and its csrf, card
 -- validation, the test processor's decline and success, both cancels, the
 -- redirect back, expiry, live mode without a processor, the stylesheet.
+-- The live processor itself: checkout_spec.lua.
 local h = require("helpers.server")
 local hf = require("helpers.hosted")
 local socket = require("socket")
@@ -333,18 +334,29 @@ describe("hosted flow (SPEC §4)", function()
         "&status=completed", r2.headers["location"])
     end)
 
-  it("12. a live-mode session has no processor: 503 with a decline message, stays pending",
+  it("12. without Checkout.com keys a live session's card page answers 503 with a message "
+    .. "and no card form; complete reads nothing and answers 503; cancel still works",
     function()
-      local f = open(nil, t.key.secret)
+      local f = hf.open(srv, t, t.key.secret, { return_url = RETURN_URL }, 503)
       assert.matches("/payment/setup/live_", f.path)
+      assert_page_headers(f.card)
+      local msg = f.card.body:match('<p[^>]-id="decline"[^>]*>(.-)</p>')
+      assert.is_string(msg, "no message: " .. f.card.body)
+      assert.is_true(#msg > 0)
+      -- no field invites a live card number to a server that cannot use it
+      assert.is_nil(f.card.body:find('id="card-form"', 1, true), f.card.body)
+      assert.is_nil(f.card.body:find('name="card_number"', 1, true))
+      assert.is_nil(f.card.body:find("<script", 1, true))
       local r = hf.complete(srv, f, hf.good_card())
       assert.are.equal(503, r.status, r.body)
       assert_page_headers(r)
-      local msg = r.body:match('<p[^>]-id="decline"[^>]*>(.-)</p>')
-      assert.is_string(msg, "no decline message: " .. r.body)
-      assert.is_true(#msg > 0)
+      assert.is_string(r.body:match('<p[^>]-id="decline"[^>]*>(.-)</p>'))
       assert.is_nil(r.body:find("4242424242424242", 1, true))
       assert.are.equal("pending", status_of(srv, t.key.secret, f.session.id))
+      local c = hf.cancel(srv, f)
+      assert.are.equal(303, c.status, c.body)
+      assert.are.equal(RETURN_URL .. "&hps_id=" .. f.session.id .. "&status=cancelled",
+        c.headers["location"])
     end)
 
   it("13. the stylesheet is served as text/css", function()
