@@ -1,6 +1,6 @@
-/* httpc.h - outgoing HTTP requests, one at a time per caller (the live
- * processor), and libcurl's process-wide set-up. webhook.c drives many
- * requests at once through libcurl's multi interface itself.
+/* httpc.h - outgoing HTTP requests: the only user of libcurl. One
+ * exchange at a time per caller (httpc_send, for the live processor) or
+ * many at once from one thread (struct httpc_batch, for webhooks).
  *
  * One bounded exchange per call: connect and total timeouts, certificate
  * and host name verification on, http and https only, no redirect
@@ -21,6 +21,8 @@ struct httpc_request {
     long connect_timeout_ms;      /* name lookup, TCP and TLS set-up */
     long timeout_ms;              /* the whole exchange */
     size_t max_body;              /* a longer response body is an error */
+    int refuse_internal;          /* never connect to an internal address (netaddr.h)
+                                   * unless url names it literally; no proxy */
 };
 
 struct httpc_response {
@@ -48,5 +50,35 @@ int httpc_send(const struct httpc_request *req, struct httpc_response *out, char
 
 /* Free a response's body; NULL is fine. */
 void httpc_response_free(struct httpc_response *r);
+
+/* ---- many requests from one thread ----
+ * A batch keeps requests in flight together; one thread adds them and
+ * collects what finished. Response bodies are read (up to max_body) and
+ * dropped: a batch answers with the status only. */
+struct httpc_batch;
+
+struct httpc_result {
+    void *tag;                    /* as given to httpc_batch_add */
+    long status;                  /* the HTTP status when rc is 0 */
+    int rc;                       /* 0, HF_EUNAVAILABLE or HF_EUPSTREAM as for httpc_send */
+    char error[160];              /* when rc is not 0: what went wrong */
+};
+
+int httpc_batch_new(struct httpc_batch **out);
+/* Start req (url, headers and body are copied). 0, or HF_EUPSTREAM with
+ * err when it cannot even be set up. */
+int httpc_batch_add(struct httpc_batch *b, const struct httpc_request *req, void *tag,
+                    char *err, size_t errlen);
+/* Move the requests on, waiting up to wait_ms for something to happen
+ * (httpc_batch_wake ends the wait early); up to max finished ones go to
+ * out, their count to *n. */
+void httpc_batch_run(struct httpc_batch *b, int wait_ms, struct httpc_result *out,
+                     size_t max, size_t *n);
+size_t httpc_batch_in_flight(const struct httpc_batch *b);
+/* From any thread: end the current or next wait of httpc_batch_run. */
+void httpc_batch_wake(struct httpc_batch *b);
+/* Abandon what is still in flight, tags into abandoned (up to max, count
+ * in *n; either may be NULL), and free. NULL is fine. */
+void httpc_batch_free(struct httpc_batch *b, void **abandoned, size_t max, size_t *n);
 
 #endif

@@ -215,8 +215,10 @@ static int save_card(const struct card_source *src, struct processor_result *out
     json_put_string(o, "token", src->token);
     body = json_encode(o);
     json_free(o); /* jansson frees its copy of the token without wiping it */
-    req = (struct httpc_request){"POST", cko.instruments_url, headers, body, strlen(body),
-                                 cko.connect_timeout_ms, cko.timeout_ms, BODY_MAX};
+    req = (struct httpc_request){.method = "POST", .url = cko.instruments_url,
+                                 .headers = headers, .body = body, .body_len = strlen(body),
+                                 .connect_timeout_ms = cko.connect_timeout_ms,
+                                 .timeout_ms = cko.timeout_ms, .max_body = BODY_MAX};
     rc = httpc_send(&req, &r, err, sizeof err);
     token_wipe(body, strlen(body));
     free(body);

@@ -2,22 +2,18 @@
 #define _POSIX_C_SOURCE 200809L
 #include "webhook.h"
 
-#include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "log.h"
 #include "metrics.h"
-#include "netaddr.h"
+#include "httpc.h"
 #include "session_json.h"
 #include "store.h"
-#include "url.h"
-#include "version.h"
 #include "webhook_secret.h"
 
 
@@ -27,30 +23,23 @@
 #define STOP_GRACE_MS 5000        /* in-flight requests may finish this long */
 #define BACKOFF_MAX_MS (3600LL * 1000)
 
+/* One delivery in flight: what the attempt's record needs. */
 struct transfer {
-    CURL *easy;
-    struct curl_slist *headers;
-    char *body;
     char event_id[HF_ID_MAX];
     char endpoint_id[HF_ID_MAX];
     long long event_created;
     int attempts;                 /* made before this one */
     long long started_ms;
-    int allow_internal;           /* the URL itself names an internal address */
-    int refused_internal;         /* a connection to one was refused */
-    size_t received;
-    char error[CURL_ERROR_SIZE];
 };
 
 struct webhook_sender {
     struct webhook_options o;
     struct store *store;
-    CURLM *multi;
+    struct httpc_batch *batch;
     pthread_t thread;
     atomic_int stopping;
-    struct transfer *flight[HF_WEBHOOK_IN_FLIGHT];
-    size_t n_flight;
     struct webhook_delivery claimed[HF_WEBHOOK_IN_FLIGHT];
+    struct httpc_result done[HF_WEBHOOK_IN_FLIGHT];
 };
 
 static long long now_ms(void)
@@ -80,109 +69,50 @@ static long long jittered(long long d)
     return d / 2 + (long long)(r % (unsigned int)(d / 2 + 1));
 }
 
-/* Every connection goes through here: an internal address is refused
- * unless the URL named it literally (and so the policy approved it). A
- * public name that resolves to an internal address is refused too. */
-static curl_socket_t open_socket(void *clientp, curlsocktype purpose,
-                                 struct curl_sockaddr *addr)
-{
-    struct transfer *t = clientp;
-
-    (void)purpose;
-    if (!t->allow_internal && netaddr_is_internal(&addr->addr)) {
-        t->refused_internal = 1;
-        return CURL_SOCKET_BAD;
-    }
-    return socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
-}
-
-/* Response bodies are not kept; reading stops at RESPONSE_MAX. */
-static size_t discard(char *data, size_t size, size_t n, void *clientp)
-{
-    struct transfer *t = clientp;
-
-    (void)data;
-    t->received += size * n;
-    return t->received > RESPONSE_MAX ? 0 : size * n;
-}
-
-static void transfer_free(struct transfer *t)
-{
-    if (!t)
-        return;
-    if (t->easy)
-        curl_easy_cleanup(t->easy);
-    curl_slist_free_all(t->headers);
-    free(t->body);
-    free(t);
-}
-
-/* Sign and queue one claimed delivery; NULL when it cannot even be built
- * (then it is recorded as a failed attempt by the caller). */
-static struct transfer *transfer_new(struct webhook_sender *s, const struct webhook_delivery *d,
-                                     const char **why)
+/* Sign d and add it to the batch; NULL with why when it cannot even be
+ * sent (then the caller records a failed attempt). */
+static struct transfer *send_one(struct webhook_sender *s, const struct webhook_delivery *d,
+                                 char *why, size_t whylen)
 {
     char secret[HF_WEBHOOK_SECRET_CHARS + 1], sig[HF_SIGNATURE_MAX];
     char header[32 + HF_SIGNATURE_MAX];
+    const char *headers[] = {"Content-Type: application/json", header, "Expect:", NULL};
     struct transfer *t = calloc(1, sizeof *t);
-    struct url u;
-    size_t len;
+    struct httpc_request req = {
+        .method = "POST", .url = d->endpoint.url, .headers = headers,
+        .timeout_ms = (long)s->o.timeout_ms, .max_body = RESPONSE_MAX, .refuse_internal = 1,
+        .connect_timeout_ms = (long)(s->o.timeout_ms < 5000 ? s->o.timeout_ms : 5000)};
+    char *body;
 
-    *why = "out of memory";
+    snprintf(why, whylen, "out of memory");
     if (!t)
         return NULL;
     snprintf(t->event_id, sizeof t->event_id, "%s", d->event_id);
     snprintf(t->endpoint_id, sizeof t->endpoint_id, "%s", d->endpoint.id);
     t->event_created = d->event_created;
     t->attempts = d->attempts;
-    if (url_parse(d->endpoint.url, strlen(d->endpoint.url), &u) != URL_OK) {
-        *why = "the endpoint URL no longer parses";
-        goto fail;
-    }
-    t->allow_internal = netaddr_host_is_internal(u.host);
     if (webhook_secret_open(s->o.key, &d->endpoint, secret) != 0) {
-        *why = "the endpoint secret cannot be unsealed with this server's key file";
-        goto fail;
+        snprintf(why, whylen, "the endpoint secret cannot be unsealed with this server's "
+                 "key file");
+        free(t);
+        return NULL;
     }
-    t->body = session_event_body(d->event_id, d->event_type, d->event_created, &d->session);
-    if (!t->body) {
-        token_wipe(secret, sizeof secret);
-        goto fail;
+    body = session_event_body(d->event_id, d->event_type, d->event_created, &d->session);
+    if (body) {
+        t->started_ms = now_ms();
+        webhook_sign(secret, t->started_ms / 1000, body, strlen(body), sig);
+        snprintf(header, sizeof header, "Ten99Policy-Signature: %s", sig);
+        req.body = body;
+        req.body_len = strlen(body);
     }
-    len = strlen(t->body);
-    t->started_ms = now_ms();
-    webhook_sign(secret, t->started_ms / 1000, t->body, len, sig);
     token_wipe(secret, sizeof secret);
-    snprintf(header, sizeof header, "Ten99Policy-Signature: %s", sig);
-    t->headers = curl_slist_append(NULL, "Content-Type: application/json");
-    t->headers = curl_slist_append(t->headers, header);
-    t->headers = curl_slist_append(t->headers, "User-Agent: hostflow/" HF_VERSION);
-    t->headers = curl_slist_append(t->headers, "Expect:");
-    if (!t->headers || !(t->easy = curl_easy_init()))
-        goto fail;
-    curl_easy_setopt(t->easy, CURLOPT_URL, d->endpoint.url);
-    curl_easy_setopt(t->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(t->easy, CURLOPT_PROXY, "");   /* never an environment proxy */
-    curl_easy_setopt(t->easy, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)s->o.timeout_ms);
-    curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(s->o.timeout_ms < 5000 ? s->o.timeout_ms : 5000));
-    curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDS, t->body);
-    curl_easy_setopt(t->easy, CURLOPT_POSTFIELDSIZE, (long)len);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, t);
-    curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETDATA, t);
-    curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->error);
-    curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
-    if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK)
-        goto fail;
+    if (!body || httpc_batch_add(s->batch, &req, t, why, whylen) != 0) {
+        free(body);
+        free(t);
+        return NULL;
+    }
+    free(body); /* the batch sends its own copy */
     return t;
-fail:
-    transfer_free(t);
-    return NULL;
 }
 
 /* Write down how an attempt went and when (if ever) to try again. */
@@ -224,29 +154,26 @@ static void record(struct webhook_sender *s, const char *event_id, const char *e
                 "re-queues it)" : "");
 }
 
-static void finish(struct webhook_sender *s, struct transfer *t, CURLcode result)
+static void finish(struct webhook_sender *s, const struct httpc_result *r)
 {
-    long code = 0;
-    char why[CURL_ERROR_SIZE + 32];
+    struct transfer *t = r->tag;
+    char why[sizeof r->error + 16];
     const char *error = NULL;
 
-    curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
-    if (t->refused_internal) {
-        error = "refused: the host resolves to an internal address";
-    } else if (result != CURLE_OK) {
-        snprintf(why, sizeof why, "%s", t->error[0] ? t->error : curl_easy_strerror(result));
-        error = why;
-    } else if (code < 200 || code > 299) {
-        snprintf(why, sizeof why, "HTTP %ld", code);
+    if (r->rc != 0) {
+        error = r->error;
+    } else if (r->status < 200 || r->status > 299) {
+        snprintf(why, sizeof why, "HTTP %ld", r->status);
         error = why;
     }
-    record(s, t->event_id, t->endpoint_id, t->event_created, t->attempts, (int)code, error,
-           now_ms() - t->started_ms);
+    record(s, t->event_id, t->endpoint_id, t->event_created, t->attempts,
+           r->rc == 0 ? (int)r->status : 0, error, now_ms() - t->started_ms);
+    free(t);
 }
 
 static void start_due(struct webhook_sender *s)
 {
-    size_t room = HF_WEBHOOK_IN_FLIGHT - s->n_flight, n = 0;
+    size_t room = HF_WEBHOOK_IN_FLIGHT - httpc_batch_in_flight(s->batch), n = 0;
 
     if (room == 0)
         return;
@@ -257,69 +184,34 @@ static void start_due(struct webhook_sender *s)
     }
     for (size_t i = 0; i < n; i++) {
         const struct webhook_delivery *d = &s->claimed[i];
-        const char *why;
-        struct transfer *t = transfer_new(s, d, &why);
+        char why[160];
 
-        if (t)
-            s->flight[s->n_flight++] = t;
-        else
+        if (!send_one(s, d, why, sizeof why))
             record(s, d->event_id, d->endpoint.id, d->event_created, d->attempts, 0, why, 0);
         token_wipe(&s->claimed[i].endpoint.secret, sizeof s->claimed[i].endpoint.secret);
     }
-}
-
-/* Collect finished requests; forget them. */
-static void reap(struct webhook_sender *s)
-{
-    CURLMsg *msg;
-    int left;
-
-    while ((msg = curl_multi_info_read(s->multi, &left))) {
-        struct transfer *t = NULL;
-
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        finish(s, t, msg->data.result);
-        curl_multi_remove_handle(s->multi, t->easy);
-        for (size_t i = 0; i < s->n_flight; i++)
-            if (s->flight[i] == t) {
-                s->flight[i] = s->flight[--s->n_flight];
-                break;
-            }
-        transfer_free(t);
-    }
-    metrics_webhook_in_flight((long)s->n_flight);
 }
 
 static void *send_loop(void *arg)
 {
     struct webhook_sender *s = arg;
     long long grace_until = 0;
-    int running;
+    size_t n;
 
     for (;;) {
         if (atomic_load(&s->stopping)) {
             if (!grace_until)
                 grace_until = now_ms() + STOP_GRACE_MS;
-            if (s->n_flight == 0 || now_ms() >= grace_until)
+            if (httpc_batch_in_flight(s->batch) == 0 || now_ms() >= grace_until)
                 break;
         } else {
             start_due(s);
         }
-        curl_multi_perform(s->multi, &running);
-        reap(s);
-        curl_multi_poll(s->multi, NULL, 0, POLL_MS, NULL);
+        httpc_batch_run(s->batch, POLL_MS, s->done, HF_WEBHOOK_IN_FLIGHT, &n);
+        for (size_t i = 0; i < n; i++)
+            finish(s, &s->done[i]);
+        metrics_webhook_in_flight((long)httpc_batch_in_flight(s->batch));
     }
-    /* what is still in flight keeps its lease and is sent again later */
-    for (size_t i = 0; i < s->n_flight; i++) {
-        curl_multi_remove_handle(s->multi, s->flight[i]->easy);
-        log_msg(HF_LOG_WARN, "webhook event=%s endpoint=%s: cut off by shutdown; "
-                "it will be sent again", s->flight[i]->event_id, s->flight[i]->endpoint_id);
-        transfer_free(s->flight[i]);
-    }
-    s->n_flight = 0;
-    metrics_webhook_in_flight(0);
     return NULL;
 }
 
@@ -337,11 +229,10 @@ int webhook_sender_start(const struct webhook_options *o, struct webhook_sender 
         free(s);
         return -1;
     }
-    s->multi = curl_multi_init();
-    if (!s->multi || pthread_create(&s->thread, NULL, send_loop, s) != 0) {
+    if (httpc_batch_new(&s->batch) != 0 ||
+        pthread_create(&s->thread, NULL, send_loop, s) != 0) {
         snprintf(err, errlen, "cannot start the webhook delivery thread");
-        if (s->multi)
-            curl_multi_cleanup(s->multi);
+        httpc_batch_free(s->batch, NULL, 0, NULL);
         store_close(s->store);
         free(s);
         return -1;
@@ -352,12 +243,24 @@ int webhook_sender_start(const struct webhook_options *o, struct webhook_sender 
 
 void webhook_sender_stop(struct webhook_sender *s)
 {
+    void *cut[HF_WEBHOOK_IN_FLIGHT];
+    size_t n;
+
     if (!s)
         return;
     atomic_store(&s->stopping, 1);
-    curl_multi_wakeup(s->multi);
+    httpc_batch_wake(s->batch);
     pthread_join(s->thread, NULL);
-    curl_multi_cleanup(s->multi);
+    /* what is still in flight keeps its lease and is sent again later */
+    httpc_batch_free(s->batch, cut, HF_WEBHOOK_IN_FLIGHT, &n);
+    for (size_t i = 0; i < n; i++) {
+        struct transfer *t = cut[i];
+
+        log_msg(HF_LOG_WARN, "webhook event=%s endpoint=%s: cut off by shutdown; "
+                "it will be sent again", t->event_id, t->endpoint_id);
+        free(t);
+    }
+    metrics_webhook_in_flight(0);
     store_close(s->store);
     free(s);
 }

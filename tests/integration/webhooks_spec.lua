@@ -357,6 +357,35 @@ describe("webhook retries and durability", function()
     assert.is_truthy(m:find('hostflow_webhook_deliveries_total{outcome="failed"} 1', 1, true), m)
   end)
 
+  it("refuses to connect when a name the policy allowed resolves to an internal address",
+    function()
+      -- this machine's own host name resolves (through /etc/hosts) to one
+      local host = (h.run("hostname"):gsub("%s+$", ""))
+      local addr = h.run("getent hosts " .. h.sh_quote(host)):match("^(%S+)")
+      assert.is_string(addr, "the host name " .. host .. " does not resolve")
+      assert.is_truthy(addr:match("^127%.") or addr:match("^10%.") or addr:match("^192%.168%.")
+        or addr:match("^172%.") or addr == "::1", host .. " resolves to " .. addr)
+      local dir, srv, t = loopback_server()
+      -- an override that trusts the name (as a careless one might)
+      h.write_file(dir .. "/policies/tenants/" .. t.id .. ".lua",
+        "return { check_webhook_url = function() return true end }\n")
+      assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+      local rx = wh.receiver(0)
+      local ep = wh.create(srv, t.test_key.secret, "http://" .. host .. ":" .. rx.port .. "/")
+      assert.are.equal(201, ep.status, ep.body)
+      local s = srv:create(t.test_key.secret, h.session_body(t))
+      srv:post(t.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
+      local deadline, rows = socket.gettime() + 5, {}
+      repeat
+        socket.sleep(0.1)
+        rows = wh.events(srv.db)
+      until (rows[1] and rows[1].attempts >= 1) or socket.gettime() > deadline
+      srv:stop()
+      rx:stop()
+      assert.are.equal("refused: the host resolves to an internal address", rows[1].last_error)
+      assert.are.equal(0, #rx:requests(), "nothing reached the receiver")
+    end)
+
   it("an endpoint that never answers does not hold up the API", function()
     -- attempts hang for 10 s: an API waiting on them would take that long
     local _, srv, t = loopback_server({ "--webhook-timeout-ms", "10000" })
