@@ -16,7 +16,7 @@ CFLAGS ?= -O2 -g
 SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c ratelimit.c \
         hosted_pages.c processor.c processor_test.c expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c \
-        store_sqlite.c url.c token.c json.c log.c err.c
+        store.c store_sqlite.c url.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \

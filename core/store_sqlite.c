@@ -1,6 +1,7 @@
 /* store_sqlite.c - the store on one SQLite file: all SQL, migrations and
- * transactions. The only user of SQLite. */
-#include "store.h"
+ * transactions. The only user of SQLite. Its functions are static; store.c
+ * reaches them through store_sqlite_ops at the bottom. */
+#include "store_backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,6 +135,7 @@ static const char *const stmt_sql[] = {
 };
 
 struct store {
+    const struct store_ops *ops; /* &store_sqlite_ops (store_backend.h) */
     sqlite3 *db;                /* the connection; one thread at a time */
     sqlite3_stmt *stmt[Q_COUNT]; /* prepared on first use */
     struct store_writer *writer; /* when set, writes go through it */
@@ -149,6 +151,7 @@ struct write_job {
 };
 
 struct store_writer {
+    const struct store_ops *ops; /* &store_sqlite_ops */
     struct store *store;        /* the writing connection, used by the thread only */
     struct store *checkpoints;  /* the checkpointing connection */
     pthread_t thread, checkpointer;
@@ -502,7 +505,7 @@ static int busy_wait(void *unused, int count)
     return 1;
 }
 
-int store_open(const char *path, struct store **out, char *err, size_t errlen)
+static int sqlite_open(const char *path, struct store **out, char *err, size_t errlen)
 {
     static pthread_once_t configured = PTHREAD_ONCE_INIT;
 
@@ -515,6 +518,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return HF_ENOMEM;
     }
+    s->ops = &store_sqlite_ops;
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -545,7 +549,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
     return 0;
 }
 
-void store_close(struct store *s)
+static void sqlite_close(struct store *s)
 {
     if (!s)
         return;
@@ -555,7 +559,7 @@ void store_close(struct store *s)
     free(s);
 }
 
-int store_ping(struct store *s)
+static int sqlite_ping(struct store *s)
 {
     int rc = begin(s);
     sqlite3_stmt *st;
@@ -582,13 +586,13 @@ static int put_hosts(struct store *s, const char *tenant_id,
     return rc;
 }
 
-void store_read_begin(struct store *s)
+static void sqlite_read_begin(struct store *s)
 {
     if (sqlite3_get_autocommit(s->db))
         step_simple(s, Q_READ_BEGIN);
 }
 
-void store_read_end(struct store *s)
+static void sqlite_read_end(struct store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         step_simple(s, Q_COMMIT);
@@ -608,9 +612,9 @@ static int tenant_exists(struct store *s, const char *tenant_id)
     return found(rc);
 }
 
-int store_tenant_create(struct store *s, const char *name,
-                        const char *const *hosts, size_t n_hosts,
-                        struct tenant *out)
+static int sqlite_tenant_create(struct store *s, const char *name,
+                                const char *const *hosts, size_t n_hosts,
+                                struct tenant *out)
 {
     sqlite3_stmt *st;
     struct tenant t;
@@ -640,8 +644,8 @@ int store_tenant_create(struct store *s, const char *name,
     return rc;
 }
 
-int store_tenant_set_hosts(struct store *s, const char *tenant_id,
-                           const char *const *hosts, size_t n_hosts)
+static int sqlite_tenant_set_hosts(struct store *s, const char *tenant_id,
+                                   const char *const *hosts, size_t n_hosts)
 {
     sqlite3_stmt *st;
     int rc;
@@ -664,7 +668,7 @@ int store_tenant_set_hosts(struct store *s, const char *tenant_id,
     return finish(s, rc);
 }
 
-int store_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
+static int sqlite_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
 {
     sqlite3_stmt *st = prep(s, Q_TENANT_GET);
     int rc;
@@ -692,9 +696,9 @@ int store_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : HF_ESTORE;
 }
 
-int store_key_create(struct store *s, const char *tenant_id, const char *mode,
-                     const unsigned char secret_hash[HF_HASH_BYTES],
-                     const char *prefix, struct api_key *out)
+static int sqlite_key_create(struct store *s, const char *tenant_id, const char *mode,
+                             const unsigned char secret_hash[HF_HASH_BYTES],
+                             const char *prefix, struct api_key *out)
 {
     sqlite3_stmt *st;
     struct api_key k;
@@ -727,7 +731,7 @@ int store_key_create(struct store *s, const char *tenant_id, const char *mode,
     return rc;
 }
 
-int store_key_revoke(struct store *s, const char *key_id, long long now)
+static int sqlite_key_revoke(struct store *s, const char *key_id, long long now)
 {
     sqlite3_stmt *st;
     int rc;
@@ -746,8 +750,8 @@ int store_key_revoke(struct store *s, const char *key_id, long long now)
     return finish(s, rc);
 }
 
-int store_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTES],
-                   struct api_key *out)
+static int sqlite_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTES],
+                           struct api_key *out)
 {
     sqlite3_stmt *st = prep(s, Q_KEY_FIND);
     int rc;
@@ -771,8 +775,8 @@ int store_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTE
     return rc;
 }
 
-int store_contractor_create(struct store *s, const char *tenant_id,
-                            const char *name, struct contractor *out)
+static int sqlite_contractor_create(struct store *s, const char *tenant_id,
+                                    const char *name, struct contractor *out)
 {
     sqlite3_stmt *st;
     struct contractor c;
@@ -802,8 +806,8 @@ int store_contractor_create(struct store *s, const char *tenant_id,
     return rc;
 }
 
-int store_contractor_check(struct store *s, const char *tenant_id,
-                           const char *contractor_id)
+static int sqlite_contractor_check(struct store *s, const char *tenant_id,
+                                   const char *contractor_id)
 {
     sqlite3_stmt *st = prep(s, Q_CONTRACTOR_CHECK);
     int rc;
@@ -832,8 +836,8 @@ static void read_session(sqlite3_stmt *st, struct session *out)
     out->cancelled_at = sqlite3_column_int64(st, 10);
 }
 
-int store_session_get(struct store *s, const char *tenant_id, const char *id,
-                      long long now, struct session *out)
+static int sqlite_session_get(struct store *s, const char *tenant_id, const char *id,
+                              long long now, struct session *out)
 {
     sqlite3_stmt *st = prep(s, Q_SESSION_GET);
     int rc;
@@ -879,9 +883,9 @@ static int idem_lookup(struct store *s, const char *tenant_id,
     return rc == 0 ? HF_EEXISTS : rc;
 }
 
-int store_idempotency_find(struct store *s, const char *tenant_id,
-                           const struct idempotency *idem, long long now,
-                           struct session *out)
+static int sqlite_idempotency_find(struct store *s, const char *tenant_id,
+                                   const struct idempotency *idem, long long now,
+                                   struct session *out)
 {
     if (!idem || !idem->key)
         return HF_ENOTFOUND;
@@ -944,9 +948,9 @@ static int do_session_insert(struct store *s, void *arg)
     return rc;
 }
 
-int store_session_insert(struct store *s, struct session *in,
-                         const unsigned char token_hash[HF_HASH_BYTES],
-                         const struct idempotency *idem, long long now)
+static int sqlite_session_insert(struct store *s, struct session *in,
+                                 const unsigned char token_hash[HF_HASH_BYTES],
+                                 const struct idempotency *idem, long long now)
 {
     struct insert_args a = {in, token_hash, idem, now};
 
@@ -971,9 +975,9 @@ static int cursor_seq(struct store *s, const char *tenant_id, const char *id,
     return found(rc);
 }
 
-int store_session_list(struct store *s, const char *tenant_id,
-                       const struct session_query *q, long long now,
-                       struct session *out, size_t *n)
+static int sqlite_session_list(struct store *s, const char *tenant_id,
+                               const struct session_query *q, long long now,
+                               struct session *out, size_t *n)
 {
     int newer = q->ending_before != NULL;
     long long seq = newer ? 0 : (long long)9223372036854775807LL;
@@ -1009,8 +1013,8 @@ int store_session_list(struct store *s, const char *tenant_id,
 }
 
 
-int store_session_by_token(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
-                           long long now, struct session *out)
+static int sqlite_session_by_token(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                                   long long now, struct session *out)
 {
     sqlite3_stmt *st = prep(s, Q_SESSION_BY_TOKEN);
     int rc;
@@ -1060,18 +1064,18 @@ static int do_redeem(struct store *s, void *arg)
     return rc;
 }
 
-int store_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
-                         const unsigned char browser_hash[HF_HASH_BYTES], long long now,
-                         struct session *out)
+static int sqlite_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                                 const unsigned char browser_hash[HF_HASH_BYTES], long long now,
+                                 struct session *out)
 {
     struct redeem_args a = {token_hash, browser_hash, now, out};
 
     return in_transaction(s, do_redeem, &a);
 }
 
-int store_session_for_browser(struct store *s, const char *id,
-                              const unsigned char browser_hash[HF_HASH_BYTES],
-                              long long now, struct session *out)
+static int sqlite_session_for_browser(struct store *s, const char *id,
+                                      const unsigned char browser_hash[HF_HASH_BYTES],
+                                      long long now, struct session *out)
 {
     sqlite3_stmt *st = prep(s, Q_SESSION_FOR_BROWSER);
     int rc, same = 0;
@@ -1150,15 +1154,15 @@ static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
     return in_transaction(s, do_leave_pending, &a);
 }
 
-int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
-                         long long now, struct session *out)
+static int sqlite_session_cancel(struct store *s, const char *tenant_id, const char *id,
+                                 long long now, struct session *out)
 {
     return leave_pending(s, Q_SESSION_CANCEL, tenant_id, id, NULL, now, out);
 }
 
-int store_session_complete(struct store *s, const char *tenant_id, const char *id,
-                           const struct saved_card *card, long long now,
-                           struct session *out)
+static int sqlite_session_complete(struct store *s, const char *tenant_id, const char *id,
+                                   const struct saved_card *card, long long now,
+                                   struct session *out)
 {
     return leave_pending(s, Q_SESSION_COMPLETE, tenant_id, id, card, now, out);
 }
@@ -1183,7 +1187,7 @@ static int do_expire(struct store *s, void *arg)
     return rc;
 }
 
-int store_sessions_expire(struct store *s, long long now, int *n)
+static int sqlite_sessions_expire(struct store *s, long long now, int *n)
 {
     struct expire_args a = {now, n};
 
@@ -1191,8 +1195,8 @@ int store_sessions_expire(struct store *s, long long now, int *n)
     return in_transaction(s, do_expire, &a);
 }
 
-int store_writer_start(const char *path, struct store_writer **out, char *err,
-                       size_t errlen)
+static int sqlite_writer_start(const char *path, struct store_writer **out, char *err,
+                               size_t errlen)
 {
     struct store_writer *w = calloc(1, sizeof *w);
 
@@ -1200,6 +1204,7 @@ int store_writer_start(const char *path, struct store_writer **out, char *err,
         snprintf(err, errlen, "out of memory");
         return HF_ENOMEM;
     }
+    w->ops = &store_sqlite_ops;
     if (store_open(path, &w->store, err, errlen) != 0 ||
         store_open(path, &w->checkpoints, err, errlen) != 0) {
         store_close(w->store);
@@ -1230,7 +1235,7 @@ int store_writer_start(const char *path, struct store_writer **out, char *err,
     return 0;
 }
 
-void store_writer_stop(struct store_writer *w)
+static void sqlite_writer_stop(struct store_writer *w)
 {
     if (!w)
         return;
@@ -1252,10 +1257,40 @@ void store_writer_stop(struct store_writer *w)
     free(w);
 }
 
-int store_attach_writer(struct store *s, struct store_writer *w)
+static int sqlite_attach_writer(struct store *s, struct store_writer *w)
 {
     char err[128];
 
     s->writer = w;
     return exec(s, "PRAGMA wal_autocheckpoint = 0", err, sizeof err);
 }
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .read_begin = sqlite_read_begin,
+    .read_end = sqlite_read_end,
+    .writer_start = sqlite_writer_start,
+    .writer_stop = sqlite_writer_stop,
+    .ping = sqlite_ping,
+    .attach_writer = sqlite_attach_writer,
+    .tenant_create = sqlite_tenant_create,
+    .tenant_set_hosts = sqlite_tenant_set_hosts,
+    .tenant_get = sqlite_tenant_get,
+    .key_create = sqlite_key_create,
+    .key_revoke = sqlite_key_revoke,
+    .key_find = sqlite_key_find,
+    .contractor_create = sqlite_contractor_create,
+    .contractor_check = sqlite_contractor_check,
+    .session_insert = sqlite_session_insert,
+    .idempotency_find = sqlite_idempotency_find,
+    .session_get = sqlite_session_get,
+    .session_list = sqlite_session_list,
+    .session_cancel = sqlite_session_cancel,
+    .session_by_token = sqlite_session_by_token,
+    .session_redeem = sqlite_session_redeem,
+    .session_for_browser = sqlite_session_for_browser,
+    .session_complete = sqlite_session_complete,
+    .sessions_expire = sqlite_sessions_expire,
+};
