@@ -3,13 +3,17 @@
  * file that knows there is more than one database. */
 #include "store_backend.h"
 
+#include <string.h>
+
 #include "err.h"
 #include "log.h"
 
-/* The backend for a --db string: a SQLite file path. */
+/* postgres:// or postgresql:// selects PostgreSQL; anything else is a
+ * SQLite file path. */
 static const struct store_ops *backend_for(const char *path)
 {
-    (void)path;
+    if (strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0)
+        return &store_pg_ops;
     return &store_sqlite_ops;
 }
 

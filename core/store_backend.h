@@ -3,7 +3,7 @@
  *
  * store.c picks a backend by the --db string and forwards every store.h
  * call to the table of the store (or writer) it is given; no other module
- * sees this header. Each backend (store_sqlite.c) defines its
+ * sees this header. Each backend (store_sqlite.c, store_pg.c) defines its
  * own struct store and struct store_writer, both beginning with a
  * struct store_head, keeps its functions static and exports only its
  * table.
@@ -104,5 +104,6 @@ struct store_head {
 };
 
 extern const struct store_ops store_sqlite_ops;  /* store_sqlite.c */
+extern const struct store_ops store_pg_ops;      /* store_pg.c */
 
 #endif
