@@ -268,8 +268,9 @@ static void describe(const char *url, char *out, size_t outlen)
         *q = '\0';
 }
 
-/* Copy a libpq message into out: one line, and should it quote the
- * connection string, with the password of url cut out. */
+/* Copy a libpq message into out: one line (line breaks and tabs become
+ * one space), and should it quote the connection string, with the
+ * password of url cut out. */
 static void scrub(const char *msg, const char *url, char *out, size_t outlen)
 {
     size_t at, len, o = 0;
@@ -284,7 +285,12 @@ static void scrub(const char *msg, const char *url, char *out, size_t outlen)
             msg += len;
             continue;
         }
-        out[o++] = *msg == '\n' ? ' ' : *msg;
+        if ((unsigned char)*msg < 0x20 || *msg == ' ') {
+            if (o > 0 && out[o - 1] != ' ')
+                out[o++] = ' ';
+        } else {
+            out[o++] = *msg;
+        }
         msg++;
     }
     while (o > 0 && out[o - 1] == ' ')
@@ -295,15 +301,16 @@ static void scrub(const char *msg, const char *url, char *out, size_t outlen)
 /* ---- running statements ----------------------------------------------- */
 
 /* A failed statement's cause in the log: SQLSTATE and primary message. */
-static void log_failure(struct store *s, const char *what, const PGresult *r)
+static void log_failure(struct store *s, enum log_level level, const char *what,
+                        const PGresult *r)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char msg[512];
 
     scrub(primary ? primary : PQerrorMessage(s->conn), "", msg, sizeof msg);
-    log_msg(HF_LOG_ERROR, "store: %s on %s: %s%s%s", what, s->where,
-            state ? state : "", state ? " " : "", msg);
+    log_msg(level, "store: %s on %s: %s%s%s", what, s->where, state ? state : "",
+            state ? " " : "", msg);
 }
 
 /* libpq's NOTICE lines (e.g. "relation already exists, skipping") go to
@@ -343,7 +350,11 @@ static int usable(struct store *s)
 {
     if (PQstatus(s->conn) == CONNECTION_OK)
         return 0;
-    return s->in_tx ? HF_ESTORE : reconnect(s);
+    if (!s->in_tx)
+        return reconnect(s);
+    log_msg(HF_LOG_ERROR, "store: connection to %s lost inside a transaction; it is "
+            "rolled back", s->where);
+    return HF_ESTORE;
 }
 
 /* A failed statement inside the read snapshot aborts it; end it so that
@@ -356,31 +367,27 @@ static void after_failure(struct store *s)
     }
 }
 
-/* Whether a failure may be repeated on a fresh connection: only when the
- * connection broke, outside a write transaction, for a statement whose
- * repetition cannot do anything twice. */
-static int may_retry(struct store *s, int attempt, int read)
+/* Whether a failure may be repeated on a fresh connection: only the
+ * first, when the connection broke, outside a write transaction, for a
+ * statement whose repetition cannot do anything twice. */
+static int retriable(const struct store *s, int attempt, int idempotent)
 {
-    return attempt == 0 && read && !s->in_tx && PQstatus(s->conn) == CONNECTION_BAD &&
-           reconnect(s) == 0;
+    return attempt == 0 && idempotent && !s->in_tx && PQstatus(s->conn) == CONNECTION_BAD;
 }
 
-static int prepare(struct store *s, enum stmt_id q)
+/* Prepare q on this connection unless it is; NULL, or the failed result. */
+static PGresult *prepare(struct store *s, enum stmt_id q)
 {
     PGresult *r;
-    int rc = 0;
 
     if (s->prepared[q])
-        return 0;
+        return NULL;
     r = PQprepare(s->conn, stmts[q].name, stmts[q].sql, 0, NULL);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        log_failure(s, "prepare", r);
-        rc = HF_ESTORE;
-    } else {
-        s->prepared[q] = 1;
-    }
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return r;
     PQclear(r);
-    return rc;
+    s->prepared[q] = 1;
+    return NULL;
 }
 
 /* Run statement q; its result (the caller PQclears it), or NULL with the
@@ -388,21 +395,28 @@ static int prepare(struct store *s, enum stmt_id q)
 static PGresult *run(struct store *s, enum stmt_id q, const struct params *p)
 {
     for (int attempt = 0;; attempt++) {
-        if (usable(s) == 0 && prepare(s, q) == 0) {
-            PGresult *r = PQexecPrepared(s->conn, stmts[q].name, p->n, p->values,
-                                         p->lengths, p->formats, 0);
-            ExecStatusType st = PQresultStatus(r);
+        PGresult *r;
+        int retry;
 
+        if (usable(s) != 0)
+            break;
+        if (!(r = prepare(s, q))) {
+            ExecStatusType st;
+
+            r = PQexecPrepared(s->conn, stmts[q].name, p->n, p->values, p->lengths,
+                               p->formats, 0);
+            st = PQresultStatus(r);
             if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
                 return r;
-            log_failure(s, stmts[q].name, r);
-            PQclear(r);
         }
-        if (!may_retry(s, attempt, stmts[q].read)) {
-            after_failure(s);
-            return NULL;
-        }
+        retry = retriable(s, attempt, stmts[q].read);
+        log_failure(s, retry ? HF_LOG_WARN : HF_LOG_ERROR, stmts[q].name, r);
+        PQclear(r);
+        if (!retry || reconnect(s) != 0)
+            break;
     }
+    after_failure(s);
+    return NULL;
 }
 
 /* Run q for its effect only; 0 or HF_ESTORE. *changed (if given) gets the
@@ -424,18 +438,20 @@ static int exec_stmt(struct store *s, enum stmt_id q, const struct params *p, in
 static int control(struct store *s, const char *sql, const char *want, int retry)
 {
     for (int attempt = 0;; attempt++) {
-        if (usable(s) == 0) {
-            PGresult *r = PQexec(s->conn, sql);
-            int ok = PQresultStatus(r) == PGRES_COMMAND_OK &&
-                     strcmp(PQcmdStatus(r), want) == 0;
+        PGresult *r;
+        int again;
 
-            if (!ok)
-                log_failure(s, sql, r);
+        if (usable(s) != 0)
+            return HF_ESTORE;
+        r = PQexec(s->conn, sql);
+        if (PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), want) == 0) {
             PQclear(r);
-            if (ok)
-                return 0;
+            return 0;
         }
-        if (!may_retry(s, attempt, retry))
+        again = retriable(s, attempt, retry);
+        log_failure(s, again ? HF_LOG_WARN : HF_LOG_ERROR, sql, r);
+        PQclear(r);
+        if (!again || reconnect(s) != 0)
             return HF_ESTORE;
     }
 }
