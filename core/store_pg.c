@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "store_backend.h"
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@
 #define EXPIRY_LOCK "7238541902"
 
 #define CONNECT_TIMEOUT_S "10"
-#define PARAMS_MAX 8
+#define PARAMS_MAX 12           /* the most any statement takes: 9 */
 #define WHERE_MAX 256
 
 /* Schema history: migration i brings the database from version i to i+1
@@ -110,7 +111,7 @@ static const char *const migrations[] = {
 #define STATEMENTS(X)                                                          \
     X(TENANT_INSERT, 0, "INSERT INTO tenants (id, name, created) VALUES ($1, $2, $3)") \
     X(TENANT_GET, 1, "SELECT id, name, created FROM tenants WHERE id = $1")   \
-    X(TENANT_LOCK, 0, "SELECT id FROM tenants WHERE id = $1 FOR UPDATE")      \
+    X(TENANT_LOCK, 0, "SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE") \
     X(HOSTS_DELETE, 0, "DELETE FROM tenant_redirect_hosts WHERE tenant_id = $1") \
     X(HOST_INSERT, 0, "INSERT INTO tenant_redirect_hosts (tenant_id, position, host) " \
       "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")                            \
@@ -207,6 +208,7 @@ struct params {
 
 static void p_text(struct params *p, const char *v)
 {
+    assert(p->n < PARAMS_MAX);
     p->values[p->n] = v;
     p->lengths[p->n] = 0;
     p->formats[p->n] = 0;
@@ -215,12 +217,14 @@ static void p_text(struct params *p, const char *v)
 
 static void p_int(struct params *p, long long v)
 {
+    assert(p->n < PARAMS_MAX);
     snprintf(p->ints[p->n], sizeof p->ints[0], "%lld", v);
     p_text(p, p->ints[p->n]);
 }
 
 static void p_hash(struct params *p, const unsigned char h[HF_HASH_BYTES])
 {
+    assert(p->n < PARAMS_MAX);
     p->values[p->n] = (const char *)h;
     p->lengths[p->n] = HF_HASH_BYTES;
     p->formats[p->n] = 1;
@@ -798,7 +802,8 @@ static int pg_tenant_create(struct store *s, const char *name, const char *const
 }
 
 /* The tenant row is locked first, so that two replacements at once apply
- * one after the other instead of mixing their lists. */
+ * one after the other instead of mixing their lists (a NO KEY lock: the
+ * tenant's session inserts, which only share-lock its key, go on). */
 static int pg_tenant_set_hosts(struct store *s, const char *tenant_id,
                                const char *const *hosts, size_t n_hosts)
 {
