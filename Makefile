@@ -5,7 +5,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 BUILD := build
-PKGS := lua5.4 sqlite3 libsodium jansson libcurl
+PKGS := lua5.4 sqlite3 libpq libsodium jansson libcurl
 HF_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow \
              -Wstrict-prototypes -Wmissing-prototypes -MMD -MP \
              $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -18,11 +18,11 @@ SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c work
         hosted_pages.c processor.c processor_test.c processor_checkout.c httpc.c \
         expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c policy_store.c \
-        store_sqlite.c url.c netaddr.c token.c json.c log.c err.c
+        store.c store_sqlite.c store_pg.c url.c netaddr.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy test_webhook
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
-                libcivetweb-dev libsqlite3-dev sqlite3 libsodium-dev \
+                libcivetweb-dev libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
                 chromium python3 openssl ca-certificates
 

@@ -337,9 +337,14 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
         c->public_url = c->default_public_url;
     }
     if (!c->webhook_key_file) {
-        /* beside the database file: "<db>.webhook-key" */
-        snprintf(c->default_webhook_key_file, sizeof c->default_webhook_key_file,
-                 "%s.webhook-key", c->db_path);
+        /* beside the database file: "<db>.webhook-key"; for a database
+         * URL, in the working directory */
+        if (strstr(c->db_path, "://"))
+            snprintf(c->default_webhook_key_file, sizeof c->default_webhook_key_file,
+                     "./hostflow.webhook-key");
+        else
+            snprintf(c->default_webhook_key_file, sizeof c->default_webhook_key_file,
+                     "%s.webhook-key", c->db_path);
         c->webhook_key_file = c->default_webhook_key_file;
     }
     if (check_public_url(c, err, errlen) != 0)

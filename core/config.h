@@ -3,7 +3,7 @@
 #define HF_CONFIG_H
 
 struct config {
-    const char *db_path;       /* SQLite file */
+    const char *db_path;       /* SQLite file, or postgres:// URL */
     const char *listen;        /* ADDR:PORT of the public listener */
     const char *admin_listen;  /* ADDR:PORT of the admin listener */
     const char *policy_file;   /* the policy chunk */

@@ -15,7 +15,8 @@ static int use_json;
 static enum log_level min_level = HF_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
-/* Secrets look like these; what follows each marker is cut. */
+/* Secrets look like these; what follows each marker is cut. The password
+ * of a URL's userinfo is cut too (url_password). */
 static const struct {
     const char *marker;
     size_t keep;     /* characters of the marker kept visible */
@@ -47,8 +48,34 @@ static int secret_char(char c)
            c == '.' || c == '~';
 }
 
+/* When in starts "://user:password@" (a database URL, say): the ':'
+ * before the password, with *at set to the '@' after it; else NULL. The
+ * user part stops at anything a URL authority cannot hold, so one scan
+ * never runs past the next "://" and the whole line stays linear. */
+static const char *url_password(const char *in, const char **at)
+{
+    const char *colon = NULL;
+
+    if (strncmp(in, "://", 3) != 0)
+        return NULL;
+    for (const char *p = in + 3;; p++) {
+        unsigned char c = (unsigned char)*p;
+
+        if (c == '@') {
+            *at = p;
+            return colon;
+        }
+        if (c <= 0x20 || c == 0x7f || c == '/' || c == '?' || c == '#' || c == '"' ||
+            c == '\'')
+            return NULL;
+        if (c == ':' && !colon)
+            colon = p;
+    }
+}
+
 void log_redact(const char *in, char *out, size_t outlen)
 {
+    const char *password = NULL, *password_end = NULL;
     size_t o = 0;
 
     if (outlen == 0)
@@ -56,6 +83,17 @@ void log_redact(const char *in, char *out, size_t outlen)
     while (*in && o + 1 < outlen) {
         size_t i, m = sizeof secrets / sizeof secrets[0];
 
+        if (in == password) {
+            const char *tag = ":[redacted]";
+
+            for (; *tag && o + 1 < outlen; tag++)
+                out[o++] = *tag;
+            in = password_end;
+            password = NULL;
+            continue;
+        }
+        if (!password)
+            password = url_password(in, &password_end);
         for (i = 0; i < m; i++)
             if (strncmp(in, secrets[i].marker, strlen(secrets[i].marker)) == 0)
                 break;

@@ -32,7 +32,8 @@ struct log_request {
 void log_request(const struct log_request *r);
 
 /* Copy in to out (size outlen, always NUL-terminated) with hosted-flow URL
- * tokens, API key secrets, Checkout.com secret keys and card tokens
+ * tokens, API key secrets, Checkout.com secret keys and card tokens, and
+ * the password of a URL ("scheme://user:[redacted]@")
  * replaced by "[redacted]" and control characters written as \xNN. */
 void log_redact(const char *in, char *out, size_t outlen);
 

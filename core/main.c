@@ -42,7 +42,8 @@ static const char usage[] =
     "  --version                   print the version\n"
     "\n"
     "Every command takes --db PATH (default $HOSTFLOW_DB, else ./hostflow.db)\n"
-    "and --help.\n";
+    "and --help. A postgres:// or postgresql:// URL instead of PATH uses that\n"
+    "PostgreSQL database.\n";
 
 static const char serve_usage[] =
     "usage: hostflow serve [--listen ADDR:PORT] [--admin-listen ADDR:PORT]\n"

@@ -4,6 +4,7 @@
 #include "policy_store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +21,17 @@ struct policy_store {
     struct store *poller;          /* the polling thread's connection */
     struct policy_engine *engine;
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    int started, stopping;
+    atomic_int stopping;
+    int started;
     long long seen_seq;            /* the activation last acted on */
 };
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
 
 void policy_store_label(const char *version, char *out, size_t outlen)
 {
@@ -69,8 +76,6 @@ int policy_store_open(const char *db_path, struct policy_store **out,
         snprintf(err, errlen, "out of memory");
         return HF_ENOMEM;
     }
-    pthread_mutex_init(&ps->lock, NULL);
-    pthread_cond_init(&ps->wake, NULL);
     if ((rc = store_open(db_path, &ps->reader, err, errlen)) != 0 ||
         (rc = store_open(db_path, &ps->poller, err, errlen)) != 0) {
         policy_store_free(ps);
@@ -98,12 +103,9 @@ static void *poll_loop(void *arg)
 {
     struct policy_store *ps = arg;
 
-    pthread_mutex_lock(&ps->lock);
-    while (!ps->stopping) {
+    while (!atomic_load(&ps->stopping)) {
         struct policy_activation act;
-        struct timespec until;
 
-        pthread_mutex_unlock(&ps->lock);
         if (store_policy_active(ps->poller, &act) == 0 && act.seq != ps->seen_seq) {
             char msg[HF_POLICY_ERROR_MAX];
             int changed;
@@ -114,15 +116,10 @@ static void *poll_loop(void *arg)
             /* failures are logged and kept in the status by the engine */
             policy_engine_reload(ps->engine, &changed, msg, sizeof msg);
         }
-        pthread_mutex_lock(&ps->lock);
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += HF_POLICY_POLL_MS * 1000000L;
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
-        if (!ps->stopping)
-            pthread_cond_timedwait(&ps->wake, &ps->lock, &until);
+        /* PostgreSQL wakes this at once on a publish; SQLite just waits */
+        if (store_policy_wait(ps->poller, HF_POLICY_POLL_MS) != 0)
+            sleep_ms(HF_POLICY_POLL_MS); /* the connection is down: no busy loop */
     }
-    pthread_mutex_unlock(&ps->lock);
     return NULL;
 }
 
@@ -140,11 +137,8 @@ void policy_store_stop(struct policy_store *ps)
 {
     if (!ps || !ps->started)
         return;
-    pthread_mutex_lock(&ps->lock);
-    ps->stopping = 1;
-    pthread_cond_signal(&ps->wake);
-    pthread_mutex_unlock(&ps->lock);
-    pthread_join(ps->thread, NULL);
+    atomic_store(&ps->stopping, 1);
+    pthread_join(ps->thread, NULL); /* within one wait */
     ps->started = 0;
 }
 
@@ -155,7 +149,5 @@ void policy_store_free(struct policy_store *ps)
     policy_store_stop(ps);
     store_close(ps->reader);
     store_close(ps->poller);
-    pthread_mutex_destroy(&ps->lock);
-    pthread_cond_destroy(&ps->wake);
     free(ps);
 }

@@ -2,7 +2,8 @@
  *
  * With --policy-source store, the engine's versions come from the store's
  * active activation (`hostflow policy publish` / `rollback`) instead of
- * files. A thread polls the activation every HF_POLICY_POLL_MS and reloads
+ * files. A thread polls the activation every HF_POLICY_POLL_MS (on
+ * PostgreSQL a notification wakes it at once) and reloads
  * when it changed; the reload goes through the engine's usual gate
  * (compile, examples, atomic switch), so a version that fails on this node
  * leaves it on its last good one, and says so in its status. */

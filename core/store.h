@@ -1,9 +1,11 @@
 /* store.h - everything hostflow asks of its database, in its own words.
  *
  * One struct store is one connection, owned by one thread at a time.
- * Implementations (store_sqlite.c) are the only place that knows which
- * database runs; all SQL and every transaction lives behind this header.
- * Functions return 0 or a negative HF_E… code (err.h). */
+ * store.c picks the database by the --db string (a postgres:// or
+ * postgresql:// URL, else a SQLite file path) and forwards to its backend
+ * (store_sqlite.c, store_pg.c; store_backend.h); nothing outside them
+ * knows which database runs. All SQL and every transaction lives behind
+ * this header. Functions return 0 or a negative HF_E… code (err.h). */
 #ifndef HF_STORE_H
 #define HF_STORE_H
 
@@ -79,17 +81,21 @@ struct saved_card {
     char reference[64];       /* the processor's id for the stored instrument */
 };
 
-/* Make connections opened from now on use synchronous=FULL (every commit
- * survives power loss) instead of NORMAL (it survives a crash of the
- * process). Call before the first store_open. */
+/* Make SQLite connections opened from now on use synchronous=FULL (every
+ * commit survives power loss) instead of NORMAL (it survives a crash of
+ * the process). Call before the first store_open. PostgreSQL commits are
+ * as durable as its server's synchronous_commit makes them. */
 void store_set_synchronous_full(int full);
 
-/* Open (creating and migrating as needed) the database at path. On failure
- * returns HF_ESTORE with a sentence in err. */
+/* Open (creating and migrating as needed) the database at path: a SQLite
+ * file, or the PostgreSQL database of a postgres:// URL (which must exist;
+ * its tables are created). On failure returns HF_ESTORE with a sentence in
+ * err, which never holds a password from the URL. */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
 /* Close; NULL is fine. */
 void store_close(struct store *s);
-/* 0 when the database answers and can take the write lock; HF_ESTORE. */
+/* 0 when the database answers and can take writes (SQLite: the write lock;
+ * PostgreSQL: a primary, not a standby); HF_ESTORE. */
 int store_ping(struct store *s);
 
 /* Group the reads that follow into one snapshot (one lock instead of one
@@ -151,11 +157,13 @@ int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
 /* ---- group commit ----
  * The server sends its hot-path writes (session insert, redeem, complete,
  * cancel, expiry) through one writer thread that commits everything queued
- * in one transaction. Without a writer each connection commits its own. */
+ * in one transaction. Without a writer each connection commits its own.
+ * On PostgreSQL the writer does nothing: every connection always commits
+ * its own transactions, which the server runs side by side. */
 struct store_writer;
 
 /* Start the writer (and a WAL checkpointer) on their own connections to
- * path. 0, or HF_ESTORE with err. */
+ * the SQLite file path. 0, or HF_ESTORE with err. */
 int store_writer_start(const char *path, struct store_writer **out, char *err,
                        size_t errlen);
 /* Commit what is queued, stop, checkpoint, free; NULL is fine. Call after
@@ -188,7 +196,8 @@ int store_session_complete(struct store *s, const char *tenant_id, const char *i
                            struct session *out);
 /* Write 'expired' on up to HF_EXPIRE_BATCH pending sessions past
  * expires_at, each with its event; count in *n (call again while it is
- * HF_EXPIRE_BATCH). */
+ * HF_EXPIRE_BATCH). Safe to run on several nodes at once (each sweep may
+ * find nothing). */
 #define HF_EXPIRE_BATCH 500
 int store_sessions_expire(struct store *s, long long now, int *n);
 
@@ -305,5 +314,9 @@ int store_policy_history(struct store *s, size_t limit, struct policy_activation
                          size_t *n);
 /* The stored bundle of version (malloc'd, the caller frees); HF_ENOTFOUND. */
 int store_policy_bundle(struct store *s, const char *version, char **bundle, size_t *len);
+/* Wait up to timeout_ms for an activation on any node, then return (0);
+ * a database that cannot announce one just waits. Then ask
+ * store_policy_active. */
+int store_policy_wait(struct store *s, int timeout_ms);
 
 #endif

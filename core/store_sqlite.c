@@ -1,6 +1,7 @@
 /* store_sqlite.c - the store on one SQLite file: all SQL, migrations and
- * transactions. The only user of SQLite. */
-#include "store.h"
+ * transactions. The only user of SQLite. Its functions are static; store.c
+ * reaches them through store_sqlite_ops at the bottom. */
+#include "store_backend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,7 @@ static const char *const stmt_sql[] = {
 };
 
 struct store {
+    const struct store_ops *ops; /* &store_sqlite_ops (store_backend.h) */
     sqlite3 *db;                /* the connection; one thread at a time */
     sqlite3_stmt *stmt[Q_COUNT]; /* prepared on first use */
     struct store_writer *writer; /* when set, writes go through it */
@@ -216,6 +218,7 @@ struct write_job {
 };
 
 struct store_writer {
+    const struct store_ops *ops; /* &store_sqlite_ops */
     struct store *store;        /* the writing connection, used by the thread only */
     struct store *checkpoints;  /* the checkpointing connection */
     pthread_t thread, checkpointer;
@@ -569,7 +572,7 @@ static int busy_wait(void *unused, int count)
     return 1;
 }
 
-int store_open(const char *path, struct store **out, char *err, size_t errlen)
+static int sqlite_open(const char *path, struct store **out, char *err, size_t errlen)
 {
     static pthread_once_t configured = PTHREAD_ONCE_INIT;
 
@@ -582,6 +585,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return HF_ENOMEM;
     }
+    s->ops = &store_sqlite_ops;
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
@@ -612,7 +616,7 @@ int store_open(const char *path, struct store **out, char *err, size_t errlen)
     return 0;
 }
 
-void store_close(struct store *s)
+static void sqlite_close(struct store *s)
 {
     if (!s)
         return;
@@ -622,7 +626,7 @@ void store_close(struct store *s)
     free(s);
 }
 
-int store_ping(struct store *s)
+static int sqlite_ping(struct store *s)
 {
     int rc = begin(s);
     sqlite3_stmt *st;
@@ -649,13 +653,13 @@ static int put_hosts(struct store *s, const char *tenant_id,
     return rc;
 }
 
-void store_read_begin(struct store *s)
+static void sqlite_read_begin(struct store *s)
 {
     if (sqlite3_get_autocommit(s->db))
         step_simple(s, Q_READ_BEGIN);
 }
 
-void store_read_end(struct store *s)
+static void sqlite_read_end(struct store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         step_simple(s, Q_COMMIT);
@@ -675,9 +679,9 @@ static int tenant_exists(struct store *s, const char *tenant_id)
     return found(rc);
 }
 
-int store_tenant_create(struct store *s, const char *name,
-                        const char *const *hosts, size_t n_hosts,
-                        struct tenant *out)
+static int sqlite_tenant_create(struct store *s, const char *name,
+                                const char *const *hosts, size_t n_hosts,
+                                struct tenant *out)
 {
     sqlite3_stmt *st;
     struct tenant t;
@@ -707,8 +711,8 @@ int store_tenant_create(struct store *s, const char *name,
     return rc;
 }
 
-int store_tenant_set_hosts(struct store *s, const char *tenant_id,
-                           const char *const *hosts, size_t n_hosts)
+static int sqlite_tenant_set_hosts(struct store *s, const char *tenant_id,
+                                   const char *const *hosts, size_t n_hosts)
 {
     sqlite3_stmt *st;
     int rc;
@@ -731,7 +735,7 @@ int store_tenant_set_hosts(struct store *s, const char *tenant_id,
     return finish(s, rc);
 }
 
-int store_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
+static int sqlite_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
 {
     sqlite3_stmt *st = prep(s, Q_TENANT_GET);
     int rc;
@@ -759,9 +763,9 @@ int store_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : HF_ESTORE;
 }
 
-int store_key_create(struct store *s, const char *tenant_id, const char *mode,
-                     const unsigned char secret_hash[HF_HASH_BYTES],
-                     const char *prefix, struct api_key *out)
+static int sqlite_key_create(struct store *s, const char *tenant_id, const char *mode,
+                             const unsigned char secret_hash[HF_HASH_BYTES],
+                             const char *prefix, struct api_key *out)
 {
     sqlite3_stmt *st;
     struct api_key k;
@@ -794,7 +798,7 @@ int store_key_create(struct store *s, const char *tenant_id, const char *mode,
     return rc;
 }
 
-int store_key_revoke(struct store *s, const char *key_id, long long now)
+static int sqlite_key_revoke(struct store *s, const char *key_id, long long now)
 {
     sqlite3_stmt *st;
     int rc;
@@ -813,8 +817,8 @@ int store_key_revoke(struct store *s, const char *key_id, long long now)
     return finish(s, rc);
 }
 
-int store_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTES],
-                   struct api_key *out)
+static int sqlite_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTES],
+                           struct api_key *out)
 {
     sqlite3_stmt *st = prep(s, Q_KEY_FIND);
     int rc;
@@ -838,8 +842,8 @@ int store_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTE
     return rc;
 }
 
-int store_contractor_create(struct store *s, const char *tenant_id,
-                            const char *name, struct contractor *out)
+static int sqlite_contractor_create(struct store *s, const char *tenant_id,
+                                    const char *name, struct contractor *out)
 {
     sqlite3_stmt *st;
     struct contractor c;
@@ -869,8 +873,8 @@ int store_contractor_create(struct store *s, const char *tenant_id,
     return rc;
 }
 
-int store_contractor_check(struct store *s, const char *tenant_id,
-                           const char *contractor_id)
+static int sqlite_contractor_check(struct store *s, const char *tenant_id,
+                                   const char *contractor_id)
 {
     sqlite3_stmt *st = prep(s, Q_CONTRACTOR_CHECK);
     int rc;
@@ -899,8 +903,8 @@ static void read_session(sqlite3_stmt *st, struct session *out)
     out->cancelled_at = sqlite3_column_int64(st, 10);
 }
 
-int store_session_get(struct store *s, const char *tenant_id, const char *id,
-                      long long now, struct session *out)
+static int sqlite_session_get(struct store *s, const char *tenant_id, const char *id,
+                              long long now, struct session *out)
 {
     sqlite3_stmt *st = prep(s, Q_SESSION_GET);
     int rc;
@@ -942,13 +946,13 @@ static int idem_lookup(struct store *s, const char *tenant_id,
     sqlite3_reset(st);
     if (!same)
         return HF_EIDEMPOTENCY;
-    rc = store_session_get(s, tenant_id, session_id, now, out);
+    rc = sqlite_session_get(s, tenant_id, session_id, now, out);
     return rc == 0 ? HF_EEXISTS : rc;
 }
 
-int store_idempotency_find(struct store *s, const char *tenant_id,
-                           const struct idempotency *idem, long long now,
-                           struct session *out)
+static int sqlite_idempotency_find(struct store *s, const char *tenant_id,
+                                   const struct idempotency *idem, long long now,
+                                   struct session *out)
 {
     if (!idem || !idem->key)
         return HF_ENOTFOUND;
@@ -1011,9 +1015,9 @@ static int do_session_insert(struct store *s, void *arg)
     return rc;
 }
 
-int store_session_insert(struct store *s, struct session *in,
-                         const unsigned char token_hash[HF_HASH_BYTES],
-                         const struct idempotency *idem, long long now)
+static int sqlite_session_insert(struct store *s, struct session *in,
+                                 const unsigned char token_hash[HF_HASH_BYTES],
+                                 const struct idempotency *idem, long long now)
 {
     struct insert_args a = {in, token_hash, idem, now};
 
@@ -1038,9 +1042,9 @@ static int cursor_seq(struct store *s, const char *tenant_id, const char *id,
     return found(rc);
 }
 
-int store_session_list(struct store *s, const char *tenant_id,
-                       const struct session_query *q, long long now,
-                       struct session *out, size_t *n)
+static int sqlite_session_list(struct store *s, const char *tenant_id,
+                               const struct session_query *q, long long now,
+                               struct session *out, size_t *n)
 {
     int newer = q->ending_before != NULL;
     long long seq = newer ? 0 : (long long)9223372036854775807LL;
@@ -1076,8 +1080,8 @@ int store_session_list(struct store *s, const char *tenant_id,
 }
 
 
-int store_session_by_token(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
-                           long long now, struct session *out)
+static int sqlite_session_by_token(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                                   long long now, struct session *out)
 {
     sqlite3_stmt *st = prep(s, Q_SESSION_BY_TOKEN);
     int rc;
@@ -1111,7 +1115,7 @@ static int do_redeem(struct store *s, void *arg)
 
     /* read first (the update clears what the read matches), then the
      * conditional update decides: exactly one racer changes the row */
-    rc = store_session_by_token(s, token_hash, now, out);
+    rc = sqlite_session_by_token(s, token_hash, now, out);
     if (rc == 0) {
         if (!(st = prep(s, Q_SESSION_REDEEM))) {
             rc = HF_ESTORE;
@@ -1127,18 +1131,18 @@ static int do_redeem(struct store *s, void *arg)
     return rc;
 }
 
-int store_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
-                         const unsigned char browser_hash[HF_HASH_BYTES], long long now,
-                         struct session *out)
+static int sqlite_session_redeem(struct store *s, const unsigned char token_hash[HF_HASH_BYTES],
+                                 const unsigned char browser_hash[HF_HASH_BYTES], long long now,
+                                 struct session *out)
 {
     struct redeem_args a = {token_hash, browser_hash, now, out};
 
     return in_transaction(s, do_redeem, &a);
 }
 
-int store_session_for_browser(struct store *s, const char *id,
-                              const unsigned char browser_hash[HF_HASH_BYTES],
-                              long long now, struct session *out)
+static int sqlite_session_for_browser(struct store *s, const char *id,
+                                      const unsigned char browser_hash[HF_HASH_BYTES],
+                                      long long now, struct session *out)
 {
     sqlite3_stmt *st = prep(s, Q_SESSION_FOR_BROWSER);
     int rc, same = 0;
@@ -1210,7 +1214,7 @@ static int do_leave_pending(struct store *s, void *arg)
     sqlite3_stmt *st;
     int rc;
 
-    rc = store_session_get(s, tenant_id, id, now, out);
+    rc = sqlite_session_get(s, tenant_id, id, now, out);
     if (rc == 0) {
         if (strcmp(out->status, "expired") == 0)
             rc = HF_EEXPIRED;
@@ -1237,7 +1241,7 @@ static int do_leave_pending(struct store *s, void *arg)
                                                   : "payment.session.completed",
                         tenant_id, out->mode, id, now);
     if (rc == 0)
-        rc = store_session_get(s, tenant_id, id, now, out);
+        rc = sqlite_session_get(s, tenant_id, id, now, out);
     return rc;
 }
 
@@ -1250,15 +1254,15 @@ static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
     return in_transaction(s, do_leave_pending, &a);
 }
 
-int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
-                         long long now, struct session *out)
+static int sqlite_session_cancel(struct store *s, const char *tenant_id, const char *id,
+                                 long long now, struct session *out)
 {
     return leave_pending(s, Q_SESSION_CANCEL, tenant_id, id, NULL, now, out);
 }
 
-int store_session_complete(struct store *s, const char *tenant_id, const char *id,
-                           const struct saved_card *card, long long now,
-                           struct session *out)
+static int sqlite_session_complete(struct store *s, const char *tenant_id, const char *id,
+                                   const struct saved_card *card, long long now,
+                                   struct session *out)
 {
     return leave_pending(s, Q_SESSION_COMPLETE, tenant_id, id, card, now, out);
 }
@@ -1308,7 +1312,7 @@ static int do_expire(struct store *s, void *arg)
     return rc;
 }
 
-int store_sessions_expire(struct store *s, long long now, int *n)
+static int sqlite_sessions_expire(struct store *s, long long now, int *n)
 {
     struct expire_args a = {now, n};
 
@@ -1316,8 +1320,8 @@ int store_sessions_expire(struct store *s, long long now, int *n)
     return in_transaction(s, do_expire, &a);
 }
 
-int store_writer_start(const char *path, struct store_writer **out, char *err,
-                       size_t errlen)
+static int sqlite_writer_start(const char *path, struct store_writer **out, char *err,
+                               size_t errlen)
 {
     struct store_writer *w = calloc(1, sizeof *w);
 
@@ -1325,6 +1329,7 @@ int store_writer_start(const char *path, struct store_writer **out, char *err,
         snprintf(err, errlen, "out of memory");
         return HF_ENOMEM;
     }
+    w->ops = &store_sqlite_ops;
     if (store_open(path, &w->store, err, errlen) != 0 ||
         store_open(path, &w->checkpoints, err, errlen) != 0) {
         store_close(w->store);
@@ -1355,7 +1360,7 @@ int store_writer_start(const char *path, struct store_writer **out, char *err,
     return 0;
 }
 
-void store_writer_stop(struct store_writer *w)
+static void sqlite_writer_stop(struct store_writer *w)
 {
     if (!w)
         return;
@@ -1377,7 +1382,7 @@ void store_writer_stop(struct store_writer *w)
     free(w);
 }
 
-int store_attach_writer(struct store *s, struct store_writer *w)
+static int sqlite_attach_writer(struct store *s, struct store_writer *w)
 {
     char err[128];
 
@@ -1428,13 +1433,13 @@ static int do_endpoint_create(struct store *s, void *arg)
     return run(s, st);
 }
 
-int store_endpoint_create(struct store *s, const struct webhook_endpoint *e)
+static int sqlite_endpoint_create(struct store *s, const struct webhook_endpoint *e)
 {
     return in_transaction(s, do_endpoint_create, (void *)e);
 }
 
-int store_endpoint_list(struct store *s, const char *tenant_id, const char *mode,
-                        struct webhook_endpoint *out, size_t max, size_t *n)
+static int sqlite_endpoint_list(struct store *s, const char *tenant_id, const char *mode,
+                                struct webhook_endpoint *out, size_t max, size_t *n)
 {
     sqlite3_stmt *st = prep(s, Q_ENDPOINT_LIST);
     int rc;
@@ -1451,8 +1456,8 @@ int store_endpoint_list(struct store *s, const char *tenant_id, const char *mode
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
 }
 
-int store_endpoint_get(struct store *s, const char *tenant_id, const char *mode,
-                       const char *id, struct webhook_endpoint *out)
+static int sqlite_endpoint_get(struct store *s, const char *tenant_id, const char *mode,
+                               const char *id, struct webhook_endpoint *out)
 {
     sqlite3_stmt *st = prep(s, Q_ENDPOINT_GET);
     int rc;
@@ -1496,8 +1501,8 @@ static int do_endpoint_delete(struct store *s, void *arg)
     return run(s, st);
 }
 
-int store_endpoint_delete(struct store *s, const char *tenant_id, const char *mode,
-                          const char *id, long long now)
+static int sqlite_endpoint_delete(struct store *s, const char *tenant_id, const char *mode,
+                                  const char *id, long long now)
 {
     struct endpoint_delete_args a = {tenant_id, mode, id, now};
 
@@ -1548,7 +1553,7 @@ static int do_claim(struct store *s, void *arg)
         int r;
 
         snprintf(tenant, sizeof tenant, "%s", d->session.tenant_id);
-        r = store_session_get(s, tenant, session_ids[i], a->now_ms / 1000, &d->session);
+        r = sqlite_session_get(s, tenant, session_ids[i], a->now_ms / 1000, &d->session);
         if (r == 0) {
             if (!(st = prep(s, Q_ENDPOINT_BY_ID))) {
                 rc = HF_ESTORE;
@@ -1580,8 +1585,8 @@ static int do_claim(struct store *s, void *arg)
     return rc;
 }
 
-int store_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
-                           struct webhook_delivery *out, size_t max, size_t *n)
+static int sqlite_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
+                                   struct webhook_delivery *out, size_t max, size_t *n)
 {
     struct claim_args a = {now_ms, lease_ms, out, max, n};
     sqlite3_stmt *st = prep(s, Q_DELIVERY_DUE_ANY);
@@ -1622,16 +1627,16 @@ static int do_record(struct store *s, void *arg)
     return run(s, st);
 }
 
-int store_delivery_record(struct store *s, const char *event_id, const char *endpoint_id,
-                          const struct webhook_attempt *at)
+static int sqlite_delivery_record(struct store *s, const char *event_id, const char *endpoint_id,
+                                  const struct webhook_attempt *at)
 {
     struct record_args a = {event_id, endpoint_id, at};
 
     return in_transaction(s, do_record, &a);
 }
 
-int store_events_list(struct store *s, const char *status, size_t limit,
-                      struct event_row *out, size_t *n)
+static int sqlite_events_list(struct store *s, const char *status, size_t limit,
+                              struct event_row *out, size_t *n)
 {
     sqlite3_stmt *st = prep(s, Q_EVENTS_LIST);
     int rc;
@@ -1689,7 +1694,7 @@ static int do_retry(struct store *s, void *arg)
     return rc;
 }
 
-int store_event_retry(struct store *s, const char *event_id, long long now_ms, int *n)
+static int sqlite_event_retry(struct store *s, const char *event_id, long long now_ms, int *n)
 {
     struct retry_args a = {event_id, now_ms, n};
 
@@ -1755,25 +1760,25 @@ static int do_activate(struct store *s, void *arg)
     return 0;
 }
 
-int store_policy_publish(struct store *s, const char *version, const void *bundle,
-                         size_t len, const char *actor, long long now,
-                         struct policy_activation *out)
+static int sqlite_policy_publish(struct store *s, const char *version, const void *bundle,
+                                 size_t len, const char *actor, long long now,
+                                 struct policy_activation *out)
 {
     struct activate_args a = {version, "publish", actor, bundle, len, now, out};
 
     return in_transaction(s, do_activate, &a);
 }
 
-int store_policy_rollback(struct store *s, const char *version, const char *actor,
-                          long long now, struct policy_activation *out)
+static int sqlite_policy_rollback(struct store *s, const char *version, const char *actor,
+                                  long long now, struct policy_activation *out)
 {
     struct activate_args a = {version, "rollback", actor, NULL, 0, now, out};
 
     return in_transaction(s, do_activate, &a);
 }
 
-int store_policy_history(struct store *s, size_t limit, struct policy_activation *out,
-                         size_t *n)
+static int sqlite_policy_history(struct store *s, size_t limit, struct policy_activation *out,
+                                 size_t *n)
 {
     sqlite3_stmt *st = prep(s, Q_ACTIVATIONS);
     int rc;
@@ -1788,15 +1793,15 @@ int store_policy_history(struct store *s, size_t limit, struct policy_activation
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
 }
 
-int store_policy_active(struct store *s, struct policy_activation *out)
+static int sqlite_policy_active(struct store *s, struct policy_activation *out)
 {
     size_t n;
-    int rc = store_policy_history(s, 1, out, &n);
+    int rc = sqlite_policy_history(s, 1, out, &n);
 
     return rc != 0 ? rc : n == 1 ? 0 : HF_ENOTFOUND;
 }
 
-int store_policy_bundle(struct store *s, const char *version, char **bundle, size_t *len)
+static int sqlite_policy_bundle(struct store *s, const char *version, char **bundle, size_t *len)
 {
     sqlite3_stmt *st = prep(s, Q_BUNDLE_GET);
     int rc;
@@ -1818,3 +1823,57 @@ int store_policy_bundle(struct store *s, const char *version, char **bundle, siz
     sqlite3_reset(st);
     return rc;
 }
+/* SQLite cannot announce a publish to other processes: the caller polls. */
+static int sqlite_policy_wait(struct store *s, int timeout_ms)
+{
+    struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
+
+    (void)s;
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return 0;
+}
+
+const struct store_ops store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .read_begin = sqlite_read_begin,
+    .read_end = sqlite_read_end,
+    .writer_start = sqlite_writer_start,
+    .writer_stop = sqlite_writer_stop,
+    .ping = sqlite_ping,
+    .attach_writer = sqlite_attach_writer,
+    .tenant_create = sqlite_tenant_create,
+    .tenant_set_hosts = sqlite_tenant_set_hosts,
+    .tenant_get = sqlite_tenant_get,
+    .key_create = sqlite_key_create,
+    .key_revoke = sqlite_key_revoke,
+    .key_find = sqlite_key_find,
+    .contractor_create = sqlite_contractor_create,
+    .contractor_check = sqlite_contractor_check,
+    .session_insert = sqlite_session_insert,
+    .idempotency_find = sqlite_idempotency_find,
+    .session_get = sqlite_session_get,
+    .session_list = sqlite_session_list,
+    .session_cancel = sqlite_session_cancel,
+    .session_by_token = sqlite_session_by_token,
+    .session_redeem = sqlite_session_redeem,
+    .session_for_browser = sqlite_session_for_browser,
+    .session_complete = sqlite_session_complete,
+    .sessions_expire = sqlite_sessions_expire,
+    .endpoint_create = sqlite_endpoint_create,
+    .endpoint_list = sqlite_endpoint_list,
+    .endpoint_get = sqlite_endpoint_get,
+    .endpoint_delete = sqlite_endpoint_delete,
+    .deliveries_claim = sqlite_deliveries_claim,
+    .delivery_record = sqlite_delivery_record,
+    .events_list = sqlite_events_list,
+    .event_retry = sqlite_event_retry,
+    .policy_publish = sqlite_policy_publish,
+    .policy_rollback = sqlite_policy_rollback,
+    .policy_history = sqlite_policy_history,
+    .policy_active = sqlite_policy_active,
+    .policy_bundle = sqlite_policy_bundle,
+    .policy_wait = sqlite_policy_wait,
+};

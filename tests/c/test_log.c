@@ -46,6 +46,12 @@ int main(void)
     CHECK("marker with nothing after it", redacts("/payment/setup/", "/payment/setup/"));
     CHECK("newlines cannot forge a line", redacts("GET /a\n2026 error FORGED\r\x7f",
                                                   "GET /a\\x0a2026 error FORGED\\x0d\\x7f"));
+    CHECK("database URL password", redacts("db postgresql://hostflow:s3cr%40t@127.0.0.1:5432/hf up",
+                                           "db postgresql://hostflow:[redacted]@127.0.0.1:5432/hf up"));
+    CHECK("URL without a password", redacts("postgresql://hostflow@db/hf https://h:8443/x",
+                                            "postgresql://hostflow@db/hf https://h:8443/x"));
+    CHECK("an @ after the authority is no userinfo", redacts("https://h/a:b@c", "https://h/a:b@c"));
+    CHECK("empty password", redacts("postgres://u:@h/d", "postgres://u:[redacted]@h/d"));
     log_redact("/payment/setup/live_abcdef", small, sizeof small);
     CHECK("tiny buffer stays terminated", strlen(small) == sizeof small - 1);
     return CHECK_DONE();

@@ -164,15 +164,19 @@ end
 -- Race n copies of one raw request: open n connections, send all n
 -- requests before reading any answer, then read all answers. Returns the
 -- n responses (h.read_response tables, {error} for a dropped connection).
+-- port may be a list of ports (several nodes), taken in turn; raw may then
+-- be a function of the port giving its bytes.
 function M.race(port, n, raw)
-  local conns = {}
+  local conns, bytes = {}, {}
   for i = 1, n do
+    local p = type(port) == "table" and port[(i - 1) % #port + 1] or port
     local c = assert(socket.tcp())
     c:settimeout(10)
-    assert(c:connect("127.0.0.1", port))
+    assert(c:connect("127.0.0.1", p))
     conns[i] = c
+    bytes[i] = type(raw) == "function" and raw(p) or raw
   end
-  for i = 1, n do assert(conns[i]:send(raw)) end
+  for i = 1, n do assert(conns[i]:send(bytes[i])) end
   local out = {}
   for i = 1, n do
     out[i] = h.read_response(conns[i], true)
@@ -195,12 +199,7 @@ function M.sleep_until(t)
   if d > 0 then socket.sleep(d) end
 end
 
--- One sqlite3 query on db; trimmed stdout.
-function M.sql(db, query)
-  local out, rc = h.run("sqlite3 -cmd '.timeout 2000' " .. h.sh_quote(db) .. " " ..
-    h.sh_quote(query) .. " 2>&1")
-  luassert.are.equal(0, rc, "sqlite3 failed: " .. out)
-  return (out:gsub("%s+$", ""))
-end
+-- One SQL query on db, either database; trimmed output (server.lua).
+M.sql = h.sql
 
 return M

@@ -33,6 +33,63 @@ function M.tmpdir()
   return (out:gsub("%s+$", ""))
 end
 
+-- The database the suite runs on. HOSTFLOW_TEST_DB_URL, a PostgreSQL URL
+-- whose role may create databases (scripts/run-tests starts one), selects
+-- PostgreSQL: each server then gets a database of its own. Otherwise each
+-- gets a SQLite file in its temporary directory.
+M.pg_url = os.getenv("HOSTFLOW_TEST_DB_URL")
+if M.pg_url == "" then M.pg_url = nil end
+M.backend = M.pg_url and "postgres" or "sqlite"
+
+local db_count = 0
+
+-- The same URL naming database name instead.
+function M.pg_database_url(name)
+  local base, query = M.pg_url:match("^(.-://[^/]*)/?[^?]*(.*)$")
+  return base .. "/" .. name .. query
+end
+
+-- A new, empty database for one server: its --db value (a fresh PostgreSQL
+-- database, or dir/hostflow.db).
+function M.new_db(dir)
+  if not M.pg_url then return dir .. "/hostflow.db" end
+  db_count = db_count + 1
+  local name = string.format("hf_%d_%d_%d", os.time(), math.random(1e9), db_count)
+  local out, rc = M.run("psql " .. sh_quote(M.pg_url) .. " -qAtX -v ON_ERROR_STOP=1 -c " ..
+    sh_quote("CREATE DATABASE " .. name) .. " 2>&1")
+  assert(rc == 0, "CREATE DATABASE failed: " .. out)
+  return M.pg_database_url(name)
+end
+
+-- One SQL query on db (a server's --db); trimmed output, one row a line,
+-- columns separated by '|'.
+function M.sql(db, query)
+  local cmd
+  if db:match("^postgres") then
+    cmd = "psql " .. sh_quote(db) .. " -qAtX -v ON_ERROR_STOP=1 -c " .. sh_quote(query)
+  else
+    cmd = "sqlite3 -cmd '.timeout 2000' " .. sh_quote(db) .. " " .. sh_quote(query)
+  end
+  local out, rc = M.run(cmd .. " 2>&1")
+  luassert.are.equal(0, rc, "query failed: " .. out)
+  return (out:gsub("%s+$", ""))
+end
+
+-- Everything hostflow keeps for db: for SQLite the bytes of the file, its
+-- WAL and shm; for PostgreSQL a data dump of the database.
+function M.db_bytes(db)
+  if db:match("^postgres") then
+    local out, rc = M.run("pg_dump " .. sh_quote(db) .. " --data-only 2>&1")
+    luassert.are.equal(0, rc, "pg_dump failed: " .. out)
+    return out
+  end
+  local parts = {}
+  for _, suffix in ipairs({ "", "-wal", "-shm", "-journal" }) do
+    parts[#parts + 1] = M.read_file(db .. suffix) or ""
+  end
+  return table.concat(parts, "\0")
+end
+
 function M.free_port()
   local s = assert(socket.bind("127.0.0.1", 0))
   local _, port = s:getsockname()
@@ -194,13 +251,14 @@ end
 local Server = {}
 Server.__index = Server
 
--- Start a server. opts: dir (default: new temp dir), db, policy (file
--- path), args (extra flags), env (table). Waits until it accepts.
+-- Start a server. opts: dir (default: new temp dir), db (default: a new
+-- database, M.new_db), policy (file path), args (extra flags), env (table).
+-- Waits until it accepts.
 function M.start(opts)
   opts = opts or {}
   local self = setmetatable({}, Server)
   self.dir = opts.dir or M.tmpdir()
-  self.db = opts.db or (self.dir .. "/hostflow.db")
+  self.db = opts.db or M.new_db(self.dir)
   self.port = M.free_port()
   self.admin_port = M.free_port()
   self.log = self.dir .. "/server.log"

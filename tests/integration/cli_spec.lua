@@ -33,7 +33,7 @@ describe("hostflow CLI: help and usage errors", function()
 
   setup(function()
     dir = h.tmpdir()
-    db = dir .. "/hostflow.db"
+    db = h.new_db(dir)
   end)
 
   for _, cmd in ipairs({ { "--help" }, { "serve", "--help" }, { "tenant", "--help" },
@@ -112,7 +112,7 @@ describe("hostflow CLI: --json output", function()
 
   setup(function()
     dir = h.tmpdir()
-    db = dir .. "/hostflow.db"
+    db = h.new_db(dir)
   end)
 
   it("tenant create prints one JSON line with id, name and the allowlist", function()
@@ -170,14 +170,16 @@ describe("hostflow CLI: --json output", function()
 
   it("honours HOSTFLOW_DB when --db is absent", function()
     local cwd = h.tmpdir()
-    local envdb = dir .. "/from-env.db"
+    local envdb = h.backend == "sqlite" and dir .. "/from-env.db" or h.new_db(dir)
     local out, rc, err = hostflow({ cwd = cwd, env = "HOSTFLOW_DB=" .. q(envdb) },
       "tenant", "create", "EnvTenant", "--json")
     assert.are.equal(0, rc, err)
     local t = cjson.decode(out)
-    assert.is_not_nil(h.read_file(envdb), "HOSTFLOW_DB file was not created")
+    if h.backend == "sqlite" then
+      assert.is_not_nil(h.read_file(envdb), "HOSTFLOW_DB file was not created")
+    end
     assert.is_nil(h.read_file(cwd .. "/hostflow.db"), "./hostflow.db was used instead")
-    -- visible through --db on the same file, and through the env again
+    -- visible through --db on the same database, and through the env again
     assert.are.equal("EnvTenant", h.cli_json(envdb, "tenant", "show", t.id, "--json").name)
     local out2, rc2 = hostflow({ cwd = cwd, env = "HOSTFLOW_DB=" .. q(envdb) },
       "tenant", "show", t.id, "--json")

@@ -137,8 +137,7 @@ return {
     h.write_file(file, base_policy .. "-- v2\n")
     local v2 = srv:admin("POST", "/admin/v1/policy/reload").json.version
     local id2 = create(t, "https://app.example.com/").json.id
-    local rows = h.run("sqlite3 " .. h.sh_quote(srv.db) ..
-      " \"SELECT id || '=' || policy_version FROM sessions\"")
+    local rows = h.sql(srv.db, "SELECT id || '=' || policy_version FROM sessions")
     assert.truthy(rows:find(id1 .. "=" .. v1, 1, true))
     assert.truthy(rows:find(id2 .. "=" .. v2, 1, true))
   end)

@@ -5,14 +5,9 @@ local socket = require("socket")
 
 local SESSIONS = "/api/v1/payment/sessions"
 
--- Every byte hostflow keeps on disk for db: the main file, WAL and shm.
-local function db_bytes(db)
-  local parts = {}
-  for _, suffix in ipairs({ "", "-wal", "-shm", "-journal" }) do
-    parts[#parts + 1] = h.read_file(db .. suffix) or ""
-  end
-  return table.concat(parts, "\0")
-end
+-- Everything hostflow keeps for db: the SQLite file, WAL and shm, or a
+-- data dump of the PostgreSQL database.
+local db_bytes = h.db_bytes
 
 local function contains(haystack, needle)
   return haystack:find(needle, 1, true) ~= nil
