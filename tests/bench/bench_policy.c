@@ -53,8 +53,9 @@ int main(int argc, char **argv)
     snprintf(t->hosts[t->n_hosts++], sizeof t->hosts[0], "app.example.com");
     url_parse(raw, strlen(raw), &u);
     for (int i = -1000; i < calls; i++) { /* the first 1000 warm up */
-        struct policy_ctx ctx = {t, "live", "cn_bench", "POST", "/api/v1/payment/sessions",
-                                 "127.0.0.1", (long long)time(NULL)};
+        struct policy_ctx ctx = {.tenant = t, .mode = "live", .contractor_id = "cn_bench",
+                                 .method = "POST", .path = "/api/v1/payment/sessions",
+                                 .remote_addr = "127.0.0.1", .now = (long long)time(NULL)};
         double t0 = now_us();
 
         if (policy_check_tenant(p, &ctx, &v) != 0 || !v.allow ||
