@@ -133,13 +133,17 @@ static int reload(int argc, char **argv)
     return rc;
 }
 
-/* "user@host": who publishes, unless --by says otherwise. */
-static void default_actor(char *out, size_t n)
+/* Who publishes: --by when given, else "user@host". */
+static void actor_of(const char *by, char *out, size_t n)
 {
     const char *user = getenv("SUDO_USER");
     struct passwd *pw;
     char host[64] = "localhost";
 
+    if (by) {
+        snprintf(out, n, "%s", by);
+        return;
+    }
     if (!user || !*user)
         user = getenv("USER");
     if ((!user || !*user) && (pw = getpwuid(getuid())))
@@ -195,10 +199,7 @@ static int publish(const char *db, int argc, char **argv)
     if (rc == 0 && strcmp(active, version) == 0) {
         printf("policy version %s is already active\n", version);
     } else if (rc == 0) {
-        if (by)
-            snprintf(actor, sizeof actor, "%s", by);
-        else
-            default_actor(actor, sizeof actor);
+        actor_of(by, actor, sizeof actor);
         rc = store_policy_publish(s, version, bundle, len, actor, (long long)time(NULL), &act);
         if (rc == 0)
             printf("published policy version %s (activation %lld by %s); nodes with "
@@ -260,10 +261,7 @@ static int rollback(const char *db, int argc, char **argv)
         printf("policy version %s is already active\n", version);
         goto out;
     }
-    if (by)
-        snprintf(actor, sizeof actor, "%s", by);
-    else
-        default_actor(actor, sizeof actor);
+    actor_of(by, actor, sizeof actor);
     if (rc == 0)
         rc = store_policy_rollback(s, version, actor, (long long)time(NULL), &act);
     if (rc == 0)
