@@ -62,6 +62,7 @@ function M.start(opts)
     " CHECKOUT_STUB_PUBLIC_KEY=" .. h.sh_quote(self.public) ..
     " exec node tests/helpers/checkout_stub.mjs >>" .. h.sh_quote(out) .. " 2>&1 & echo $!")
   self.pid = tonumber(pid:match("%d+"))
+  h.track_pid(self.pid)
   local deadline = socket.gettime() + 10
   while socket.gettime() < deadline do
     local c = socket.tcp()

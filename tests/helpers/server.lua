@@ -281,6 +281,7 @@ function M.start(opts)
   local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " .. sh_quote(M.bin) ..
     " " .. table.concat(quoted, " ") .. " >>" .. sh_quote(self.log) .. " 2>&1 & echo $!")
   self.pid = tonumber(pid:match("%d+"))
+  M.track_pid(self.pid)
   if M.wait_port(self.port, 10, function() return self:alive() end) then return self end
   error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
 end
@@ -365,6 +366,16 @@ end
 
 function Server:log_text()
   return M.read_file(self.log) or ""
+end
+
+-- Note a process the suite started: scripts/run-tests kills what is left
+-- of them at the end, so a spec that fails half-way leaves nothing running.
+function M.track_pid(pid)
+  local dir = os.getenv("HOSTFLOW_TEST_TMP")
+  if not dir or not pid then return end
+  local f = assert(io.open(dir .. "/pids", "a"))
+  f:write(pid, "\n")
+  f:close()
 end
 
 -- Note a secret (URL token, key secret, cookie, csrf value) the suite has

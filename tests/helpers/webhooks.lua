@@ -20,6 +20,7 @@ function M.receiver(fail_first, port)
   self.pid = tonumber(h.run("exec lua5.4 " .. h.sh_quote(h.root .. "/tests/helpers/webhook_receiver.lua") ..
     " " .. self.port .. " " .. h.sh_quote(self.log) .. " " .. (fail_first or 0) ..
     " >/dev/null 2>&1 & echo $!"):match("%d+"))
+  h.track_pid(self.pid)
   if h.wait_port(self.port, 5) then return self end
   error("webhook receiver did not start")
 end
