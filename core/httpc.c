@@ -13,8 +13,8 @@
 #include "url.h"
 #include "version.h"
 
-/* The response body as it arrives, refused past max; kept unless
- * discard. */
+/* The response body as it arrives, refused past max; or, for a batch,
+ * thrown away whatever its size. */
 struct sink {
     char *data;
     size_t len, cap, max;
@@ -27,13 +27,11 @@ static size_t take(char *chunk, size_t size, size_t n, void *userdata)
     struct sink *s = userdata;
     size_t add = size * n;
 
+    if (s->discard)
+        return add; /* only the status matters; the timeout bounds the reading */
     if (add > s->max - s->len) {
         s->too_big = 1;
         return 0; /* curl stops with CURLE_WRITE_ERROR */
-    }
-    if (s->discard) {
-        s->len += add;
-        return add;
     }
     if (s->len + add + 1 > s->cap) {
         size_t cap = s->cap ? s->cap : 1024;
@@ -276,6 +274,7 @@ int httpc_batch_add(struct httpc_batch *b, const struct httpc_request *req, void
     x->body = body;
     x->tag = tag;
     x->sink.discard = 1;
+    curl_easy_setopt(x->h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)0); /* no limit */
     if (curl_multi_add_handle(b->multi, x->h) != CURLM_OK) {
         snprintf(err, errlen, "cannot start an HTTP request");
         exchange_free(x);

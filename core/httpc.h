@@ -53,8 +53,9 @@ void httpc_response_free(struct httpc_response *r);
 
 /* ---- many requests from one thread ----
  * A batch keeps requests in flight together; one thread adds them and
- * collects what finished. Response bodies are read (up to max_body) and
- * dropped: a batch answers with the status only. */
+ * collects what finished. Response bodies are read and dropped, whatever
+ * their size (max_body does not apply; the timeout bounds the reading): a
+ * batch answers with the status only. */
 struct httpc_batch;
 
 struct httpc_result {

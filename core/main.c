@@ -125,10 +125,11 @@ static const char serve_usage[] =
 
 /* Check the database before accepting any connection (and migrate it), so
  * a bad path stops start-up with its reason. */
-static int preflight(const struct config *cfg)
+static int preflight(const struct config *cfg, int *has_endpoints)
 {
     struct store *s;
     char err[1024];
+    int rc;
 
     if (token_init() != 0) {
         log_msg(HF_LOG_ERROR, "cannot initialise the random number generator");
@@ -138,8 +139,12 @@ static int preflight(const struct config *cfg)
         log_msg(HF_LOG_ERROR, "%s", err);
         return -1;
     }
+    /* whether a webhook key must exist already (see webhook_key_load) */
+    rc = store_endpoints_exist(s, has_endpoints);
     store_close(s);
-    return 0;
+    if (rc != 0)
+        log_msg(HF_LOG_ERROR, "cannot read the database at start-up");
+    return rc == 0 ? 0 : -1;
 }
 
 static void reload_on_signal(struct policy_engine *engine)
@@ -162,6 +167,7 @@ static int serve(int argc, char **argv)
     struct store_writer *writer = NULL;
     struct webhook_sender *sender = NULL;
     struct webhook_options hooks;
+    int has_endpoints = 0;
     unsigned char webhook_key[HF_SEAL_KEY_BYTES];
     struct worker_limits limits = {0};
     struct worker_shared api_data;
@@ -204,7 +210,7 @@ static int serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (preflight(&cfg) != 0)
+    if (preflight(&cfg, &has_endpoints) != 0)
         goto out;
     if (processor_setup(&cfg, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
@@ -226,7 +232,8 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
-    if (webhook_key_load(cfg.webhook_key_file, webhook_key, err, sizeof err) != 0) {
+    if (webhook_key_load(cfg.webhook_key_file, !has_endpoints, webhook_key, err,
+                         sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
@@ -292,7 +299,7 @@ out:
     expiry_stop(expiry);
     http_stop(srv);
     http_stop(admin);
-    webhook_sender_stop(sender); /* after the API: its last events go out too */
+    webhook_sender_stop(sender); /* what it did not send goes out after a restart */
     store_writer_stop(writer); /* after every user of it has stopped */
     token_wipe(webhook_key, sizeof webhook_key);
     ratelimit_free(limits.create_by_key);

@@ -24,7 +24,18 @@ struct policy_store {
     atomic_int stopping;
     int started;
     long long seen_seq;            /* the activation last acted on */
+    long long retry_at, retry_delay; /* after a version that could not be read */
 };
+
+#define RETRY_MAX_MS 30000
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void sleep_ms(int ms)
 {
@@ -62,6 +73,14 @@ static int read_active(void *arg, struct policy_source **out, char *err, size_t 
     policy_store_label(act.version, label, sizeof label);
     rc = policy_source_decode(bundle, len, label, out, err, errlen);
     free(bundle);
+    /* the label names the texts: a row that lost its match is refused */
+    if (rc == 0 && strcmp((*out)->version, act.version) != 0) {
+        snprintf(err, errlen, "%s: the stored texts hash to %s, not to the version they are "
+                 "stored as", label, (*out)->version);
+        policy_source_free(*out);
+        *out = NULL;
+        rc = HF_EPOLICY;
+    }
     return rc;
 }
 
@@ -106,15 +125,31 @@ static void *poll_loop(void *arg)
     while (!atomic_load(&ps->stopping)) {
         struct policy_activation act;
 
-        if (store_policy_active(ps->poller, &act) == 0 && act.seq != ps->seen_seq) {
+        if (store_policy_active(ps->poller, &act) == 0 && act.seq != ps->seen_seq &&
+            now_ms() >= ps->retry_at) {
             char msg[HF_POLICY_ERROR_MAX];
+            struct policy_status st;
             int changed;
 
-            ps->seen_seq = act.seq;
             log_msg(HF_LOG_INFO, "policy: the store activated version %s (%s by %s)",
                     act.version, act.action, act.actor);
             /* failures are logged and kept in the status by the engine */
-            policy_engine_reload(ps->engine, &changed, msg, sizeof msg);
+            if (policy_engine_reload(ps->engine, &changed, msg, sizeof msg) == 0) {
+                ps->seen_seq = act.seq;
+                ps->retry_delay = 0;
+            } else {
+                policy_engine_status(ps->engine, &st);
+                if (strcmp(st.wanted, act.version) == 0) {
+                    ps->seen_seq = act.seq; /* the gate refused it: for good */
+                } else {
+                    /* it could not be read (the database away, a damaged
+                     * row): again later, less and less often */
+                    ps->retry_delay = ps->retry_delay ? ps->retry_delay * 2 : HF_POLICY_POLL_MS;
+                    if (ps->retry_delay > RETRY_MAX_MS)
+                        ps->retry_delay = RETRY_MAX_MS;
+                    ps->retry_at = now_ms() + ps->retry_delay;
+                }
+            }
         }
         /* PostgreSQL wakes this at once on a publish; SQLite just waits */
         if (store_policy_wait(ps->poller, HF_POLICY_POLL_MS) != 0)

@@ -209,6 +209,7 @@ int store_sessions_expire(struct store *s, long long now, int *n);
 #define HF_SEALED_SECRET_MAX 128   /* a sealed signing secret, in bytes */
 #define HF_EVENT_TYPE_MAX 40
 #define HF_ENDPOINTS_MAX 16        /* webhook endpoints per tenant and mode */
+#define HF_WEBHOOK_PER_ENDPOINT 4  /* deliveries claimed at once per endpoint */
 
 struct webhook_endpoint {
     char id[HF_ID_MAX];
@@ -228,10 +229,12 @@ struct webhook_delivery {
     struct session session;   /* the event's object: terminal, so it stays as sent */
     struct webhook_endpoint endpoint;
     int attempts;             /* attempts made before this one */
+    long long lease_until_ms; /* the claim: recording it needs the same value */
 };
 
 /* What became of one attempt. */
 struct webhook_attempt {
+    long long lease_until_ms; /* of the claim this attempt was made under */
     const char *status;       /* "delivered", "pending" (try again) or "failed" */
     long long at_ms;          /* when the attempt was made */
     long long next_ms;        /* for "pending": when to try again */
@@ -267,11 +270,18 @@ int store_endpoint_get(struct store *s, const char *tenant_id, const char *mode,
 int store_endpoint_delete(struct store *s, const char *tenant_id, const char *mode,
                           const char *id, long long now);
 
-/* Claim up to max deliveries due at now_ms for lease_ms: nobody else
+/* *yes = 1 when any endpoint was ever recorded (deleted ones count: their
+ * secrets were sealed too). */
+int store_endpoints_exist(struct store *s, int *yes);
+
+/* Claim up to max deliveries due at now_ms for lease_ms, oldest first but
+ * at most HF_WEBHOOK_PER_ENDPOINT in flight per endpoint: nobody else
  * claims them until the lease ends or store_delivery_record is called. */
 int store_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
                            struct webhook_delivery *out, size_t max, size_t *n);
-/* Record the attempt on a claimed delivery and release the claim. */
+/* Record the attempt on a claimed delivery and release the claim; a
+ * claim that lapsed and was taken again meanwhile is left to its new
+ * holder (HF_ENOTFOUND). */
 int store_delivery_record(struct store *s, const char *event_id, const char *endpoint_id,
                           const struct webhook_attempt *a);
 /* Events with their deliveries, newest first; status NULL = all, else

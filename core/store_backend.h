@@ -117,7 +117,8 @@
     X(policy_bundle, (struct store *s, const char *version, char **bundle,      \
                       size_t *len),                                             \
       (s, version, bundle, len))                                                \
-    X(policy_wait, (struct store *s, int timeout_ms), (s, timeout_ms))
+    X(policy_wait, (struct store *s, int timeout_ms), (s, timeout_ms))           \
+    X(endpoints_exist, (struct store *s, int *yes), (s, yes))
 
 struct store_ops {
     const char *name;          /* "sqlite", "postgres": for log lines */

@@ -135,6 +135,10 @@ static const char *const migrations[] = {
     "  action TEXT NOT NULL CHECK (action IN ('publish', 'rollback')),"
     "  actor TEXT NOT NULL,"
     "  at BIGINT NOT NULL);",
+
+    /* 5: deliveries in flight per endpoint, for a fair claim */
+    "CREATE INDEX webhook_deliveries_leased ON webhook_deliveries (endpoint_id) "
+    "  WHERE lease_until_ms > 0;",
 };
 
 /* The session as the API shows it, "now" being parameter now: a pending
@@ -234,19 +238,30 @@ static const char *const migrations[] = {
     X(ENDPOINT_DELIVERIES_FAIL, 0, "UPDATE webhook_deliveries SET status = 'failed', " \
       "lease_until_ms = 0, last_error = 'endpoint deleted' "                   \
       "WHERE endpoint_id = $1 AND status = 'pending'")                         \
+    X(ENDPOINTS_ANY, 1, "SELECT 1 FROM webhook_endpoints LIMIT 1")            \
     X(DELIVERY_DUE_ANY, 1, "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' " \
       "AND next_attempt_ms <= $1 AND lease_until_ms <= $1 LIMIT 1")            \
     X(DELIVERIES_CLAIM, 0, "UPDATE webhook_deliveries d SET lease_until_ms = $1 + $3 " \
-      "FROM (SELECT event_id, endpoint_id FROM webhook_deliveries "            \
-      "WHERE status = 'pending' AND next_attempt_ms <= $1 AND lease_until_ms <= $1 " \
-      "ORDER BY next_attempt_ms LIMIT $2 FOR UPDATE SKIP LOCKED) due, events ev " \
+      "FROM (SELECT w.event_id, w.endpoint_id FROM webhook_deliveries w JOIN ("  \
+      "SELECT c.event_id, c.endpoint_id FROM (SELECT event_id, endpoint_id, "   \
+      "next_attempt_ms, row_number() OVER (PARTITION BY endpoint_id "          \
+      "ORDER BY next_attempt_ms) AS k FROM webhook_deliveries "                \
+      "WHERE status = 'pending' AND next_attempt_ms <= $1 AND lease_until_ms <= $1) c " \
+      "LEFT JOIN (SELECT endpoint_id, count(*) AS n FROM webhook_deliveries "  \
+      "WHERE status = 'pending' AND lease_until_ms > 0 AND lease_until_ms > $1 " \
+      "GROUP BY endpoint_id) b ON b.endpoint_id = c.endpoint_id "              \
+      "WHERE c.k + coalesce(b.n, 0) <= $4 ORDER BY c.next_attempt_ms LIMIT $2) pick " \
+      "ON pick.event_id = w.event_id AND pick.endpoint_id = w.endpoint_id "    \
+      "WHERE w.status = 'pending' AND w.lease_until_ms <= $1 "                 \
+      "FOR UPDATE OF w SKIP LOCKED) due, events ev "                           \
       "WHERE d.event_id = due.event_id AND d.endpoint_id = due.endpoint_id "   \
       "AND ev.id = d.event_id RETURNING d.event_id, d.endpoint_id, ev.type, "  \
-      "ev.created, ev.session_id, ev.tenant_id, d.attempts")                   \
+      "ev.created, ev.session_id, ev.tenant_id, d.attempts, d.lease_until_ms") \
     X(DELIVERY_RECORD, 0, "UPDATE webhook_deliveries SET status = $3, "        \
       "attempts = attempts + 1, next_attempt_ms = $4, lease_until_ms = 0, "    \
       "last_attempt_ms = $5, last_status = $6, last_error = $7 "               \
-      "WHERE event_id = $1 AND endpoint_id = $2 AND status = 'pending'")       \
+      "WHERE event_id = $1 AND endpoint_id = $2 AND status = 'pending' "       \
+      "AND lease_until_ms = $8")                                               \
     X(EVENTS_LIST, 1, "SELECT ev.id, ev.type, ev.tenant_id, ev.session_id, ev.created, " \
       "coalesce(d.endpoint_id, ''), coalesce(d.status, 'none'), "              \
       "coalesce(d.attempts, 0), coalesce(d.next_attempt_ms, 0), "              \
@@ -456,6 +471,7 @@ static int reconnect(struct store *s)
     memset(s->prepared, 0, sizeof s->prepared);
     s->in_tx = 0;
     s->in_read = 0;
+    s->listening = 0; /* a new session listens to nothing yet */
     if (PQstatus(s->conn) != CONNECTION_OK) {
         scrub(PQerrorMessage(s->conn), "", msg, sizeof msg);
         log_msg(HF_LOG_ERROR, "store: cannot reconnect to %s: %s", s->where, msg);
@@ -1492,6 +1508,17 @@ static int pg_endpoint_delete(struct store *s, const char *tenant_id, const char
     return tx_finish(s, rc);
 }
 
+static int pg_endpoints_exist(struct store *s, int *yes)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc = lookup(s, Q_ENDPOINTS_ANY, &p, &r);
+
+    PQclear(r);
+    *yes = rc == 0;
+    return rc == HF_ENOTFOUND ? 0 : rc;
+}
+
 /* Leases are taken with FOR UPDATE SKIP LOCKED: nodes claiming at the
  * same moment take different deliveries and never wait for each other. */
 static int pg_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
@@ -1511,6 +1538,7 @@ static int pg_deliveries_claim(struct store *s, long long now_ms, long long leas
         return rc;
     p_int(&p, (long long)max);
     p_int(&p, lease_ms);
+    p_int(&p, HF_WEBHOOK_PER_ENDPOINT);
     if (!(r = run(s, Q_DELIVERIES_CLAIM, &p)))
         return tx_finish(s, HF_ESTORE);
     for (int i = 0; rc == 0 && i < PQntuples(r) && *n < max; i++) {
@@ -1525,6 +1553,7 @@ static int pg_deliveries_claim(struct store *s, long long now_ms, long long leas
         copy_val(r, i, 2, d->event_type, sizeof d->event_type);
         d->event_created = int_val(r, i, 3);
         d->attempts = (int)int_val(r, i, 6);
+        d->lease_until_ms = int_val(r, i, 7);
         found = pg_session_get(s, PQgetvalue(r, i, 5), PQgetvalue(r, i, 4), now_ms / 1000,
                                &d->session);
         if (found == 0) {
@@ -1551,6 +1580,7 @@ static int pg_delivery_record(struct store *s, const char *event_id, const char 
                               const struct webhook_attempt *a)
 {
     struct params p = {0};
+    int rc, changed = 0;
 
     p_text(&p, event_id);
     p_text(&p, endpoint_id);
@@ -1559,7 +1589,9 @@ static int pg_delivery_record(struct store *s, const char *event_id, const char 
     p_int(&p, a->at_ms);
     p_int_or_null(&p, a->http_status, a->http_status == 0);
     p_text(&p, a->error);
-    return exec_stmt(s, Q_DELIVERY_RECORD, &p, NULL);
+    p_int(&p, a->lease_until_ms);
+    rc = exec_stmt(s, Q_DELIVERY_RECORD, &p, &changed);
+    return rc == 0 && changed != 1 ? HF_ENOTFOUND : rc;
 }
 
 static int pg_events_list(struct store *s, const char *status, size_t limit,
@@ -1817,4 +1849,5 @@ const struct store_ops store_pg_ops = {
     .policy_history = pg_policy_history,
     .policy_bundle = pg_policy_bundle,
     .policy_wait = pg_policy_wait,
+    .endpoints_exist = pg_endpoints_exist,
 };

@@ -117,6 +117,10 @@ static const char *const migrations[] = {
     "  action TEXT NOT NULL CHECK (action IN ('publish', 'rollback')),"
     "  actor TEXT NOT NULL,"
     "  at INTEGER NOT NULL);",
+
+    /* 5: deliveries in flight per endpoint, for a fair claim */
+    "CREATE INDEX webhook_deliveries_leased ON webhook_deliveries (endpoint_id) "
+    "  WHERE lease_until_ms > 0;",
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -161,11 +165,12 @@ static const char *const migrations[] = {
     X(ENDPOINT_GET, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_DELETE, "UPDATE webhook_endpoints SET deleted_at = ?4 WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_DELIVERIES_FAIL, "UPDATE webhook_deliveries SET status = 'failed', lease_until_ms = 0, last_error = 'endpoint deleted' WHERE endpoint_id = ?1 AND status = 'pending'") \
-    X(DELIVERIES_DUE, "SELECT d.event_id, d.endpoint_id, ev.type, ev.created, ev.session_id, ev.tenant_id, d.attempts FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id WHERE d.status = 'pending' AND d.next_attempt_ms <= ?1 AND d.lease_until_ms <= ?1 ORDER BY d.next_attempt_ms LIMIT ?2") \
+    X(DELIVERIES_DUE, "SELECT d.event_id, d.endpoint_id, ev.type, ev.created, ev.session_id, ev.tenant_id, d.attempts FROM (SELECT event_id, endpoint_id, attempts, next_attempt_ms, row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_ms) AS k FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= ?1 AND lease_until_ms <= ?1) d JOIN events ev ON ev.id = d.event_id LEFT JOIN (" LEASED ") busy ON busy.endpoint_id = d.endpoint_id WHERE d.k + coalesce(busy.n, 0) <= ?3 ORDER BY d.next_attempt_ms LIMIT ?2") \
+    X(ENDPOINTS_ANY, "SELECT 1 FROM webhook_endpoints LIMIT 1") \
     X(DELIVERY_DUE_ANY, "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= ?1 AND lease_until_ms <= ?1 LIMIT 1") \
     X(ENDPOINT_BY_ID, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL") \
     X(DELIVERY_LEASE, "UPDATE webhook_deliveries SET lease_until_ms = ?3 WHERE event_id = ?1 AND endpoint_id = ?2") \
-    X(DELIVERY_RECORD, "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, next_attempt_ms = ?4, lease_until_ms = 0, last_attempt_ms = ?5, last_status = ?6, last_error = ?7 WHERE event_id = ?1 AND endpoint_id = ?2 AND status = 'pending'") \
+    X(DELIVERY_RECORD, "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, next_attempt_ms = ?4, lease_until_ms = 0, last_attempt_ms = ?5, last_status = ?6, last_error = ?7 WHERE event_id = ?1 AND endpoint_id = ?2 AND status = 'pending' AND lease_until_ms = ?8") \
     X(EVENTS_LIST, "SELECT ev.id, ev.type, ev.tenant_id, ev.session_id, ev.created, coalesce(d.endpoint_id, ''), coalesce(d.status, 'none'), coalesce(d.attempts, 0), coalesce(d.next_attempt_ms, 0), coalesce(d.last_status, 0), coalesce(d.last_error, '') FROM events ev LEFT JOIN webhook_deliveries d ON d.event_id = ev.id WHERE ?1 IS NULL OR d.status = ?1 ORDER BY ev.seq DESC, d.endpoint_id LIMIT ?2") \
     X(EVENT_EXISTS, "SELECT 1 FROM events WHERE id = ?1") \
     X(BUNDLE_PUT, "INSERT OR IGNORE INTO policy_bundles (version, bundle, created) VALUES (?1, ?2, ?3)") \
@@ -181,6 +186,10 @@ static const char *const migrations[] = {
     "policy_version, created, expires_at, coalesce(completed_at, 0), coalesce(cancelled_at, 0)"
 
 #define ENDPOINT_COLUMNS "id, tenant_id, mode, url, created, secret_sealed"
+/* Deliveries in flight (claimed, lease running at ?1) per endpoint: a
+ * claim takes at most ?3 per endpoint with these, so an endpoint that
+ * hangs holds a few slots, not all of them. */
+#define LEASED "SELECT endpoint_id, count(*) AS n FROM webhook_deliveries WHERE status = 'pending' AND lease_until_ms > 0 AND lease_until_ms > ?1 GROUP BY endpoint_id"
 
 /* ?3 contractor or NULL, ?4 effective status or NULL, ?10 now. */
 #define LIST_FILTER                                                            \
@@ -1532,6 +1541,7 @@ static int do_claim(struct store *s, void *arg)
     }
     sqlite3_bind_int64(st, 1, a->now_ms);
     sqlite3_bind_int64(st, 2, (long long)a->max);
+    sqlite3_bind_int(st, 3, HF_WEBHOOK_PER_ENDPOINT);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && got < a->max) {
         struct webhook_delivery *d = &a->out[got];
 
@@ -1576,6 +1586,7 @@ static int do_claim(struct store *s, void *arg)
         sqlite3_bind_int64(st, 3, a->now_ms + a->lease_ms);
         if ((rc = run(s, st)) != 0)
             break;
+        d->lease_until_ms = a->now_ms + a->lease_ms;
         if (kept != i)
             a->out[kept] = *d;
         kept++;
@@ -1613,6 +1624,7 @@ static int do_record(struct store *s, void *arg)
 {
     struct record_args *a = arg;
     sqlite3_stmt *st = prep(s, Q_DELIVERY_RECORD);
+    int rc;
 
     if (!st)
         return HF_ESTORE;
@@ -1624,7 +1636,9 @@ static int do_record(struct store *s, void *arg)
     if (a->at->http_status)
         sqlite3_bind_int(st, 6, a->at->http_status);
     bind_text(st, 7, a->at->error);
-    return run(s, st);
+    sqlite3_bind_int64(st, 8, a->at->lease_until_ms);
+    rc = run(s, st);
+    return rc == 0 && sqlite3_changes(s->db) != 1 ? HF_ENOTFOUND : rc;
 }
 
 static int sqlite_delivery_record(struct store *s, const char *event_id, const char *endpoint_id,
@@ -1823,6 +1837,19 @@ static int sqlite_policy_bundle(struct store *s, const char *version, char **bun
     sqlite3_reset(st);
     return rc;
 }
+static int sqlite_endpoints_exist(struct store *s, int *yes)
+{
+    sqlite3_stmt *st = prep(s, Q_ENDPOINTS_ANY);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    rc = found(sqlite3_step(st));
+    sqlite3_reset(st);
+    *yes = rc == 0;
+    return rc == HF_ENOTFOUND ? 0 : rc;
+}
+
 /* SQLite cannot announce a publish to other processes: the caller polls. */
 static int sqlite_policy_wait(struct store *s, int timeout_ms)
 {
@@ -1876,4 +1903,5 @@ const struct store_ops store_sqlite_ops = {
     .policy_active = sqlite_policy_active,
     .policy_bundle = sqlite_policy_bundle,
     .policy_wait = sqlite_policy_wait,
+    .endpoints_exist = sqlite_endpoints_exist,
 };

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "err.h"
 #include "httpc.h"
 #include "session_json.h"
 #include "store.h"
@@ -29,6 +30,7 @@ struct transfer {
     char endpoint_id[HF_ID_MAX];
     long long event_created;
     int attempts;                 /* made before this one */
+    long long lease_until_ms;     /* the claim it is sent under */
     long long started_ms;
 };
 
@@ -91,6 +93,7 @@ static struct transfer *send_one(struct webhook_sender *s, const struct webhook_
     snprintf(t->endpoint_id, sizeof t->endpoint_id, "%s", d->endpoint.id);
     t->event_created = d->event_created;
     t->attempts = d->attempts;
+    t->lease_until_ms = d->lease_until_ms;
     if (webhook_secret_open(s->o.key, &d->endpoint, secret) != 0) {
         snprintf(why, whylen, "the endpoint secret cannot be unsealed with this server's "
                  "key file");
@@ -116,13 +119,14 @@ static struct transfer *send_one(struct webhook_sender *s, const struct webhook_
 }
 
 /* Write down how an attempt went and when (if ever) to try again. */
-static void record(struct webhook_sender *s, const char *event_id, const char *endpoint_id,
-                   long long event_created, int attempts_before, int http_status,
+static void record(struct webhook_sender *s, const struct transfer *t, int http_status,
                    const char *error, long long duration_ms)
 {
-    long long at = now_ms();
-    int made = attempts_before + 1;
-    struct webhook_attempt a = {.at_ms = at, .http_status = http_status, .error = error};
+    const char *event_id = t->event_id, *endpoint_id = t->endpoint_id;
+    long long at = now_ms(), event_created = t->event_created;
+    int made = t->attempts + 1, rc;
+    struct webhook_attempt a = {.lease_until_ms = t->lease_until_ms, .at_ms = at,
+                                .http_status = http_status, .error = error};
     enum metrics_delivery outcome;
 
     if (!error) {
@@ -139,7 +143,12 @@ static void record(struct webhook_sender *s, const char *event_id, const char *e
         }
     }
     metrics_webhook_delivery(outcome, duration_ms * 1000);
-    if (store_delivery_record(s->store, event_id, endpoint_id, &a) != 0)
+    rc = store_delivery_record(s->store, event_id, endpoint_id, &a);
+    if (rc == HF_ENOTFOUND)
+        log_msg(HF_LOG_WARN, "webhook event=%s endpoint=%s: the claim lapsed during the "
+                "attempt and was taken again; its holder records the outcome",
+                event_id, endpoint_id);
+    else if (rc != 0)
         log_msg(HF_LOG_ERROR, "webhook event=%s endpoint=%s: cannot record the attempt; "
                 "it will be made again", event_id, endpoint_id);
     if (!error)
@@ -166,8 +175,7 @@ static void finish(struct webhook_sender *s, const struct httpc_result *r)
         snprintf(why, sizeof why, "HTTP %ld", r->status);
         error = why;
     }
-    record(s, t->event_id, t->endpoint_id, t->event_created, t->attempts,
-           r->rc == 0 ? (int)r->status : 0, error, now_ms() - t->started_ms);
+    record(s, t, r->rc == 0 ? (int)r->status : 0, error, now_ms() - t->started_ms);
     free(t);
 }
 
@@ -186,8 +194,14 @@ static void start_due(struct webhook_sender *s)
         const struct webhook_delivery *d = &s->claimed[i];
         char why[160];
 
-        if (!send_one(s, d, why, sizeof why))
-            record(s, d->event_id, d->endpoint.id, d->event_created, d->attempts, 0, why, 0);
+        if (!send_one(s, d, why, sizeof why)) {
+            struct transfer t = {.event_created = d->event_created, .attempts = d->attempts,
+                                 .lease_until_ms = d->lease_until_ms};
+
+            snprintf(t.event_id, sizeof t.event_id, "%s", d->event_id);
+            snprintf(t.endpoint_id, sizeof t.endpoint_id, "%s", d->endpoint.id);
+            record(s, &t, 0, why, 0);
+        }
         token_wipe(&s->claimed[i].endpoint.secret, sizeof s->claimed[i].endpoint.secret);
     }
 }
@@ -199,6 +213,10 @@ static void *send_loop(void *arg)
     size_t n;
 
     for (;;) {
+        /* what finished is recorded before anything new is claimed */
+        httpc_batch_run(s->batch, POLL_MS, s->done, HF_WEBHOOK_IN_FLIGHT, &n);
+        for (size_t i = 0; i < n; i++)
+            finish(s, &s->done[i]);
         if (atomic_load(&s->stopping)) {
             if (!grace_until)
                 grace_until = now_ms() + STOP_GRACE_MS;
@@ -207,9 +225,6 @@ static void *send_loop(void *arg)
         } else {
             start_due(s);
         }
-        httpc_batch_run(s->batch, POLL_MS, s->done, HF_WEBHOOK_IN_FLIGHT, &n);
-        for (size_t i = 0; i < n; i++)
-            finish(s, &s->done[i]);
         metrics_webhook_in_flight((long)httpc_batch_in_flight(s->batch));
     }
     return NULL;

@@ -41,46 +41,58 @@ static int write_all(int fd, const unsigned char *buf, size_t n)
     return 0;
 }
 
-/* Create path with a fresh key; O_EXCL so two processes starting together
- * cannot both write one (the loser reads the winner's). */
+/* Create path with a fresh key, whole or not at all: written and synced
+ * under a temporary name, then linked into place, so two processes
+ * starting together end up with one key and a crash leaves no empty file. */
 static int create_key(const char *path, char *err, size_t errlen)
 {
     unsigned char key[HF_SEAL_KEY_BYTES];
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600), rc;
+    char tmp[4096];
+    int fd, rc;
 
-    if (fd < 0)
-        return errno == EEXIST ? 0 : -1;
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create webhook key file %s: %s", path, strerror(errno));
+        return -1;
+    }
     token_random(key, sizeof key);
     rc = write_all(fd, key, sizeof key);
     token_wipe(key, sizeof key);
     if (rc == 0)
         rc = fsync(fd);
     close(fd);
-    if (rc != 0) {
+    if (rc == 0 && link(tmp, path) != 0 && errno != EEXIST)
+        rc = -1;
+    if (rc != 0)
         snprintf(err, errlen, "cannot write webhook key file %s: %s", path, strerror(errno));
-        unlink(path);
-        return -1;
-    }
-    log_msg(HF_LOG_INFO, "webhooks: created key file %s (keep it with the database; "
-            "without it no endpoint can be signed)", path);
-    return 0;
+    unlink(tmp);
+    if (rc == 0)
+        log_msg(HF_LOG_INFO, "webhooks: created key file %s (keep it with the database; "
+                "without it no endpoint can be signed)", path);
+    return rc;
 }
 
-int webhook_key_load(const char *path, unsigned char key[HF_SEAL_KEY_BYTES],
-                     char *err, size_t errlen)
+int webhook_key_load(const char *path, int may_create,
+                     unsigned char key[HF_SEAL_KEY_BYTES], char *err, size_t errlen)
 {
     unsigned char extra;
     struct stat st;
     int fd, rc;
 
-    err[0] = '\0';
-    if (create_key(path, err, errlen) != 0) {
-        if (!*err)
-            snprintf(err, errlen, "cannot create webhook key file %s: %s", path,
-                     strerror(errno));
-        return -1;
-    }
     fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (!may_create) {
+            snprintf(err, errlen, "webhook key file %s is missing, but the database has "
+                     "webhook endpoints whose secrets were sealed with it: restore the "
+                     "file (every node needs the same one) or point --webhook-key-file "
+                     "at it", path);
+            return -1;
+        }
+        if (create_key(path, err, errlen) != 0)
+            return -1;
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
     if (fd < 0) {
         snprintf(err, errlen, "cannot open webhook key file %s: %s", path, strerror(errno));
         return -1;

@@ -17,10 +17,12 @@
 /* "t=<unix>,v1=<64 hex>" */
 #define HF_SIGNATURE_MAX (2 + 20 + 4 + 2 * HF_HASH_BYTES + 1)
 
-/* Read the 32-byte key at path, creating it (mode 0600, random) when the
- * file does not exist. 0, or -1 with a sentence in err. */
-int webhook_key_load(const char *path, unsigned char key[HF_SEAL_KEY_BYTES],
-                     char *err, size_t errlen);
+/* Read the 32-byte key at path. When the file does not exist it is
+ * created (mode 0600, random) if may_create, and refused otherwise (a
+ * database whose endpoints were sealed with a key must get that key back,
+ * not a new one). 0, or -1 with a sentence in err. */
+int webhook_key_load(const char *path, int may_create,
+                     unsigned char key[HF_SEAL_KEY_BYTES], char *err, size_t errlen);
 
 /* Mint a secret for endpoint e (its id set): the plain "whsec_…" string
  * into plain, the sealed form into e->secret / e->secret_len. */

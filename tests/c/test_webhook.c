@@ -93,11 +93,11 @@ static void sealing(const char *dir)
     FILE *f;
 
     snprintf(path, sizeof path, "%s/key", dir);
-    CHECK("key file is created", webhook_key_load(path, key, err, sizeof err) == 0);
+    CHECK("key file is created", webhook_key_load(path, 1, key, err, sizeof err) == 0);
     CHECK("key file is 0600", stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
     CHECK("key file holds 32 bytes", st.st_size == HF_SEAL_KEY_BYTES);
     CHECK("key file reads back the same key",
-          webhook_key_load(path, again, err, sizeof err) == 0 && memcmp(key, again, sizeof key) == 0);
+          webhook_key_load(path, 1, again, err, sizeof err) == 0 && memcmp(key, again, sizeof key) == 0);
 
     webhook_secret_new(key, &e, plain);
     CHECK("secret starts whsec_", strncmp(plain, "whsec_", 6) == 0 &&
@@ -121,10 +121,14 @@ static void sealing(const char *dir)
     fputs("too short", f);
     fclose(f);
     CHECK("a key file of the wrong size is refused",
-          webhook_key_load(path, key, err, sizeof err) != 0 && strstr(err, "32 bytes"));
+          webhook_key_load(path, 1, key, err, sizeof err) != 0 && strstr(err, "32 bytes"));
+    snprintf(path, sizeof path, "%s/never-created", dir);
+    CHECK("a missing key file is not replaced when endpoints need the old one",
+          webhook_key_load(path, 0, key, err, sizeof err) != 0 && strstr(err, "restore") &&
+          access(path, F_OK) != 0);
     snprintf(path, sizeof path, "%s/missing-dir/key", dir);
     CHECK("an uncreatable key file is refused with the reason",
-          webhook_key_load(path, key, err, sizeof err) != 0 && strstr(err, "missing-dir"));
+          webhook_key_load(path, 1, key, err, sizeof err) != 0 && strstr(err, "missing-dir"));
 }
 
 static void signing(void)

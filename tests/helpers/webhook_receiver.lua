@@ -1,15 +1,17 @@
 -- tests/helpers/webhook_receiver.lua - a webhook endpoint for the suite.
 --
---   lua5.4 webhook_receiver.lua PORT LOGFILE [FAIL_FIRST]
+--   lua5.4 webhook_receiver.lua PORT LOGFILE [FAIL_FIRST [BODY_BYTES]]
 --
 -- Accepts HTTP/1.1 POSTs on 127.0.0.1:PORT one at a time, answers the
--- first FAIL_FIRST (default 0) with 500 and the rest with 200, and appends
+-- first FAIL_FIRST (default 0) with 500 and the rest with 200 (with a body
+-- of BODY_BYTES bytes, default 2), and appends
 -- one JSON line per request to LOGFILE: {n, status, path, signature, type,
 -- body} (body as received, byte for byte). It runs until killed.
 local socket = require("socket")
 local cjson = require("cjson")
 
 local port, logfile, fail_first = tonumber(arg[1]), arg[2], tonumber(arg[3] or "0")
+local body_bytes = tonumber(arg[4] or "2")
 local server = assert(socket.bind("127.0.0.1", port))
 local n = 0
 
@@ -35,7 +37,7 @@ local function handle(c)
     signature = headers["ten99policy-signature"], content_type = headers["content-type"],
     user_agent = headers["user-agent"], body = body }), "\n")
   f:close()
-  local reply = status == 200 and "ok" or "failing on purpose"
+  local reply = status == 200 and ("k"):rep(body_bytes) or "failing on purpose"
   c:send("HTTP/1.1 " .. status .. " X\r\nContent-Length: " .. #reply ..
     "\r\nConnection: close\r\n\r\n" .. reply)
 end

@@ -11,14 +11,15 @@ M.PATH = "/api/v1/webhook_endpoints"
 local Receiver = {}
 Receiver.__index = Receiver
 
--- Start a receiver that fails its first fail_first requests with 500. port
--- reuses a port (a receiver that "comes back").
-function M.receiver(fail_first, port)
+-- Start a receiver that fails its first fail_first requests with 500 and
+-- answers the rest with 200 and body_bytes of body. port reuses a port (a
+-- receiver that "comes back").
+function M.receiver(fail_first, port, body_bytes)
   local self = setmetatable({}, Receiver)
   self.port = port or h.free_port()
   self.log = h.tmpdir() .. "/received.jsonl"
   self.pid = tonumber(h.run("exec lua5.4 " .. h.sh_quote(h.root .. "/tests/helpers/webhook_receiver.lua") ..
-    " " .. self.port .. " " .. h.sh_quote(self.log) .. " " .. (fail_first or 0) ..
+    " " .. self.port .. " " .. h.sh_quote(self.log) .. " " .. (fail_first or 0) .. " " .. (body_bytes or 2) ..
     " >/dev/null 2>&1 & echo $!"):match("%d+"))
   h.track_pid(self.pid)
   if h.wait_port(self.port, 5) then return self end

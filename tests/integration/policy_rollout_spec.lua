@@ -53,7 +53,7 @@ local function publish(db, file, dir, by)
 end
 
 describe("policy rollout through the store", function()
-  local dir, db, nodes, t, v1, v2
+  local dir, db, nodes, t, v1, v2, future
 
   local function staging_status(node)
     return node:create(t.key.secret, h.session_body(t, {
@@ -139,10 +139,17 @@ return { check_return_url = function() return true end,
     local hex = bundle:gsub(".", function(c) return ("%02x"):format(c:byte()) end)
     local blob = h.backend == "postgres" and ("decode('" .. hex .. "', 'hex')")
       or ("X'" .. hex .. "'")
+    -- its version as hostflow names one (policy_source.c), computed apart
+    local file = dir .. "/future.lua"
+    h.write_file(file, text)
+    future = h.run("python3 -c " .. h.sh_quote("import hashlib,sys\n" ..
+      "t = open(sys.argv[1], 'rb').read()\n" ..
+      "print(hashlib.sha256(bytes(32) + b'policy\\0\\0' + t).digest()[:8].hex())") ..
+      " " .. h.sh_quote(file)):match("%x+")
     hf.sql(db, "INSERT INTO policy_bundles (version, bundle, created) VALUES " ..
-      "('00future00000000', " .. blob .. ", " .. os.time() .. ")")
+      "('" .. future .. "', " .. blob .. ", " .. os.time() .. ")")
     hf.sql(db, "INSERT INTO policy_activations (version, action, actor, at) VALUES " ..
-      "('00future00000000', 'publish', 'newer@elsewhere', " .. os.time() .. ")")
+      "('" .. future .. "', 'publish', 'newer@elsewhere', " .. os.time() .. ")")
     for _, n in ipairs(nodes) do
       local deadline = socket.gettime() + 1
       local st
@@ -151,7 +158,7 @@ return { check_return_url = function() return true end,
         st = policy_version(n)
       until st.last_error ~= cjson.null or socket.gettime() > deadline
       assert.are.equal(v2, st.version, "the node keeps its last good version")
-      assert.are_not.equal(v2, st.wanted_version)
+      assert.are.equal(future, st.wanted_version, "and shows the one it was offered")
       assert.are.equal(1, st.reloads.failed)
       assert.matches("helper_from_the_future", st.last_error.message, 1, true)
       assert.matches("reload refused, version " .. v2 .. " keeps serving", n:log_text(), 1, true)
@@ -172,7 +179,7 @@ return { check_return_url = function() return true end,
     assert.are.equal(4, #rows)
     assert.are.same({ "rollback", v1, "carol", true },
       { rows[1].action, rows[1].version, rows[1].by, rows[1].active })
-    assert.are.same({ "publish", "00future00000000", "newer@elsewhere" },
+    assert.are.same({ "publish", future, "newer@elsewhere" },
       { rows[2].action, rows[2].version, rows[2].by })
     assert.are.same({ "publish", v2, "bob" }, { rows[3].action, rows[3].version, rows[3].by })
     assert.are.same({ "publish", v1, "alice" }, { rows[4].action, rows[4].version, rows[4].by })
@@ -183,8 +190,18 @@ return { check_return_url = function() return true end,
 
   it("a node serving from files is not moved by the store", function()
     local local_node = h.start({ dir = h.tmpdir(), db = db })
-    local st = policy_version(local_node)
+    local before = policy_version(local_node)
+    local pdir = h.tmpdir()
+    h.write_file(pdir .. "/staging.lua", 'return { host = "staging.example.com" }')
+    h.write_file(pdir .. "/policy.lua", STAGING_POLICY)
+    local _, rc, err = publish(db, pdir .. "/policy.lua", pdir, "dave")
+    assert.are.equal(0, rc, err)
+    assert.is_number(converge(nodes, v2, 1.0), "the store-sourced nodes follow")
+    local after = policy_version(local_node)
+    local status = staging_status(local_node)
     local_node:stop()
-    assert.are.equal("file", st.source)
+    assert.are.equal("file", before.source)
+    assert.are.equal(before.version, after.version, "the file-sourced node did not move")
+    assert.are.equal(400, status, "and still decides by its files")
   end)
 end)

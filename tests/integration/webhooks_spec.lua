@@ -310,6 +310,100 @@ describe("webhook retries and durability", function()
     assert_signed(got[1], ep.json.secret)
   end)
 
+  it("delivers after a kill -9 in the middle of a request, once its claim runs out", function()
+    -- a listener that accepts and never answers: the request is in flight
+    local sink = assert(socket.bind("127.0.0.1", 0))
+    local _, port = sink:getsockname()
+    local dir, srv, t = loopback_server()
+    local ep = wh.create(srv, t.test_key.secret, "http://127.0.0.1:" .. port .. "/hooks")
+    assert.are.equal(201, ep.status, ep.body)
+    local s = srv:create(t.test_key.secret, h.session_body(t))
+    srv:post(t.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
+    local deadline, flying = socket.gettime() + 5, 0
+    repeat
+      socket.sleep(0.05)
+      flying = tonumber(srv:admin("GET", "/metrics").body:match(
+        "hostflow_webhook_deliveries_in_flight (%d+)"))
+    until flying > 0 or socket.gettime() > deadline
+    assert.are.equal(1, flying, "the delivery is in flight")
+    srv:stop("KILL")
+    sink:close()
+    local rows = wh.events(srv.db)
+    assert.are.equal("pending", rows[1].status)
+    assert.are.equal(0, rows[1].attempts, "the attempt was never recorded")
+
+    local rx = wh.receiver(0, port)
+    local again = h.start({ dir = dir, db = srv.db, policy = h.root .. "/policies.example.lua",
+      policy_dir = dir .. "/policies", args = FAST })
+    -- the dead process's claim (timeout 2 s + 5 s) must run out first
+    local got = rx:wait(function(reqs) return #reqs >= 1 end, 20)
+    again:stop()
+    rx:stop()
+    assert.are.equal(1, #got)
+    assert.are.equal("payment.session.cancelled", got[1].event.type)
+    assert_signed(got[1], ep.json.secret)
+    assert.are.equal("delivered", wh.events(srv.db)[1].status)
+  end)
+
+  it("refuses to start when the key that sealed its endpoints is missing", function()
+    local dir, srv, t = loopback_server()
+    assert.are.equal(201, wh.create(srv, t.test_key.secret, "https://hooks.example.com/").status)
+    srv:stop()
+    local key = h.backend == "postgres" and (dir .. "/hostflow.webhook-key")
+      or (srv.db .. ".webhook-key")
+    assert.is_truthy(h.read_file(key), "the key file is where the README says")
+    os.remove(key)
+    local ok, err = pcall(h.start, { dir = dir, db = srv.db })
+    assert.is_false(ok)
+    assert.matches("webhook key file .* is missing, but the database has webhook endpoints", err)
+    assert.is_nil(h.read_file(key), "no new key was made in its place")
+  end)
+
+  it("counts a 2xx with a large body as delivered", function()
+    local _, srv, t = loopback_server()
+    local rx = wh.receiver(0, nil, 200 * 1024)
+    assert.are.equal(201, wh.create(srv, t.test_key.secret, rx:url()).status)
+    local s = srv:create(t.test_key.secret, h.session_body(t))
+    srv:post(t.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
+    rx:wait(function(reqs) return #reqs >= 1 end, 10)
+    socket.sleep(0.5) -- a retry would come within 50-100 ms
+    local rows = wh.events(srv.db)
+    srv:stop()
+    rx:stop()
+    assert.are.equal(1, #rx:requests())
+    assert.are.equal("delivered", rows[1].status)
+    assert.are.equal(1, rows[1].attempts)
+  end)
+
+  it("an endpoint that hangs holds a few delivery slots, not the other tenants' events",
+    function()
+      local dir, srv, a = loopback_server({ "--webhook-timeout-ms", "10000" })
+      local b = h.tenant(srv.db, "Other")
+      wh.allow_loopback(dir .. "/policies", b)
+      assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+      local sink = assert(socket.bind("127.0.0.1", 0, 100))
+      local _, sink_port = sink:getsockname()
+      assert.are.equal(201, wh.create(srv, a.test_key.secret,
+        "http://127.0.0.1:" .. sink_port .. "/").status)
+      local rx = wh.receiver(0)
+      assert.are.equal(201, wh.create(srv, b.test_key.secret, rx:url()).status)
+      for _ = 1, 40 do -- more than the 32 slots of the sender
+        local s = srv:create(a.test_key.secret, h.session_body(a))
+        srv:post(a.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
+      end
+      local s = srv:create(b.test_key.secret, h.session_body(b))
+      srv:post(b.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
+      -- B's event arrives while A's requests still hang (they time out at 10 s)
+      local got = rx:wait(function(reqs) return #reqs >= 1 end, 5)
+      local m = srv:admin("GET", "/metrics").body
+      srv:stop()
+      rx:stop()
+      sink:close()
+      assert.are.equal(1, #got, "the other tenant's event waited behind the hung endpoint")
+      local flying = tonumber(m:match("hostflow_webhook_deliveries_in_flight (%d+)"))
+      assert.is_true(flying <= 4, "in flight to the hung endpoint: " .. flying)
+    end)
+
   it("gives up after --webhook-retry-for, and `events retry` sends it again", function()
     local _, srv, t = loopback_server({ "--webhook-retry-for", "2" })
     local rx = wh.receiver(1000)
@@ -402,8 +496,8 @@ describe("webhook retries and durability", function()
         "hostflow_webhook_deliveries_in_flight (%d+)"))
     end
     local deadline = socket.gettime() + 5
-    while in_flight() < 20 and socket.gettime() < deadline do socket.sleep(0.05) end
-    assert.are.equal(20, in_flight(), "all 20 deliveries hang on the sink")
+    while in_flight() < 4 and socket.gettime() < deadline do socket.sleep(0.05) end
+    assert.are.equal(4, in_flight(), "four deliveries (the cap per endpoint) hang on the sink")
     -- meanwhile the API answers at once
     local t0 = socket.gettime()
     for _ = 1, 20 do assert.are.equal(201, srv:create(t.test_key.secret, h.session_body(t)).status) end
@@ -411,7 +505,7 @@ describe("webhook retries and durability", function()
     local still = in_flight()
     srv:stop()
     sink:close()
-    assert.are.equal(20, still, "the deliveries were still hanging")
+    assert.are.equal(4, still, "the deliveries were still hanging")
     assert.is_true(took < 5, ("20 creates took %.2f s while deliveries hung"):format(took))
   end)
 end)
