@@ -2,6 +2,7 @@
 #include "token.h"
 
 #include <string.h>
+#include <time.h>
 #include <sodium.h>
 
 /* Per-thread buffer of CSPRNG output: one getrandom call serves many
@@ -46,18 +47,35 @@ void token_mint(char out[HF_TOKEN_CHARS + 1])
     sodium_memzero(raw, sizeof raw);
 }
 
+/* Characters in ASCII order, so that ids sort by their time part. */
+static const char sorted62[] =
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
 void token_id(const char *prefix, char *out, size_t outlen)
 {
     size_t n = strlen(prefix), end;
     unsigned char raw[32];
     size_t used = sizeof raw;
+    struct timespec ts;
+    unsigned long long ms;
 
     if (outlen < n + 1)
         n = outlen - 1;
     memcpy(out, prefix, n);
-    end = n + HF_ID_RANDOM_CHARS < outlen ? n + HF_ID_RANDOM_CHARS : outlen - 1;
-    /* random bytes from the thread's pool, not a call per character; bytes of 248 and
-     * above are skipped so that every character is equally likely */
+    end = n + HF_ID_BODY_CHARS < outlen ? n + HF_ID_BODY_CHARS : outlen - 1;
+    /* the time first: new rows land beside each other in an index on the
+     * id instead of on a random page each (see README, Benchmarks) */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ms = (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+    for (size_t i = HF_ID_TIME_CHARS; i > 0; i--) {
+        if (n + i - 1 < end)
+            out[n + i - 1] = sorted62[ms % 62];
+        ms /= 62;
+    }
+    n = n + HF_ID_TIME_CHARS < end ? n + HF_ID_TIME_CHARS : end;
+    /* then random bytes from the thread's pool, not a call per character;
+     * bytes of 248 and above are skipped so that every character is
+     * equally likely */
     while (n < end) {
         unsigned char b;
 

@@ -9,7 +9,8 @@
 #define HF_TOKEN_CHARS 43          /* base64url of 32 bytes, no padding */
 #define HF_HASH_BYTES 32           /* SHA-256 */
 #define HF_HASH_HEX (2 * HF_HASH_BYTES + 1)
-#define HF_ID_RANDOM_CHARS 24      /* random part of an object id */
+#define HF_ID_BODY_CHARS 24      /* what follows an object id's prefix */
+#define HF_ID_TIME_CHARS 8         /* of which the milliseconds since 1970 (base 62) */
 
 /* Initialise libsodium; 0 on success, -1 when the CSPRNG is unavailable. */
 int token_init(void);
@@ -17,7 +18,10 @@ int token_init(void);
 /* Write 32 CSPRNG bytes as unpadded base64url plus NUL into out. */
 void token_mint(char out[HF_TOKEN_CHARS + 1]);
 
-/* Write "<prefix><24 random alphanumerics>" into out (size outlen). */
+/* Write "<prefix><8 characters of time><16 random alphanumerics>" into
+ * out (size outlen): ids of one prefix sort by creation time (to the
+ * millisecond); the random part (95 bits) keeps them unique and
+ * unguessable. */
 void token_id(const char *prefix, char *out, size_t outlen);
 
 /* SHA-256 of len bytes of s. */

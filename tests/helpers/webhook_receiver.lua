@@ -6,13 +6,26 @@
 -- first FAIL_FIRST (default 0) with 500 and the rest with 200 (with a body
 -- of BODY_BYTES bytes, default 2), and appends
 -- one JSON line per request to LOGFILE: {n, status, path, signature, type,
--- body} (body as received, byte for byte). It runs until killed.
+-- body} (body as received, byte for byte). LOGFILE.ready appears once it
+-- listens. It runs until killed.
 local socket = require("socket")
 local cjson = require("cjson")
 
 local port, logfile, fail_first = tonumber(arg[1]), arg[2], tonumber(arg[3] or "0")
 local body_bytes = tonumber(arg[4] or "2")
-local server = assert(socket.bind("127.0.0.1", port))
+-- a port just given up (the suite reuses one for a receiver that "comes
+-- back") may take a moment to be free again
+local server, why
+for _ = 1, 60 do
+  server, why = socket.bind("127.0.0.1", port)
+  if server then break end
+  socket.sleep(0.05)
+end
+assert(server, why)
+-- ready: the suite waits for this file, not by connecting (a connect to a
+-- free port in the ephemeral range can meet itself and take the port)
+local ready = assert(io.open(logfile .. ".ready", "w"))
+ready:close()
 local n = 0
 
 local function handle(c)

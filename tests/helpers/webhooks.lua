@@ -20,9 +20,13 @@ function M.receiver(fail_first, port, body_bytes)
   self.log = h.tmpdir() .. "/received.jsonl"
   self.pid = tonumber(h.run("exec lua5.4 " .. h.sh_quote(h.root .. "/tests/helpers/webhook_receiver.lua") ..
     " " .. self.port .. " " .. h.sh_quote(self.log) .. " " .. (fail_first or 0) .. " " .. (body_bytes or 2) ..
-    " >/dev/null 2>&1 & echo $!"):match("%d+"))
+    " >>" .. h.sh_quote(self.log .. ".err") .. " 2>&1 & echo $!"):match("%d+"))
   h.track_pid(self.pid)
-  if h.wait_port(self.port, 5) then return self end
+  local deadline = socket.gettime() + 5
+  while socket.gettime() < deadline do
+    if h.read_file(self.log .. ".ready") then return self end
+    socket.sleep(0.02)
+  end
   error("webhook receiver did not start")
 end
 
