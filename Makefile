@@ -14,7 +14,7 @@ HF_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthrea
 CFLAGS ?= -O2 -g
 
 SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c ratelimit.c \
-        session_json.c webhook_api.c webhook_secret.c webhook.c cli_events.c \
+        clock.c session_json.c webhook_api.c webhook_secret.c webhook.c cli_events.c \
         hosted_pages.c processor.c processor_test.c processor_checkout.c httpc.c \
         expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c policy_store.c \

@@ -67,7 +67,7 @@ struct store *cli_open_store(const char *db_path)
     return s;
 }
 
-static void print_json(struct json_t *o)
+void cli_print_json(struct json_t *o)
 {
     char *s = json_encode(o);
 
@@ -176,7 +176,7 @@ static int tenant_create(struct store *s, int argc, char **argv)
         goto out;
     }
     if (json) {
-        print_json(tenant_json(t));
+        cli_print_json(tenant_json(t));
     } else {
         printf("created ");
         print_tenant(t);
@@ -239,7 +239,7 @@ static int tenant_show(struct store *s, int argc, char **argv)
     rc = store_tenant_get(s, id, t);
     if (rc == 0) {
         if (json)
-            print_json(tenant_json(t));
+            cli_print_json(tenant_json(t));
         else
             print_tenant(t);
     }
@@ -408,7 +408,7 @@ int cli_contractor(const char *db_path, int argc, char **argv)
         json_put_string(o, "tenant", c.tenant_id);
         if (name)
             json_put_string(o, "name", name);
-        print_json(o);
+        cli_print_json(o);
     } else {
         printf("created contractor %s for %s\n", c.id, c.tenant_id);
     }

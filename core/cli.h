@@ -13,9 +13,13 @@ int cli_policy(const char *db_path, int argc, char **argv);
 int cli_events(const char *db_path, int argc, char **argv);
 
 /* Shared by the commands: print text (stdout for status 0, else stderr)
- * and return status; "--help" or "-h"; open the store or print why not. */
+ * and return status; "--help" or "-h"; open the store or print why not;
+ * one JSON line. */
 struct store;
+struct json_t;
 int cli_usage(const char *text, int status);
+/* Print o as one JSON line on stdout and free it. */
+void cli_print_json(struct json_t *o);
 int cli_is_help(const char *arg);
 struct store *cli_open_store(const char *db_path);
 

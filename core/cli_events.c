@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "json.h"
 #include "store.h"
@@ -29,7 +29,6 @@ static const char events_usage[] =
 static void print_row_json(const struct event_row *r)
 {
     struct json_t *o = json_new_object();
-    char *s;
 
     json_put_string(o, "id", r->id);
     json_put_string(o, "type", r->type);
@@ -48,10 +47,7 @@ static void print_row_json(const struct event_row *r)
     else
         json_put_null(o, "last_status");
     json_put_string(o, "last_error", r->last_error[0] ? r->last_error : NULL);
-    s = json_encode(o);
-    puts(s);
-    free(s);
-    json_free(o);
+    cli_print_json(o);
 }
 
 static void print_row_text(const struct event_row *r, long long now_ms)
@@ -76,7 +72,6 @@ static int events_list(const char *db_path, int argc, char **argv)
     int json = 0, rc;
     struct event_row *rows;
     struct store *s;
-    struct timespec ts;
     size_t n;
 
     for (int a = 0; a < argc; a++) {
@@ -115,7 +110,6 @@ static int events_list(const char *db_path, int argc, char **argv)
         free(rows);
         return 1;
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
     if (!json && n)
         printf("%-28s %-26s %-28s %-27s %-9s %8s  %-10s %s\n", "EVENT", "TYPE", "SESSION",
                "ENDPOINT", "STATUS", "ATTEMPTS", "NEXT", "LAST ERROR");
@@ -123,7 +117,7 @@ static int events_list(const char *db_path, int argc, char **argv)
         if (json)
             print_row_json(&rows[i]);
         else
-            print_row_text(&rows[i], (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+            print_row_text(&rows[i], clock_wall_ms());
     }
     if (!json)
         fprintf(stderr, "%zu row(s)%s\n", n, n == (size_t)limit ? " (more with --limit)" : "");
@@ -134,15 +128,13 @@ static int events_list(const char *db_path, int argc, char **argv)
 static int events_retry(const char *db_path, int argc, char **argv)
 {
     struct store *s;
-    struct timespec ts;
     int rc, n;
 
     if (argc != 1 || argv[0][0] == '-')
         return cli_usage(events_usage, 2);
     if (!(s = cli_open_store(db_path)))
         return 1;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    rc = store_event_retry(s, argv[0], (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &n);
+    rc = store_event_retry(s, argv[0], clock_wall_ms(), &n);
     store_close(s);
     if (rc == HF_ENOTFOUND) {
         fprintf(stderr, "hostflow: no event %s\n", argv[0]);

@@ -314,7 +314,6 @@ static int history(const char *db, int argc, char **argv)
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&t));
         if (json) {
             struct json_t *o = json_new_object();
-            char *line;
 
             json_put_int(o, "activation", r->seq);
             json_put_string(o, "version", r->version);
@@ -322,10 +321,7 @@ static int history(const char *db, int argc, char **argv)
             json_put_string(o, "by", r->actor);
             json_put_int(o, "at", r->at);
             json_put_bool(o, "active", i == 0);
-            line = json_encode(o);
-            puts(line);
-            free(line);
-            json_free(o);
+            cli_print_json(o);
         } else {
             printf("%c %6lld  %s  %-8s  %s  %s\n", i == 0 ? '*' : ' ', r->seq, when,
                    r->action, r->version, r->actor);

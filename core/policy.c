@@ -801,6 +801,26 @@ int policy_check_tenant(struct policy *p, const struct policy_ctx *ctx,
     return finish_call(p, base, rc, "tenant", ctx, out, started);
 }
 
+/* Call the URL check the caller pushed with (url, ctx). A refused URL is
+ * the client's input: always code and 400, whatever the policy said. */
+static int ask_about_url(struct policy *p, int base, const char *raw, const struct url *u,
+                         const struct policy_ctx *ctx, const char *code,
+                         struct policy_verdict *out)
+{
+    int rc;
+
+    fresh_scratch(p);
+    push_url(p->L, raw, u);
+    push_ctx(p->L, ctx);
+    rc = guarded_call(p, 2, 3);
+    if (rc == 0)
+        rc = read_verdict(p->L, base + 1, code, 400, out);
+    out->status = 400;
+    if (rc == 0 && !out->allow)
+        snprintf(out->code, sizeof out->code, "%s", code);
+    return rc;
+}
+
 int policy_check_return_url(struct policy *p, const char *raw,
                             const struct url *u, const struct policy_ctx *ctx,
                             struct policy_verdict *out)
@@ -813,17 +833,7 @@ int policy_check_return_url(struct policy *p, const char *raw,
         lua_pushliteral(p->L, "check_return_url is not defined");
         return finish_call(p, base, HF_EPOLICY, "return_url", ctx, out, started);
     }
-    fresh_scratch(p);
-    push_url(p->L, raw, u);
-    push_ctx(p->L, ctx);
-    rc = guarded_call(p, 2, 3);
-    if (rc == 0) {
-        rc = read_verdict(p->L, base + 1, "invalid_return_url", 400, out);
-        /* a refused URL is the client's input: always this code and status */
-        out->status = 400;
-        if (rc == 0 && !out->allow)
-            snprintf(out->code, sizeof out->code, "invalid_return_url");
-    }
+    rc = ask_about_url(p, base, raw, u, ctx, "invalid_return_url", out);
     return finish_call(p, base, rc, "return_url", ctx, out, started);
 }
 
@@ -832,36 +842,27 @@ int policy_check_webhook_url(struct policy *p, const char *raw,
                              struct policy_verdict *out)
 {
     long long started = now_us();
-    int base = lua_gettop(p->L), rc;
+    int base = lua_gettop(p->L), rc = 0;
 
     memset(out, 0, sizeof *out);
-    if (!push_function(p, ctx->tenant->id, "check_webhook_url")) {
+    if (push_function(p, ctx->tenant->id, "check_webhook_url")) {
+        rc = ask_about_url(p, base, raw, u, ctx, "invalid_webhook_url", out);
+    } else {
         /* the core's own rule when the policy has none: https to a name or
          * a public address, never an internal one */
         out->allow = strcmp(u->scheme, "https") == 0 && !netaddr_host_is_internal(u->host);
-    } else {
-        fresh_scratch(p);
-        push_url(p->L, raw, u);
-        push_ctx(p->L, ctx);
-        rc = guarded_call(p, 2, 3);
-        if (rc == 0)
-            rc = read_verdict(p->L, base + 1, "invalid_webhook_url", 400, out);
-        if (rc != 0)
-            return finish_call(p, base, rc, "webhook_url", ctx, out, started);
-    }
-    out->status = 400;
-    if (!out->allow) {
-        snprintf(out->code, sizeof out->code, "invalid_webhook_url");
-        if (!out->message[0])
+        out->status = 400;
+        if (!out->allow) {
+            snprintf(out->code, sizeof out->code, "invalid_webhook_url");
             snprintf(out->message, sizeof out->message,
                      "The webhook URL must be https and must not name an internal address.");
+        }
     }
-    return finish_call(p, base, 0, "webhook_url", ctx, out, started);
+    return finish_call(p, base, rc, "webhook_url", ctx, out, started);
 }
 
 /* ---- examples -------------------------------------------------------- */
 
-/* String field of the table at idx (raw), or def. Borrowed from the table. */
 /* Copy string field key of the table at idx (raw) into buf, or def when
  * absent; NULL when both are. A copy, because the policy runs between
  * reading an example and judging it and may drop the strings it holds. */

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "policy.h"
@@ -28,21 +28,6 @@ struct policy_store {
 };
 
 #define RETRY_MAX_MS 30000
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
 
 void policy_store_label(const char *version, char *out, size_t outlen)
 {
@@ -126,7 +111,7 @@ static void *poll_loop(void *arg)
         struct policy_activation act;
 
         if (store_policy_active(ps->poller, &act) == 0 && act.seq != ps->seen_seq &&
-            now_ms() >= ps->retry_at) {
+            clock_mono_ms() >= ps->retry_at) {
             char msg[HF_POLICY_ERROR_MAX];
             struct policy_status st;
             int changed;
@@ -147,13 +132,13 @@ static void *poll_loop(void *arg)
                     ps->retry_delay = ps->retry_delay ? ps->retry_delay * 2 : HF_POLICY_POLL_MS;
                     if (ps->retry_delay > RETRY_MAX_MS)
                         ps->retry_delay = RETRY_MAX_MS;
-                    ps->retry_at = now_ms() + ps->retry_delay;
+                    ps->retry_at = clock_mono_ms() + ps->retry_delay;
                 }
             }
         }
         /* PostgreSQL wakes this at once on a publish; SQLite just waits */
         if (store_policy_wait(ps->poller, HF_POLICY_POLL_MS) != 0)
-            sleep_ms(HF_POLICY_POLL_MS); /* the connection is down: no busy loop */
+            clock_sleep_ms(HF_POLICY_POLL_MS); /* the connection is down: no busy loop */
     }
     return NULL;
 }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "policy.h"
 
@@ -37,14 +38,6 @@ struct policy_watch {
     char dir_name[NAME_MAX + 1];      /* base name of dir, seen from its parent */
     int wd_file_dir, wd_dir, wd_tenants;
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* (Re)add every watch; a directory that does not exist yet is skipped and
  * picked up when it appears. Adding an existing watch returns its wd. */
@@ -83,7 +76,7 @@ static void *watch_loop(void *arg)
 
     for (;;) {
         struct pollfd fds[2] = {{w->inotify_fd, POLLIN, 0}, {w->stop_pipe[0], POLLIN, 0}};
-        int timeout = due < 0 ? -1 : (int)(due - now_ms() > 0 ? due - now_ms() : 0);
+        int timeout = due < 0 ? -1 : (int)(due - clock_mono_ms() > 0 ? due - clock_mono_ms() : 0);
         int n = poll(fds, 2, timeout);
 
         if (n < 0 && errno != EINTR)
@@ -95,12 +88,12 @@ static void *watch_loop(void *arg)
             for (char *p = buf; len > 0 && p < buf + len;) {
                 struct inotify_event *ev = (struct inotify_event *)p;
                 if (relevant(w, ev))
-                    due = now_ms() + DEBOUNCE_MS; /* wait for the editor to finish */
+                    due = clock_mono_ms() + DEBOUNCE_MS; /* wait for the editor to finish */
                 p += sizeof *ev + ev->len;
             }
             add_watches(w);
         }
-        if (due >= 0 && now_ms() >= due) {
+        if (due >= 0 && clock_mono_ms() >= due) {
             char msg[HF_POLICY_ERROR_MAX];
             int changed;
 

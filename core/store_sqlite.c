@@ -11,6 +11,7 @@
 #include <time.h>
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
@@ -1853,11 +1854,8 @@ static int sqlite_endpoints_exist(struct store *s, int *yes)
 /* SQLite cannot announce a publish to other processes: the caller polls. */
 static int sqlite_policy_wait(struct store *s, int timeout_ms)
 {
-    struct timespec ts = {timeout_ms / 1000, (timeout_ms % 1000) * 1000000L};
-
     (void)s;
-    while (nanosleep(&ts, &ts) != 0)
-        ;
+    clock_sleep_ms(timeout_ms);
     return 0;
 }
 

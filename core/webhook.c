@@ -7,10 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "metrics.h"
+#include "clock.h"
 #include "err.h"
 #include "httpc.h"
 #include "session_json.h"
@@ -43,14 +43,6 @@ struct webhook_sender {
     struct webhook_delivery claimed[HF_WEBHOOK_IN_FLIGHT];
     struct httpc_result done[HF_WEBHOOK_IN_FLIGHT];
 };
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 long long webhook_backoff_ms(long long base_ms, int attempts)
 {
@@ -102,7 +94,7 @@ static struct transfer *send_one(struct webhook_sender *s, const struct webhook_
     }
     body = session_event_body(d->event_id, d->event_type, d->event_created, &d->session);
     if (body) {
-        t->started_ms = now_ms();
+        t->started_ms = clock_wall_ms();
         webhook_sign(secret, t->started_ms / 1000, body, strlen(body), sig);
         snprintf(header, sizeof header, "Ten99Policy-Signature: %s", sig);
         req.body = body;
@@ -123,7 +115,7 @@ static void record(struct webhook_sender *s, const struct transfer *t, int http_
                    const char *error, long long duration_ms)
 {
     const char *event_id = t->event_id, *endpoint_id = t->endpoint_id;
-    long long at = now_ms(), event_created = t->event_created;
+    long long at = clock_wall_ms(), event_created = t->event_created;
     int made = t->attempts + 1, rc;
     struct webhook_attempt a = {.lease_until_ms = t->lease_until_ms, .at_ms = at,
                                 .http_status = http_status, .error = error};
@@ -175,7 +167,7 @@ static void finish(struct webhook_sender *s, const struct httpc_result *r)
         snprintf(why, sizeof why, "HTTP %ld", r->status);
         error = why;
     }
-    record(s, t, r->rc == 0 ? (int)r->status : 0, error, now_ms() - t->started_ms);
+    record(s, t, r->rc == 0 ? (int)r->status : 0, error, clock_wall_ms() - t->started_ms);
     free(t);
 }
 
@@ -185,7 +177,7 @@ static void start_due(struct webhook_sender *s)
 
     if (room == 0)
         return;
-    if (store_deliveries_claim(s->store, now_ms(), s->o.timeout_ms + LEASE_MARGIN_MS,
+    if (store_deliveries_claim(s->store, clock_wall_ms(), s->o.timeout_ms + LEASE_MARGIN_MS,
                                s->claimed, room, &n) != 0) {
         log_msg(HF_LOG_WARN, "webhooks: cannot read the outbox; trying again");
         return;
@@ -219,8 +211,8 @@ static void *send_loop(void *arg)
             finish(s, &s->done[i]);
         if (atomic_load(&s->stopping)) {
             if (!grace_until)
-                grace_until = now_ms() + STOP_GRACE_MS;
-            if (httpc_batch_in_flight(s->batch) == 0 || now_ms() >= grace_until)
+                grace_until = clock_wall_ms() + STOP_GRACE_MS;
+            if (httpc_batch_in_flight(s->batch) == 0 || clock_wall_ms() >= grace_until)
                 break;
         } else {
             start_due(s);

@@ -4,122 +4,32 @@
 //
 //   node --test --test-reporter=tap tests/browser/
 //
-// Environment: HOSTFLOW_BIN (default $HOSTFLOW_ROOT/build/hostflow),
-// HOSTFLOW_ROOT (default: the checkout this file is in), HOSTFLOW_CHROMIUM
-// (default /usr/bin/chromium), HOSTFLOW_TEST_TMP (parent of the temporary
-// directory; scripts/run-tests scans the server.log and h.db under it, and
-// every secret the test saw is appended to $HOSTFLOW_TEST_TMP/secrets.txt
-// for its leak check). Screenshots go to $HOSTFLOW_ROOT/build/screenshots/.
+// Environment and screenshots: see harness.mjs.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import http from 'node:http';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
+import {
+  TEST_TIMEOUT, rememberSecret, request, shot, startHostflow, stopHostflow,
+  cliJson as cliJsonOn, withPage as withPageOf,
+} from './harness.mjs';
 
-const ROOT = process.env.HOSTFLOW_ROOT ||
-  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = process.env.HOSTFLOW_BIN || path.join(ROOT, 'build', 'hostflow');
-const CHROMIUM = process.env.HOSTFLOW_CHROMIUM || '/usr/bin/chromium';
-const SHOTS = path.join(ROOT, 'build', 'screenshots');
-const POLICY = path.join(ROOT, 'tests', 'fixtures', 'policy_browser.lua');
 const TENANT_NAME = 'Acme Test';
-const STEP_TIMEOUT = 15_000; // every Playwright wait; a page answers in ms
-const TEST_TIMEOUT = 60_000;
 
 const good = { card_number: '4242 4242 4242 4242', exp_month: '12',
   exp_year: String(new Date().getFullYear() + 2), cvc: '123' };
 const declined = { ...good, card_number: '4000 0000 0000 0002' };
 
-// Shared state, filled by before().
-let dir;          // temporary directory: database, policy dir, server.log
-let db;           // DIR/h.db
-let server;       // hostflow child process
-let serverLog;    // path of its stdout+stderr
-let port;         // public listener
-let returnServer; // the tenant's return page
-let returnOrigin; // http://127.0.0.1:RPORT
-let browser;
-let secret;       // test-mode API key secret
-let contractor;   // contractor id
+// Shared state, filled by before() (see startHostflow).
+let env = {};
+let db, port, returnOrigin, browser, secret, contractor;
 let usedUrl;      // a session URL redeemed by test (a), reused by (e)
 let anyFailed = false;
 
 // ---- helpers --------------------------------------------------------------
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port: p } = s.address();
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function canConnect(p) {
-  return new Promise((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port: p });
-    const done = (ok) => { c.destroy(); resolve(ok); };
-    c.setTimeout(500, () => done(false));
-    c.once('connect', () => done(true));
-    c.once('error', () => done(false));
-  });
-}
-
-function tail(file, lines = 40) {
-  try {
-    return fs.readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
-
-// `hostflow ARGS... --db DB`, expecting one JSON line on stdout.
-function cliJson(...args) {
-  let out;
-  try {
-    out = execFileSync(BIN, [...args, '--db', db],
-      { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 10_000 });
-  } catch (e) {
-    throw new Error(`hostflow ${args.join(' ')} failed (${e.status}): ${e.stderr || e.message}`);
-  }
-  return JSON.parse(out.trim().split('\n').pop());
-}
-
-// One HTTP exchange on a fresh connection (no keep-alive: nothing to race
-// the server's idle close, nothing left open at exit). Redirects are not
-// followed. Resolves to {status, headers, text, json}.
-function request(method, url, { headers = {}, body } = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, agent: false, timeout: 10_000,
-      headers: { Connection: 'close', ...headers,
-        ...(body !== undefined ? { 'Content-Length': Buffer.byteLength(body) } : {}) } },
-    (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timed out`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const cliJson = (...args) => cliJsonOn(db, ...args);
+// withPage(contextOptions, fn): a fresh context; see harness.mjs
+const withPage = (contextOptions, fn) => withPageOf(browser, fn, { contextOptions });
 
 function api(method, p, body) {
   return request(method, `http://127.0.0.1:${port}${p}`, {
@@ -145,59 +55,6 @@ async function sessionStatus(id) {
   assert.equal(r.status, 200, `GET session: ${r.text}`);
   return r.json;
 }
-
-// Note a secret the test has seen (key secret, URL token, cookie, csrf):
-// scripts/run-tests checks that none reaches a server log or database file.
-function rememberSecret(value) {
-  const dir = process.env.HOSTFLOW_TEST_TMP;
-  if (!dir || !value || value.length < 8) return;
-  fs.appendFileSync(path.join(dir, 'secrets.txt'), `${value}\n`);
-}
-
-// Run fn(page, context) in a fresh browser context (no cookies), then
-// require that nothing went wrong inside the pages: no script error, no
-// console error (a CSP violation, e.g. the pages' own policy blocking their
-// stylesheet or a form-action refusing the redirect to return_url, is one),
-// no failed or 4xx/5xx subresource. Documents answering 4xx (the 402, 422
-// and 404 pages) are what the tests ask for and are checked there; a
-// missing /favicon.ico is not a problem.
-async function withPage(options, fn) {
-  const context = await browser.newContext(options);
-  context.setDefaultTimeout(STEP_TIMEOUT);
-  context.setDefaultNavigationTimeout(STEP_TIMEOUT);
-  const problems = [];
-  const page = await context.newPage();
-  const isFavicon = (u) => new URL(u).pathname === '/favicon.ico';
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-  page.on('console', (m) => {
-    if (m.type() !== 'error' || /^Failed to load resource/.test(m.text())) return;
-    problems.push(`console error: ${m.text()} (${m.location()?.url || ''})`);
-  });
-  page.on('requestfailed', (r) => {
-    // a navigation superseded by the next one is aborted, not failed
-    if (r.resourceType() === 'document' && /ERR_ABORTED/.test(r.failure()?.errorText || '')) return;
-    if (!isFavicon(r.url())) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
-  });
-  page.on('response', (r) => {
-    if (r.request().resourceType() !== 'document' && r.status() >= 400 && !isFavicon(r.url())) {
-      problems.push(`subresource ${r.url()} answered ${r.status()}`);
-    }
-  });
-  try {
-    await fn(page, context);
-  } catch (e) {
-    // say what the browser saw, often the cause (CSP refusing a redirect is
-    // reported a moment after the navigation fails)
-    await sleep(300);
-    if (problems.length) e.message += `\nin the browser:\n  ${problems.join('\n  ')}`;
-    throw e;
-  } finally {
-    await context.close();
-  }
-  assert.deepEqual(problems, [], 'nothing went wrong inside the pages');
-}
-
-const shot = (page, name) => page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
 
 // The card page of session id: its URL is /payment/sessions/{id} (or the
 // /complete it was re-rendered from) and it has both forms.
@@ -283,91 +140,17 @@ function btest(name, fn) {
 
 before(async () => {
   try {
-    await setUp();
+    env = await startHostflow({ dirPrefix: 'hostflow-browser-', tenantName: TENANT_NAME,
+      keyArgs: ['--test'] });
   } catch (e) {
     anyFailed = true;
     throw e;
   }
-});
-
-async function setUp() {
-  assert.ok(fs.existsSync(BIN), `no hostflow binary at ${BIN} (run make)`);
-  assert.ok(fs.existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium)`);
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const base = process.env.HOSTFLOW_TEST_TMP || os.tmpdir();
-  dir = fs.mkdtempSync(path.join(base, 'hostflow-browser-'));
-  fs.mkdirSync(path.join(dir, 'policies'));
-  db = path.join(dir, 'h.db');
-  serverLog = path.join(dir, 'server.log');
-
-  // The tenant's return page.
-  returnServer = http.createServer((req, res) => {
-    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', Connection: 'close' });
-    res.end('<!doctype html><html lang="en"><head><meta charset="utf-8">' +
-      '<meta name="viewport" content="width=device-width, initial-scale=1">' +
-      '<title>Tenant</title></head><body><h1>Returned to tenant</h1></body></html>');
-  });
-  await new Promise((r) => returnServer.listen(0, '127.0.0.1', r));
-  returnOrigin = `http://127.0.0.1:${returnServer.address().port}`;
-
-  // Data, through the CLI, before the server opens the database.
-  const tenant = cliJson('tenant', 'create', TENANT_NAME, '--redirect-host', '127.0.0.1', '--json');
-  secret = cliJson('key', 'create', tenant.id, '--test', '--json').secret;
+  ({ db, port, returnOrigin, browser, secret, contractor } = env);
   assert.match(secret, /^hf_test_/);
-  rememberSecret(secret);
-  contractor = cliJson('contractor', 'create', tenant.id, '--json').id;
-
-  // The server; a port taken between freePort() and bind is retried.
-  for (let attempt = 0; attempt < 3 && !server; attempt++) {
-    port = await freePort();
-    const adminPort = await freePort();
-    const logFd = fs.openSync(serverLog, 'a');
-    const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`,
-      '--admin-listen', `127.0.0.1:${adminPort}`, '--db', db, '--policy', POLICY,
-      '--policy-dir', path.join(dir, 'policies'), '--threads', '8'],
-    { cwd: dir, stdio: ['ignore', logFd, logFd] });
-    fs.closeSync(logFd);
-    let exited = false;
-    child.once('exit', () => { exited = true; });
-    const deadline = Date.now() + 10_000;
-    while (!exited && Date.now() < deadline) {
-      if (await canConnect(port)) { server = child; break; }
-      await sleep(50);
-    }
-    if (!server && !exited) child.kill('SIGKILL');
-  }
-  assert.ok(server, `hostflow did not start; log:\n${tail(serverLog)}`);
-
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-}
-
-after(async () => {
-  if (browser) await browser.close().catch(() => {});
-  if (server && server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  if (returnServer) {
-    returnServer.closeAllConnections();
-    await new Promise((r) => returnServer.close(r));
-  }
-  if (anyFailed && serverLog) {
-    console.error(`server log (${serverLog}), last lines:\n${tail(serverLog)}`);
-  }
-  // Under run-tests the directory is kept for its sanitizer scan (and
-  // removed by it); alone, it is kept only when something failed.
-  if (dir && !process.env.HOSTFLOW_TEST_TMP && !anyFailed) {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
 });
+
+after(() => stopHostflow(env, anyFailed));
 
 // ---- the tests ------------------------------------------------------------
 

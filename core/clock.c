@@ -1,0 +1,30 @@
+/* clock.c - milliseconds from the wall clock and the monotonic clock. */
+#define _POSIX_C_SOURCE 200809L
+#include "clock.h"
+
+#include <time.h>
+
+static long long ms_of(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+long long clock_wall_ms(void)
+{
+    return ms_of(CLOCK_REALTIME);
+}
+
+long long clock_mono_ms(void)
+{
+    return ms_of(CLOCK_MONOTONIC);
+}
+
+void clock_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
