@@ -42,7 +42,9 @@ $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/err.o
 $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
 $(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/token.o \
-    $(BUILD)/log.o $(BUILD)/json.o
+    $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
+    $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
+    $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o
 $(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
     $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/metrics.o \
     $(BUILD)/url.o $(BUILD)/netaddr.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/err.o

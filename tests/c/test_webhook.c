@@ -1,6 +1,7 @@
 /* test_webhook.c - unit tests for the webhook building blocks: which
  * addresses are internal (netaddr.c), sealed secrets, the key file and
- * the signature (webhook_secret.c, token.c). */
+ * the signature (webhook_secret.c, token.c), the retry schedule
+ * (webhook.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -11,6 +12,7 @@
 
 #include "check.h"
 #include "netaddr.h"
+#include "webhook.h"
 #include "webhook_secret.h"
 
 static int v4(const char *s)
@@ -144,6 +146,16 @@ static void signing(void)
     CHECK("another secret signs differently", !strstr(sig, "d2c69519963176"));
 }
 
+static void backoff(void)
+{
+    CHECK("first retry after the base delay", webhook_backoff_ms(10000, 1) == 10000);
+    CHECK("then doubling", webhook_backoff_ms(10000, 2) == 20000 &&
+          webhook_backoff_ms(10000, 5) == 160000);
+    CHECK("never over an hour", webhook_backoff_ms(10000, 10) == 3600000 &&
+          webhook_backoff_ms(10000, 1000) == 3600000);
+    CHECK("a short base for tests doubles too", webhook_backoff_ms(50, 3) == 200);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hostflow-webhook-test-XXXXXX", cmd[64];
@@ -153,6 +165,7 @@ int main(void)
     addresses();
     sealing(dir);
     signing();
+    backoff();
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         return 1;

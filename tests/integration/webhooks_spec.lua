@@ -328,9 +328,11 @@ describe("webhook retries and durability", function()
     assert.are.equal(1, flying, "the delivery is in flight")
     srv:stop("KILL")
     sink:close()
-    local rows = wh.events(srv.db)
+    local rows = wh.events(srv.db, "--status", "pending")
+    assert.are.equal(1, #rows)
     assert.are.equal("pending", rows[1].status)
     assert.are.equal(0, rows[1].attempts, "the attempt was never recorded")
+    assert.are.equal(0, #wh.events(srv.db, "--status", "delivered"))
 
     local rx = wh.receiver(0, port)
     local again = h.start({ dir = dir, db = srv.db, policy = h.root .. "/policies.example.lua",
