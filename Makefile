@@ -18,9 +18,9 @@ SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c work
         hosted_pages.c processor.c processor_test.c processor_checkout.c httpc.c \
         expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c policy_store.c \
-        store.c store_sqlite.c store_pg.c url.c netaddr.c token.c json.c log.c err.c
+        store.c store_sqlite.c store_pg.c access_cache.c url.c netaddr.c token.c json.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
-C_TESTS := test_url test_json test_log test_pattern test_policy test_webhook
+C_TESTS := test_url test_json test_log test_pattern test_policy test_webhook test_access_cache
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
@@ -38,13 +38,14 @@ $(BUILD)/%.o: core/%.c | $(BUILD)
 
 # each unit test links only the modules it tests
 $(BUILD)/test_url: $(BUILD)/url.o
+$(BUILD)/test_access_cache: $(BUILD)/access_cache.o $(BUILD)/token.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/err.o
 $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
 $(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/token.o \
     $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
     $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
-    $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o
+    $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o $(BUILD)/access_cache.o
 $(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
     $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/metrics.o \
     $(BUILD)/url.o $(BUILD)/netaddr.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/err.o

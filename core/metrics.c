@@ -121,7 +121,7 @@ static struct histogram http_duration[METRICS_ROUTE_COUNT];
 static atomic_ulong policy_decisions[N_CHECKS][N_DECISIONS];
 static struct histogram policy_duration;
 static atomic_ulong sessions_created, sessions_completed, sessions_cancelled,
-    sessions_expired, store_busy_retries;
+    sessions_expired, store_busy_retries, store_group_commits, store_group_commit_writes;
 static atomic_ulong webhook_deliveries[3];
 static atomic_long webhook_in_flight;
 static struct histogram webhook_duration;
@@ -241,6 +241,12 @@ void metrics_session_completed(void) { ADD(sessions_completed, 1); }
 void metrics_session_cancelled(void) { ADD(sessions_cancelled, 1); }
 void metrics_sessions_expired(unsigned long n) { ADD(sessions_expired, n); }
 void metrics_store_busy_retry(void) { ADD(store_busy_retries, 1); }
+
+void metrics_store_group_commit(unsigned long n)
+{
+    ADD(store_group_commits, 1);
+    ADD(store_group_commit_writes, n);
+}
 
 void metrics_webhook_delivery(enum metrics_delivery outcome, long long duration_us)
 {
@@ -439,6 +445,12 @@ char *metrics_render(const struct policy_status *st)
     put_counter(&b, "hostflow_store_busy_retries_total",
                 "Database operations retried because SQLite was busy or locked.",
                 &store_busy_retries);
+    put_counter(&b, "hostflow_store_group_commits_total",
+                "Transactions the SQLite writer committed for queued writes.",
+                &store_group_commits);
+    put_counter(&b, "hostflow_store_group_commit_writes_total",
+                "Writes carried by those transactions (divide by the commits "
+                "for the mean batch size).", &store_group_commit_writes);
     family(&b, "hostflow_webhook_deliveries_total", "counter",
            "Webhook delivery attempts by outcome: delivered (2xx), retry "
            "(scheduled again) or failed (given up).");

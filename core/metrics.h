@@ -69,6 +69,10 @@ void metrics_sessions_expired(unsigned long n);
 /* hostflow_store_busy_retries_total: call once each time a store operation
  * met SQLITE_BUSY/SQLITE_LOCKED and is retried. */
 void metrics_store_busy_retry(void);
+/* One group commit of the SQLite writer that carried n writes:
+ * hostflow_store_group_commits_total and
+ * hostflow_store_group_commit_writes_total (their ratio is the mean batch). */
+void metrics_store_group_commit(unsigned long n);
 
 /* Webhook delivery attempts that ended: delivered (2xx), retry (will be
  * tried again) or failed (gave up); hostflow_webhook_deliveries_total
