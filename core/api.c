@@ -160,7 +160,7 @@ static void create_session(struct worker *w, const struct api_key *key,
     struct session s;
     struct url u;
     struct json_t *body = NULL;
-    char err[256], token[HF_TOKEN_CHARS + 1], url[512 + HF_TOKEN_CHARS];
+    char err[256], token[HF_URL_TOKEN_CHARS + 1], url[512 + HF_URL_TOKEN_CHARS];
     char idem_scoped[HF_IDEMPOTENCY_KEY_MAX + 16];
     unsigned char token_digest[HF_HASH_BYTES];
     long long now = (long long)time(NULL), tenant_us = 0;
@@ -265,10 +265,10 @@ static void create_session(struct worker *w, const struct api_key *key,
     snprintf(s.policy_version, sizeof s.policy_version, "%s", policy_version(w->policy));
     s.created = now;
     s.expires_at = now + w->cfg->session_ttl;
-    token_mint(token);
-    /* the hash covers "<mode>_<token>": the URL only works with its prefix */
+    token_mint_url(token);
+    /* the key hashes "<mode>_<token>": the URL only works with its prefix */
     snprintf(url, sizeof url, "%s_%s", s.mode, token);
-    token_hash(url, strlen(url), token_digest);
+    token_url_key(url, strlen(url), token_digest);
     rc = store_session_insert(w->store, &s, token_digest, idem.key ? &idem : NULL, now);
     if (rc == HF_EEXISTS) {
         replay(resp, &s);

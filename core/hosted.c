@@ -80,20 +80,20 @@ static void asset(struct http_resp *resp, const char *content_type, const char *
     http_resp_header(resp, "X-Content-Type-Options", "nosniff");
 }
 
-/* The hash of "live_<token>" / "test_<token>" (the mode is part of what
+/* The key of "live_<token>" / "test_<token>" (the mode is part of what
  * is hashed, so a token only works with its own prefix); -1 when s cannot
- * be one at all. */
-static int parse_token(const char *s, unsigned char hash[HF_HASH_BYTES])
+ * be one at all. Tokens minted before the time prefix have 43 characters. */
+static int parse_token(const char *s, unsigned char key[HF_HASH_BYTES])
 {
     size_t n = strlen(s);
 
     if ((strncmp(s, "live_", 5) != 0 && strncmp(s, "test_", 5) != 0) ||
-        n != 5 + HF_TOKEN_CHARS)
+        (n != 5 + HF_URL_TOKEN_CHARS && n != 5 + HF_TOKEN_CHARS))
         return -1;
     for (size_t i = 5; i < n; i++)
         if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
             return -1;
-    token_hash(s, n, hash);
+    token_url_key(s, n, key);
     return 0;
 }
 

@@ -51,13 +51,48 @@ void token_mint(char out[HF_TOKEN_CHARS + 1])
 static const char sorted62[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
+/* The milliseconds since 1970 as n characters of sorted62, most
+ * significant first. */
+static void put_time(char *out, size_t n)
+{
+    struct timespec ts;
+    unsigned long long ms;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ms = (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+    for (size_t i = n; i > 0; i--) {
+        out[i - 1] = sorted62[ms % 62];
+        ms /= 62;
+    }
+}
+
+void token_mint_url(char out[HF_URL_TOKEN_CHARS + 1])
+{
+    put_time(out, HF_ID_TIME_CHARS);
+    token_mint(out + HF_ID_TIME_CHARS);
+}
+
+void token_url_key(const char *s, size_t n, unsigned char out[HF_HASH_BYTES])
+{
+    const char *token = memchr(s, '_', n);
+    unsigned char digest[HF_HASH_BYTES];
+
+    token_hash(s, n, digest);
+    if (!token || (size_t)(s + n - (token + 1)) != HF_URL_TOKEN_CHARS) {
+        memcpy(out, digest, HF_HASH_BYTES); /* a 43-character token */
+        return;
+    }
+    memcpy(out, token + 1, HF_ID_TIME_CHARS);
+    memcpy(out + HF_ID_TIME_CHARS, digest, HF_HASH_BYTES - HF_ID_TIME_CHARS);
+    sodium_memzero(digest, sizeof digest);
+}
+
 void token_id(const char *prefix, char *out, size_t outlen)
 {
     size_t n = strlen(prefix), end;
     unsigned char raw[32];
     size_t used = sizeof raw;
-    struct timespec ts;
-    unsigned long long ms;
+    char time[HF_ID_TIME_CHARS];
 
     if (outlen < n + 1)
         n = outlen - 1;
@@ -65,14 +100,9 @@ void token_id(const char *prefix, char *out, size_t outlen)
     end = n + HF_ID_BODY_CHARS < outlen ? n + HF_ID_BODY_CHARS : outlen - 1;
     /* the time first: new rows land beside each other in an index on the
      * id instead of on a random page each (see README, Benchmarks) */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ms = (unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
-    for (size_t i = HF_ID_TIME_CHARS; i > 0; i--) {
-        if (n + i - 1 < end)
-            out[n + i - 1] = sorted62[ms % 62];
-        ms /= 62;
-    }
-    n = n + HF_ID_TIME_CHARS < end ? n + HF_ID_TIME_CHARS : end;
+    put_time(time, sizeof time);
+    for (size_t i = 0; i < HF_ID_TIME_CHARS && n < end; i++)
+        out[n++] = time[i];
     /* then random bytes from the thread's pool, not a call per character;
      * bytes of 248 and above are skipped so that every character is
      * equally likely */

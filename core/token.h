@@ -18,6 +18,19 @@ int token_init(void);
 /* Write 32 CSPRNG bytes as unpadded base64url plus NUL into out. */
 void token_mint(char out[HF_TOKEN_CHARS + 1]);
 
+/* A session URL's token: 8 characters of the creation time (not secret),
+ * then a token_mint (256 secret bits). */
+#define HF_URL_TOKEN_CHARS (HF_ID_TIME_CHARS + HF_TOKEN_CHARS)
+void token_mint_url(char out[HF_URL_TOKEN_CHARS + 1]);
+
+/* The key a session is stored and found by, from its URL's
+ * "<mode>_<token>" (n bytes, already checked to be of that form): the
+ * token's 8 time characters, then the first 24 bytes of the SHA-256 of all
+ * n bytes. Keys sort by creation time, so an insert writes the last page of
+ * their index, not a random one. The 43-character tokens minted before
+ * keep their whole SHA-256 as key. */
+void token_url_key(const char *s, size_t n, unsigned char out[HF_HASH_BYTES]);
+
 /* Write "<prefix><8 characters of time><16 random alphanumerics>" into
  * out (size outlen): ids of one prefix sort by creation time (to the
  * millisecond); the random part (95 bits) keeps them unique and

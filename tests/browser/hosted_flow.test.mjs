@@ -45,7 +45,7 @@ async function createSession() {
     { contractor, return_url: `${returnOrigin}/done?order=42` });
   assert.equal(r.status, 201, `create session: ${r.text}`);
   assert.match(r.json.id, /^hps_/);
-  assert.match(r.json.url, new RegExp(`^http://127\\.0\\.0\\.1:${port}/payment/setup/test_[A-Za-z0-9_-]{43}$`));
+  assert.match(r.json.url, new RegExp(`^http://127\\.0\\.0\\.1:${port}/payment/setup/test_[A-Za-z0-9]{8}[A-Za-z0-9_-]{43}$`));
   rememberSecret(r.json.url.slice(r.json.url.lastIndexOf('_') + 1));
   return r.json;
 }
@@ -247,7 +247,7 @@ btest('e. a used URL gets the 404 page, identical to an unknown token', async ()
     const usedBody = await res.text();
     await shot(page, '06-used-link.png');
     assert.equal(await page.locator('#continue').count(), 0, 'no Continue button');
-    const unknown = url.replace(/_[A-Za-z0-9_-]{43}$/, `_${randomBytes(32).toString('base64url')}`);
+    const unknown = url.replace(/_[A-Za-z0-9]{8}[A-Za-z0-9_-]{43}$/, `_${randomBytes(32).toString('base64url')}`);
     const res2 = await page.goto(unknown);
     assert.equal(res2.status(), 404, 'unknown token answers 404');
     assert.equal(await res2.text(), usedBody, 'the same 404 page for used and unknown tokens');

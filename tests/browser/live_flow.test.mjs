@@ -54,7 +54,7 @@ async function createSession() {
   const r = await api('POST', '/api/v1/payment/sessions',
     { contractor, return_url: `${returnOrigin}/done?order=42` });
   assert.equal(r.status, 201, `create session: ${r.text}`);
-  assert.match(r.json.url, /\/payment\/setup\/live_[A-Za-z0-9_-]{43}$/);
+  assert.match(r.json.url, /\/payment\/setup\/live_[A-Za-z0-9]{8}[A-Za-z0-9_-]{43}$/);
   rememberSecret(r.json.url.slice(r.json.url.lastIndexOf('_') + 1));
   return r.json;
 }

@@ -1,6 +1,7 @@
 -- Creating a payment session: the 201 contract and every refusal.
 local h = require("helpers.server")
 local cjson = h.json
+local socket = require("socket")
 
 describe("POST /api/v1/payment/sessions", function()
   local srv, t, other
@@ -22,7 +23,18 @@ describe("POST /api/v1/payment/sessions", function()
     assert.are.equal(cjson.null, r.json.completed_at)
     assert.are.equal(cjson.null, r.json.cancelled_at)
     assert.matches("^http://127%.0%.0%.1:" .. srv.port .. "/payment/setup/live_[%w_-]+$", r.json.url)
-    assert.are.equal(43, #r.json.url:match("live_([%w_-]+)$"))
+    -- 8 characters of time (they order the lookup index), then 43 of
+    -- base64url: 256 bits from the CSPRNG
+    local token = r.json.url:match("live_([%w_-]+)$")
+    assert.are.equal(51, #token)
+    assert.matches("^%w%w%w%w%w%w%w%w", token)
+  end)
+
+  it("starts the tokens of later sessions with a later time", function()
+    local first = srv:create_for(t).json.url:match("live_(%w+)")
+    socket.sleep(0.01)
+    local second = srv:create_for(t).json.url:match("live_(%w+)")
+    assert.is_true(first:sub(1, 8) < second:sub(1, 8), first .. " then " .. second)
   end)
 
   it("makes test-mode URLs for test keys", function()

@@ -54,6 +54,22 @@ describe("hosted flow (SPEC §4)", function()
       fields or { return_url = RETURN_URL })
   end
 
+  it("still opens a 43-character token minted before tokens began with their time",
+    function()
+      local s = srv:create(t.test_key.secret, h.session_body(t, { return_url = RETURN_URL }))
+      assert.are.equal(201, s.status, s.body)
+      -- such a session was stored under the whole SHA-256 of its URL token
+      local old = "test_" .. ("Q"):rep(40) .. "x-_"
+      local hex = h.run("printf %s " .. old .. " | sha256sum"):match("^(%x+)")
+      local blob = srv.db:match("^postgres") and ("decode('" .. hex .. "', 'hex')")
+        or ("X'" .. hex .. "'")
+      h.sql(srv.db, "UPDATE sessions SET token_hash = " .. blob .. " WHERE id = '" .. s.json.id .. "'")
+      local landing = hf.get(srv, "/payment/setup/" .. old)
+      assert.are.equal(200, landing.status, landing.body)
+      assert.are.equal(303, hf.post_form(srv, "/payment/setup/" .. old, nil, nil).status)
+      assert_gone(hf.get(srv, hf.path_of(s.json.url)), gone_body, "the new-form token it replaced")
+    end)
+
   it("1. landing GET shows the escaped tenant name, strict headers, and changes nothing",
     function()
       local s = srv:create(t.test_key.secret, h.session_body(t, { return_url = RETURN_URL }))

@@ -81,11 +81,11 @@ describe("secrets: session tokens and API keys", function()
   end)
   teardown(function() srv:stop() end)
 
-  it("minted one 43-character token per created session", function()
+  it("minted one 51-character token per created session", function()
     assert.are.equal(5, #tokens)
     local seen = {}
     for _, tok in ipairs(tokens) do
-      assert.are.equal(43, #tok)
+      assert.are.equal(51, #tok)
       assert.is_nil(seen[tok])
       seen[tok] = true
     end
@@ -103,8 +103,11 @@ describe("secrets: session tokens and API keys", function()
     local bytes = db_bytes(srv.db)
     for _, tok in ipairs(tokens) do
       assert.is_false(contains(bytes, tok), "token found in the database files")
-      -- not even a long piece of it
+      -- not even a long piece of it; the first 8 characters are the time,
+      -- not secret, and lead the lookup key; the 43 after them are secret
       assert.is_false(contains(bytes, tok:sub(1, 20)), "token prefix found in the database files")
+      assert.is_false(contains(bytes, tok:sub(9)), "secret part found in the database files")
+      assert.is_false(contains(bytes, tok:sub(9, 20)), "secret piece found in the database files")
     end
   end)
 
