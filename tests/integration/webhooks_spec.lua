@@ -401,7 +401,13 @@ describe("webhook retries and durability", function()
       srv:post(b.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
       -- B's event arrives while A's requests still hang (they time out at 10 s)
       local got = rx:wait(function(reqs) return #reqs >= 1 end, 5)
-      local m = srv:admin("GET", "/metrics").body
+      -- B's own request is in flight until its answer is read: wait for that
+      local m
+      for _ = 1, 100 do
+        m = srv:admin("GET", "/metrics").body
+        if m:match('hostflow_webhook_deliveries_total{outcome="delivered"} 1') then break end
+        socket.sleep(0.02)
+      end
       srv:stop()
       rx:stop()
       sink:close()
