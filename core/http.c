@@ -297,15 +297,6 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
-/* civetweb's own access log would print raw paths, tokens included; our
- * log_request line replaces it. */
-static int log_access(const struct mg_connection *conn, const char *message)
-{
-    (void)conn;
-    (void)message;
-    return 1;
-}
-
 /* The IPv4 address of "ADDR:PORT" (0.0.0.0 reaches the loopback); left
  * zero when it is not one, and stopping is merely slower. */
 static void remember_address(struct http_server *srv, const char *listen)
@@ -350,7 +341,9 @@ int http_start(const char *listen, int threads_n, int keep_alive_ms, const struc
     cb.init_thread = init_thread;
     cb.exit_thread = exit_thread;
     cb.log_message = log_message;
-    cb.log_access = log_access;
+    /* no log_access callback and no access_log_file: civetweb then skips
+     * its access log entirely (it would print raw paths, tokens included,
+     * and format a local time per request); our log_request line replaces it */
     mg_init_library(0);
     srv->ctx = mg_start(&cb, srv, options);
     if (!srv->ctx) {

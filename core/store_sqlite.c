@@ -328,7 +328,9 @@ static int step_simple(struct store *s, enum stmt_id id)
     return st ? run(s, st) : HF_ESTORE;
 }
 
-static void run_batch(struct store *s, struct write_job *jobs)
+/* Run jobs under a savepoint each, so that a failing one undoes only
+ * its own changes; commit once. */
+static void run_batch_guarded(struct store *s, struct write_job *jobs)
 {
     int rc = begin(s);
 
@@ -343,12 +345,37 @@ static void run_batch(struct store *s, struct write_job *jobs)
             step_simple(s, Q_ROLLBACK_TO);
         step_simple(s, Q_RELEASE);
     }
-    if (rc == 0 && step_simple(s, Q_COMMIT) != 0) {
-        step_simple(s, Q_ROLLBACK);
+    if (rc == 0 && (sqlite3_get_autocommit(s->db) || step_simple(s, Q_COMMIT) != 0)) {
+        if (!sqlite3_get_autocommit(s->db))
+            step_simple(s, Q_ROLLBACK);
         for (struct write_job *j = jobs; j; j = j->next)
             if (j->rc == 0)
                 j->rc = HF_ESTORE; /* nothing of this batch was kept */
     }
+}
+
+/* Run jobs in one transaction without savepoints (two statements each
+ * saved per job). A job that fails having changed nothing (it refused
+ * before writing, or its one failing statement was undone by SQLite) needs
+ * no undo. Only when a failed job did change rows, or SQLite ended the
+ * transaction itself, is the batch rolled back and run again guarded. */
+static void run_batch(struct store *s, struct write_job *jobs)
+{
+    int rc = begin(s);
+
+    for (struct write_job *j = jobs; rc == 0 && j; j = j->next) {
+        sqlite3_int64 before = sqlite3_total_changes64(s->db);
+
+        j->rc = j->fn(s, j->arg);
+        if (sqlite3_get_autocommit(s->db) ||
+            (j->rc != 0 && sqlite3_total_changes64(s->db) != before))
+            rc = HF_ESTORE;
+    }
+    if (rc == 0 && step_simple(s, Q_COMMIT) == 0)
+        return;
+    if (!sqlite3_get_autocommit(s->db))
+        step_simple(s, Q_ROLLBACK);
+    run_batch_guarded(s, jobs);
 }
 
 static void *writer_loop(void *arg)
