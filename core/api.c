@@ -150,8 +150,14 @@ static const char *decision_of(const struct policy_verdict *v)
     return v->allow ? "allow" : "deny";
 }
 
-static void create_session(struct worker *w, const struct api_key *key,
-                           const struct http_req *req, struct http_resp *resp)
+/* What one attempt at creating a session came to. */
+enum created { CREATED, ANSWERED, STALE };
+
+/* rate: the rate limits' answer for this request, or -1 until taken (an
+ * attempt run again does not count twice). */
+static enum created create_session(struct worker *w, const struct api_key *key,
+                                   const struct http_req *req, int *rate,
+                                   struct http_resp *resp)
 {
     const char *contractor, *return_url, *idem_key;
     struct idempotency idem = {0};
@@ -164,15 +170,19 @@ static void create_session(struct worker *w, const struct api_key *key,
     char idem_scoped[HF_IDEMPOTENCY_KEY_MAX + 16];
     unsigned char token_digest[HF_HASH_BYTES];
     long long now = (long long)time(NULL), tenant_us = 0;
-    int rc, retry_after;
+    enum created outcome = ANSWERED;
+    int rc, retry_after = *rate;
 
     /* every attempt counts, valid or not: per key, and per client address */
-    retry_after = ratelimit_take(w->limits->create_by_key, key->id, ratelimit_now_ms());
-    rc = ratelimit_take(w->limits->create_by_ip, req->remote_addr, ratelimit_now_ms());
-    if (rc > retry_after)
-        retry_after = rc;
+    if (retry_after < 0) {
+        retry_after = ratelimit_take(w->limits->create_by_key, key->id, ratelimit_now_ms());
+        rc = ratelimit_take(w->limits->create_by_ip, req->remote_addr, ratelimit_now_ms());
+        if (rc > retry_after)
+            retry_after = rc;
+        *rate = retry_after;
+    }
     if (api_json_body(req, resp, &body) != 0)
-        return;
+        return ANSWERED;
     if (api_required_string(body, "contractor", &contractor, resp) != 0 ||
         api_required_string(body, "return_url", &return_url, resp) != 0)
         goto out;
@@ -270,7 +280,9 @@ static void create_session(struct worker *w, const struct api_key *key,
     snprintf(url, sizeof url, "%s_%s", s.mode, token);
     token_url_key(url, strlen(url), token_digest);
     rc = store_session_insert(w->store, &s, token_digest, idem.key ? &idem : NULL, now);
-    if (rc == HF_EEXISTS) {
+    if (rc == HF_ESTALE) {
+        outcome = STALE;
+    } else if (rc == HF_EEXISTS) {
         replay(resp, &s);
     } else if (rc == HF_EIDEMPOTENCY) {
         api_fail(resp, rc, NULL, "This idempotency key was used with a different "
@@ -284,10 +296,12 @@ static void create_session(struct worker *w, const struct api_key *key,
         resp->body_secret = 1;
         metrics_session_created();
         token_wipe(url, sizeof url);
+        outcome = CREATED;
     }
     token_wipe(token, sizeof token);
 out:
     json_free(body);
+    return outcome;
 }
 
 /* "hps_…" ids: letters, digits and '_' only, shorter than HF_ID_MAX. */
@@ -438,12 +452,10 @@ static void sessions_route(struct worker *w, const struct api_key *key,
     char id[HF_ID_MAX];
 
     if (*rest == '\0' || strcmp(rest, "/") == 0) {
-        if (strcmp(req->method, "POST") == 0)
-            create_session(w, key, req, resp);
-        else if (strcmp(req->method, "GET") == 0)
+        if (strcmp(req->method, "GET") == 0)
             list_sessions(w, key, req, resp);
         else
-            api_method_not_allowed(resp, "GET, POST");
+            api_method_not_allowed(resp, "GET, POST"); /* POST: create_route */
         return;
     }
     rest++;
@@ -478,6 +490,61 @@ static const char *under(const char *path, const char *prefix)
     return path + n;
 }
 
+/* Missing, malformed, unknown and revoked keys: one answer. */
+static void refuse_key(struct http_resp *resp, int rc)
+{
+    api_fail(resp, rc, NULL, rc == HF_EAUTH ? "Missing or invalid API key."
+         : "The server could not handle the request.", NULL);
+}
+
+/* The answer of an attempt that must not stand, before another one. */
+static void forget_answer(struct http_resp *resp)
+{
+    if (resp->body && resp->body_secret)
+        token_wipe(resp->body, resp->body_len);
+    free(resp->body);
+    memset(resp, 0, sizeof *resp);
+    resp->status = 500;
+    http_resp_header(resp, "Cache-Control", "no-store");
+}
+
+/* POST /api/v1/payment/sessions. The first attempt takes the key, tenant
+ * and contractor from what the worker remembers, without a snapshot
+ * (store_read_begin_optimistic); a new session is committed only if that
+ * was current, and any other answer stands only if it still is. Else
+ * (an operator changed access meanwhile) the request is answered again
+ * from a snapshot: its policy calls run again, its rate limits are not
+ * taken twice. */
+static void create_route(struct worker *w, const struct http_req *req, struct http_resp *resp)
+{
+    struct api_key key;
+    int rate = -1;
+
+    for (int optimistic = 1; optimistic >= 0; optimistic--) {
+        enum created outcome = ANSWERED;
+        int rc;
+
+        if (optimistic)
+            store_read_begin_optimistic(w->store);
+        else
+            store_read_begin(w->store);
+        rc = authenticate(w, req, &key);
+        if (rc != 0) {
+            refuse_key(resp, rc);
+        } else {
+            snprintf(resp->tenant, sizeof resp->tenant, "%s", key.tenant_id);
+            outcome = create_session(w, &key, req, &rate, resp);
+        }
+        if (outcome == CREATED || (outcome == ANSWERED && store_read_current(w->store))) {
+            store_read_end(w->store);
+            return;
+        }
+        store_read_end(w->store);
+        if (optimistic)
+            forget_answer(resp);
+    }
+}
+
 void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp)
 {
     const char *sessions = under(req->path, SESSIONS_PATH);
@@ -490,12 +557,16 @@ void api_handle(struct worker *w, const struct http_req *req, struct http_resp *
         api_fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
         return;
     }
+    if (sessions && (*sessions == '\0' || strcmp(sessions, "/") == 0) &&
+        strcmp(req->method, "POST") == 0) {
+        create_route(w, req, resp);
+        return;
+    }
     /* the request's reads share one snapshot; its writes go to the writer */
     store_read_begin(w->store);
     rc = authenticate(w, req, &key);
     if (rc != 0) {
-        api_fail(resp, rc, NULL, rc == HF_EAUTH ? "Missing or invalid API key."
-             : "The server could not handle the request.", NULL);
+        refuse_key(resp, rc);
     } else {
         snprintf(resp->tenant, sizeof resp->tenant, "%s", key.tenant_id);
         if (sessions)

@@ -24,7 +24,8 @@
     X(HF_EEXISTS,       -15, "already_exists",          409)                 \
     X(HF_ELIMIT,        -16, "limit_reached",           409)                 \
     X(HF_EUPSTREAM,     -17, "upstream_error",          502)                 \
-    X(HF_EUNAVAILABLE,  -18, "upstream_unavailable",    503)
+    X(HF_EUNAVAILABLE,  -18, "upstream_unavailable",    503)                 \
+    X(HF_ESTALE,        -19, "internal_error",          500) /* retried, never answered */
 
 enum hf_err {
 #define HF_ERR_ENUM(name, value, code, status) name = value,

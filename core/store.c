@@ -50,6 +50,19 @@ void store_read_end(struct store *s)
     ops_of(s)->read_end(s);
 }
 
+void store_read_begin_optimistic(struct store *s)
+{
+    if (ops_of(s)->read_begin_optimistic)
+        ops_of(s)->read_begin_optimistic(s);
+    else
+        ops_of(s)->read_begin(s);
+}
+
+int store_read_current(struct store *s)
+{
+    return ops_of(s)->read_current ? ops_of(s)->read_current(s) : 1;
+}
+
 int store_writer_start(const char *path, struct store_writer **out, char *err,
                        size_t errlen)
 {

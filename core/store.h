@@ -104,6 +104,20 @@ int store_ping(struct store *s);
 void store_read_begin(struct store *s);
 void store_read_end(struct store *s);
 
+/* store_read_begin for a request that creates a session: API key, tenant
+ * and contractor answers remembered by the connection are taken at the
+ * newest access generation the writer has inserted under, without
+ * opening a snapshot to read the generation (SQLite; access_cache.h).
+ * store_session_insert then commits only while that generation is still
+ * the database's, else it writes nothing and returns HF_ESTALE; a request
+ * that ends without that insert asks store_read_current. Elsewhere this is
+ * store_read_begin. */
+void store_read_begin_optimistic(struct store *s);
+/* 1 when every answer since store_read_begin_optimistic is still current
+ * (ends the snapshot to read the newest generation); 0 when the request
+ * must be answered again after store_read_begin. Always 1 otherwise. */
+int store_read_current(struct store *s);
+
 int store_tenant_create(struct store *s, const char *name,
                         const char *const *hosts, size_t n_hosts,
                         struct tenant *out);

@@ -126,6 +126,9 @@ struct store_ops {
     void (*close)(struct store *s);
     void (*read_begin)(struct store *s);
     void (*read_end)(struct store *s);
+    /* NULL where nothing is remembered: store.c then reads as usual */
+    void (*read_begin_optimistic)(struct store *s);
+    int (*read_current)(struct store *s);
     int (*writer_start)(const char *path, struct store_writer **out, char *err,
                         size_t errlen);
     void (*writer_stop)(struct store_writer *w);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <semaphore.h>
 #include <time.h>
 #include <sqlite3.h>
@@ -234,6 +235,12 @@ struct store {
     sqlite3_stmt *stmt[Q_COUNT]; /* prepared on first use */
     struct store_writer *writer; /* when set, writes go through it */
     struct access_cache *access; /* made at the first key, tenant or contractor read */
+    /* store_read_begin_optimistic: remembered answers are looked up at the
+     * writer's newest access generation (assumed_gen) instead of reading
+     * it; stale is set when a row read meanwhile was of another one */
+    int optimistic, stale;
+    long long assumed_gen;
+    long long writing_gen;      /* the writer's connection: read by its last session insert */
 };
 
 /* One write waiting for its group commit; lives on the submitter's stack. */
@@ -257,6 +264,7 @@ struct store_writer {
     int stopping;
     int checkpointing;          /* the checkpointer thread was started */
     int wal_frames;             /* frames in the WAL after the last commit */
+    _Atomic long long access_gen; /* the access generation of the last session insert; 0 before */
 };
 
 /* The cached, reset statement id; NULL (logged) if it cannot be prepared. */
@@ -416,6 +424,8 @@ static void *writer_loop(void *arg)
         pthread_mutex_unlock(&w->lock);
         run_batch(w->store, batch);
         metrics_store_group_commit((unsigned long)n);
+        if (w->store->writing_gen > 0) /* optimistic requests assume it next */
+            atomic_store(&w->access_gen, w->store->writing_gen);
         last_n = n;
         /* Under steady load readers always hold a recent snapshot, so the
          * background PASSIVE checkpoints never finish and the WAL never
@@ -727,14 +737,28 @@ static int put_hosts(struct store *s, const char *tenant_id,
 
 static void sqlite_read_begin(struct store *s)
 {
+    s->optimistic = 0;
     if (sqlite3_get_autocommit(s->db))
         step_simple(s, Q_READ_BEGIN);
 }
 
 static void sqlite_read_end(struct store *s)
 {
+    s->optimistic = 0;
     if (!sqlite3_get_autocommit(s->db))
         step_simple(s, Q_COMMIT);
+}
+
+static void sqlite_read_begin_optimistic(struct store *s)
+{
+    long long gen = s->writer ? atomic_load(&s->writer->access_gen) : 0;
+
+    sqlite_read_begin(s);
+    if (gen > 0) { /* else nothing has been inserted yet: read as usual */
+        s->optimistic = 1;
+        s->stale = 0;
+        s->assumed_gen = gen;
+    }
 }
 
 /* 0 when the tenant exists, HF_ENOTFOUND when not, HF_ESTORE on failure. */
@@ -810,7 +834,7 @@ static int sqlite_tenant_set_hosts(struct store *s, const char *tenant_id,
 /* The access generation of this snapshot, read before the answers it
  * vouches for; with the connection's cache made on first use. 0 or
  * HF_ESTORE. */
-static int access_generation(struct store *s, long long *gen)
+static int snapshot_generation(struct store *s, long long *gen)
 {
     sqlite3_stmt *st = prep(s, Q_ACCESS_GENERATION);
     int rc;
@@ -827,17 +851,54 @@ static int access_generation(struct store *s, long long *gen)
     return 0;
 }
 
+/* The generation to look a remembered answer up at: the one assumed by an
+ * optimistic request, else this snapshot's. */
+static int lookup_generation(struct store *s, long long *gen)
+{
+    if (!s->optimistic)
+        return snapshot_generation(s, gen);
+    *gen = s->assumed_gen;
+    return 0;
+}
+
+/* Before reading rows for lack of a remembered answer: the generation to
+ * remember them with (this snapshot's). An optimistic request whose
+ * assumption it contradicts is stale. */
+static int row_generation(struct store *s, long long looked_up, long long *gen)
+{
+    if (!s->optimistic) {
+        *gen = looked_up;
+        return 0;
+    }
+    if (snapshot_generation(s, gen) != 0)
+        return HF_ESTORE;
+    if (*gen != s->assumed_gen)
+        s->stale = 1;
+    return 0;
+}
+
+static int sqlite_read_current(struct store *s)
+{
+    long long gen;
+    int was = s->optimistic, stale = s->stale;
+
+    if (!was)
+        return 1;
+    sqlite_read_end(s); /* the newest generation, not this request's snapshot's */
+    return !stale && snapshot_generation(s, &gen) == 0 && gen == s->assumed_gen;
+}
+
 static int sqlite_tenant_get(struct store *s, const char *tenant_id, struct tenant *out)
 {
     sqlite3_stmt *st;
     long long gen;
     int rc;
 
-    if (access_generation(s, &gen) != 0)
+    if (lookup_generation(s, &gen) != 0)
         return HF_ESTORE;
     if (access_cache_tenant(s->access, gen, tenant_id, out))
         return 0;
-    if (!(st = prep(s, Q_TENANT_GET)))
+    if (row_generation(s, gen, &gen) != 0 || !(st = prep(s, Q_TENANT_GET)))
         return HF_ESTORE;
     bind_text(st, 1, tenant_id);
     rc = sqlite3_step(st);
@@ -924,11 +985,11 @@ static int sqlite_key_find(struct store *s, const unsigned char secret_hash[HF_H
     long long gen;
     int rc;
 
-    if (access_generation(s, &gen) != 0)
+    if (lookup_generation(s, &gen) != 0)
         return HF_ESTORE;
     if (access_cache_key(s->access, gen, secret_hash, out))
         return 0;
-    if (!(st = prep(s, Q_KEY_FIND)))
+    if (row_generation(s, gen, &gen) != 0 || !(st = prep(s, Q_KEY_FIND)))
         return HF_ESTORE;
     sqlite3_bind_blob(st, 1, secret_hash, HF_HASH_BYTES, SQLITE_STATIC);
     rc = sqlite3_step(st);
@@ -986,11 +1047,11 @@ static int sqlite_contractor_check(struct store *s, const char *tenant_id,
     long long gen;
     int rc;
 
-    if (access_generation(s, &gen) != 0)
+    if (lookup_generation(s, &gen) != 0)
         return HF_ESTORE;
     if (access_cache_contractor(s->access, gen, tenant_id, contractor_id))
         return 0;
-    if (!(st = prep(s, Q_CONTRACTOR_CHECK)))
+    if (row_generation(s, gen, &gen) != 0 || !(st = prep(s, Q_CONTRACTOR_CHECK)))
         return HF_ESTORE;
     bind_text(st, 1, contractor_id);
     bind_text(st, 2, tenant_id);
@@ -1077,6 +1138,7 @@ struct insert_args {
     const unsigned char *token_hash;
     const struct idempotency *idem;
     long long now;
+    long long expect_gen;       /* an optimistic request's assumption, or 0 */
 };
 
 static int do_session_insert(struct store *s, void *arg)
@@ -1088,6 +1150,11 @@ static int do_session_insert(struct store *s, void *arg)
     sqlite3_stmt *st;
     int rc;
 
+    /* inside the write lock nothing changes the generation under us */
+    if ((rc = snapshot_generation(s, &s->writing_gen)) != 0)
+        return rc;
+    if (a->expect_gen && a->expect_gen != s->writing_gen)
+        return HF_ESTALE;
     /* checked again inside the write lock: of two racing requests with one
      * key, the second sees the first's row */
     if (idem && idem->key) {
@@ -1132,8 +1199,10 @@ static int sqlite_session_insert(struct store *s, struct session *in,
                                  const unsigned char token_hash[HF_HASH_BYTES],
                                  const struct idempotency *idem, long long now)
 {
-    struct insert_args a = {in, token_hash, idem, now};
+    struct insert_args a = {in, token_hash, idem, now, s->optimistic ? s->assumed_gen : 0};
 
+    if (s->optimistic && s->stale)
+        return HF_ESTALE;
     return in_transaction(s, do_session_insert, &a);
 }
 
@@ -1968,6 +2037,8 @@ const struct store_ops store_sqlite_ops = {
     .close = sqlite_close,
     .read_begin = sqlite_read_begin,
     .read_end = sqlite_read_end,
+    .read_begin_optimistic = sqlite_read_begin_optimistic,
+    .read_current = sqlite_read_current,
     .writer_start = sqlite_writer_start,
     .writer_stop = sqlite_writer_stop,
     .ping = sqlite_ping,

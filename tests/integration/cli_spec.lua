@@ -221,6 +221,17 @@ describe("hostflow CLI: tenant set-redirect-hosts on a running server", function
     _, rc = h.cli(srv.db, "tenant", "set-redirect-hosts", t.id)
     assert.are.equal(0, rc)
     assert.are.equal(400, create("https://app.example.com/back").status)
+    -- and a host added back is allowed at once by every worker, also those
+    -- that just refused it (a refusal is answered again when access changed)
+    _, rc = h.cli(srv.db, "tenant", "set-redirect-hosts", t.id, "app.example.com")
+    assert.are.equal(0, rc)
+    assert.are.equal(201, create("https://app.example.com/back").status)
+    for _ = 1, 24 do
+      h.assert_error(create("https://new.example.org/back"), 400, "invalid_return_url")
+    end
+    _, rc = h.cli(srv.db, "tenant", "set-redirect-hosts", t.id, "app.example.com", "new.example.org")
+    assert.are.equal(0, rc)
+    for _ = 1, 24 do assert.are.equal(201, create("https://new.example.org/back").status) end
   end)
 
   it("applies a key created while the server runs", function()
