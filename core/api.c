@@ -490,11 +490,21 @@ static const char *under(const char *path, const char *prefix)
     return path + n;
 }
 
-/* Missing, malformed, unknown and revoked keys: one answer. */
-static void refuse_key(struct http_resp *resp, int rc)
+/* The request's key into key and its tenant into the log line: 0; else
+ * the refusal is answered (missing, malformed, unknown and revoked keys
+ * alike) and the code returned. */
+static int authorize(struct worker *w, const struct http_req *req, struct api_key *key,
+                     struct http_resp *resp)
 {
-    api_fail(resp, rc, NULL, rc == HF_EAUTH ? "Missing or invalid API key."
-         : "The server could not handle the request.", NULL);
+    int rc = authenticate(w, req, key);
+
+    if (rc != 0) {
+        api_fail(resp, rc, NULL, rc == HF_EAUTH ? "Missing or invalid API key."
+             : "The server could not handle the request.", NULL);
+        return rc;
+    }
+    snprintf(resp->tenant, sizeof resp->tenant, "%s", key->tenant_id);
+    return 0;
 }
 
 /* The answer of an attempt that must not stand, before another one. */
@@ -522,19 +532,13 @@ static void create_route(struct worker *w, const struct http_req *req, struct ht
 
     for (int optimistic = 1; optimistic >= 0; optimistic--) {
         enum created outcome = ANSWERED;
-        int rc;
 
         if (optimistic)
             store_read_begin_optimistic(w->store);
         else
             store_read_begin(w->store);
-        rc = authenticate(w, req, &key);
-        if (rc != 0) {
-            refuse_key(resp, rc);
-        } else {
-            snprintf(resp->tenant, sizeof resp->tenant, "%s", key.tenant_id);
+        if (authorize(w, req, &key, resp) == 0)
             outcome = create_session(w, &key, req, &rate, resp);
-        }
         if (outcome == CREATED || (outcome == ANSWERED && store_read_current(w->store))) {
             store_read_end(w->store);
             return;
@@ -550,7 +554,6 @@ void api_handle(struct worker *w, const struct http_req *req, struct http_resp *
     const char *sessions = under(req->path, SESSIONS_PATH);
     const char *endpoints = under(req->path, WEBHOOK_ENDPOINTS_PATH);
     struct api_key key;
-    int rc;
 
     http_resp_header(resp, "Cache-Control", "no-store");
     if (!sessions && !endpoints) {
@@ -564,11 +567,7 @@ void api_handle(struct worker *w, const struct http_req *req, struct http_resp *
     }
     /* the request's reads share one snapshot; its writes go to the writer */
     store_read_begin(w->store);
-    rc = authenticate(w, req, &key);
-    if (rc != 0) {
-        refuse_key(resp, rc);
-    } else {
-        snprintf(resp->tenant, sizeof resp->tenant, "%s", key.tenant_id);
+    if (authorize(w, req, &key, resp) == 0) {
         if (sessions)
             sessions_route(w, &key, req, sessions, resp);
         else
