@@ -24,6 +24,11 @@
     "CREATE TRIGGER access_" #table "_" #change " AFTER " #change " ON " #table \
     " BEGIN UPDATE access_generation SET n = n + 1; END;"
 
+#define ACCESS_REPLACE_TRIGGER(table, same_row)                                \
+    "CREATE TRIGGER access_" #table "_replace BEFORE INSERT ON " #table        \
+    " WHEN EXISTS (SELECT 1 FROM " #table " WHERE " same_row ")"              \
+    " BEGIN UPDATE access_generation SET n = n + 1; END;"
+
 /* Schema history: migration i brings user_version from i to i+1. Never edit
  * a shipped entry; append a new one. */
 static const char *const migrations[] = {
@@ -139,6 +144,13 @@ static const char *const migrations[] = {
     ACCESS_TRIGGER(tenant_redirect_hosts, DELETE)
     ACCESS_TRIGGER(api_keys, UPDATE) ACCESS_TRIGGER(api_keys, DELETE)
     ACCESS_TRIGGER(contractors, UPDATE) ACCESS_TRIGGER(contractors, DELETE),
+
+    /* 7: INSERT OR REPLACE deletes the row it replaces without firing
+     * DELETE triggers (recursive_triggers is off): an insert that meets an
+     * existing row bumps the access generation too */
+    ACCESS_REPLACE_TRIGGER(tenants, "id = NEW.id")
+    ACCESS_REPLACE_TRIGGER(contractors, "id = NEW.id")
+    ACCESS_REPLACE_TRIGGER(api_keys, "id = NEW.id OR secret_hash = NEW.secret_hash"),
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -341,29 +353,37 @@ static int step_simple(struct store *s, enum stmt_id id)
 }
 
 /* Run jobs under a savepoint each, so that a failing one undoes only
- * its own changes; commit once. */
+ * its own changes; commit once. When SQLite ends the transaction itself (a
+ * full disk, an I/O error), nothing of the batch is kept and no later job
+ * runs: a savepoint then would open a transaction of its own. */
 static void run_batch_guarded(struct store *s, struct write_job *jobs)
 {
     int rc = begin(s);
 
     for (struct write_job *j = jobs; j; j = j->next) {
+        if (rc == 0 && sqlite3_get_autocommit(s->db))
+            rc = HF_ESTORE;
         if (rc != 0 || step_simple(s, Q_SAVEPOINT) != 0) {
             j->rc = HF_ESTORE;
             continue;
         }
         j->rc = j->fn(s, j->arg);
+        if (sqlite3_get_autocommit(s->db)) {
+            rc = HF_ESTORE;
+            continue;
+        }
         /* a job that failed undoes only its own changes */
         if (j->rc != 0)
             step_simple(s, Q_ROLLBACK_TO);
         step_simple(s, Q_RELEASE);
     }
-    if (rc == 0 && (sqlite3_get_autocommit(s->db) || step_simple(s, Q_COMMIT) != 0)) {
-        if (!sqlite3_get_autocommit(s->db))
-            step_simple(s, Q_ROLLBACK);
-        for (struct write_job *j = jobs; j; j = j->next)
-            if (j->rc == 0)
-                j->rc = HF_ESTORE; /* nothing of this batch was kept */
-    }
+    if (rc == 0 && step_simple(s, Q_COMMIT) == 0)
+        return;
+    if (!sqlite3_get_autocommit(s->db))
+        step_simple(s, Q_ROLLBACK);
+    for (struct write_job *j = jobs; j; j = j->next)
+        if (j->rc == 0)
+            j->rc = HF_ESTORE; /* nothing of this batch was kept */
 }
 
 /* Run jobs in one transaction without savepoints (two statements each
@@ -1002,7 +1022,9 @@ static int sqlite_key_find(struct store *s, const unsigned char secret_hash[HF_H
 
     if (lookup_generation(s, &gen) != 0)
         return HF_ESTORE;
-    if (access_cache_key(s->access, gen, secret_hash, out))
+    /* a revoked key is read like an unknown one, not answered from memory:
+     * both cost the same lookup */
+    if (access_cache_key(s->access, gen, secret_hash, out) && !out->revoked_at)
         return 0;
     if (row_generation(s, gen, &gen) != 0 || !(st = prep(s, Q_KEY_FIND)))
         return HF_ESTORE;
@@ -1015,7 +1037,8 @@ static int sqlite_key_find(struct store *s, const unsigned char secret_hash[HF_H
         copy_col(st, 2, out->mode, sizeof out->mode);
         copy_col(st, 3, out->prefix, sizeof out->prefix);
         out->revoked_at = sqlite3_column_int64(st, 4);
-        access_cache_put_key(s->access, gen, secret_hash, out);
+        if (!out->revoked_at)
+            access_cache_put_key(s->access, gen, secret_hash, out);
         rc = 0;
     } else {
         rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? HF_ENOTFOUND : HF_ESTORE;
@@ -1171,9 +1194,14 @@ static int do_session_insert(struct store *s, void *arg)
     if (a->expect_gen && a->expect_gen != s->writing_gen)
         return HF_ESTALE;
     /* checked again inside the write lock: of two racing requests with one
-     * key, the second sees the first's row */
+     * key, the second sees the first's row. Looked up aside: a batch run
+     * again must find this request's own session in *in */
     if (idem && idem->key) {
-        rc = idem_lookup(s, in->tenant_id, idem, now, in);
+        struct session earlier;
+
+        rc = idem_lookup(s, in->tenant_id, idem, now, &earlier);
+        if (rc == HF_EEXISTS)
+            *in = earlier;
         if (rc != HF_ENOTFOUND)
             return rc;
     }

@@ -362,6 +362,17 @@ describe("POST /api/v1/payment/sessions: invalid_api_key", function()
     -- the tenant's other key is unaffected
     assert.are.equal(201, with_auth("Bearer " .. t.key.secret).status)
   end)
+
+  -- INSERT OR REPLACE deletes the old row without DELETE triggers: the
+  -- access generation must move all the same (migration 7)
+  it("refuses at once a key revoked by an SQL INSERT OR REPLACE #sqlite_only", function()
+    local k = h.cli_json(srv.db, "key", "create", t.id, "--json")
+    for _ = 1, 24 do assert.are.equal(201, with_auth("Bearer " .. k.secret).status) end
+    h.sql(srv.db, "INSERT OR REPLACE INTO api_keys (id, tenant_id, mode, prefix, secret_hash, "
+      .. "created, revoked_at) SELECT id, tenant_id, mode, prefix, secret_hash, created, 1 "
+      .. "FROM api_keys WHERE id = '" .. k.id .. "'")
+    for _ = 1, 24 do assert_error(with_auth("Bearer " .. k.secret), 403, "invalid_api_key") end
+  end)
 end)
 
 describe("POST /api/v1/payment/sessions: contractor_not_found and idempotency_key_reused", function()
@@ -379,6 +390,17 @@ describe("POST /api/v1/payment/sessions: contractor_not_found and idempotency_ke
     assert.are.equal(unknown.body, long.body)
     assert.are.equal(unknown.body, foreign.body)
   end)
+
+  it("refuses at once a contractor moved to another tenant by an SQL INSERT OR REPLACE #sqlite_only",
+    function()
+      local c = h.cli_json(srv.db, "contractor", "create", t.id, "--json")
+      for _ = 1, 24 do assert.are.equal(201, srv:create_for(t, { contractor = c.id }).status) end
+      h.sql(srv.db, "INSERT OR REPLACE INTO contractors (id, tenant_id, name, created) "
+        .. "SELECT id, '" .. other.id .. "', name, created FROM contractors WHERE id = '" .. c.id .. "'")
+      for _ = 1, 24 do
+        assert_error(srv:create_for(t, { contractor = c.id }), 404, "contractor_not_found")
+      end
+    end)
 
   it("answers 409 idempotency_key_reused for one key with two bodies", function()
     local hdr = { ["Idempotency-Key"] = "refusals-409" }
