@@ -295,9 +295,9 @@ static enum created create_session(struct worker *w, const struct api_key *key,
         api_reply(resp, 201, session_json(&s, url));
         resp->body_secret = 1;
         metrics_session_created();
-        token_wipe(url, sizeof url);
         outcome = CREATED;
     }
+    token_wipe(url, sizeof url);
     token_wipe(token, sizeof token);
 out:
     json_free(body);
