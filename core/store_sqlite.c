@@ -386,8 +386,8 @@ static void run_batch_guarded(struct store *s, struct write_job *jobs)
             j->rc = HF_ESTORE; /* nothing of this batch was kept */
 }
 
-/* Run jobs in one transaction without savepoints (two statements each
- * saved per job). A job that fails having changed nothing (it refused
+/* Run jobs in one transaction without savepoints (saving two statements
+ * per job, and the page copies a savepoint keeps). A job that fails having changed nothing (it refused
  * before writing, or its one failing statement was undone by SQLite) needs
  * no undo. Only when a failed job did change rows, or SQLite ended the
  * transaction itself, is the batch rolled back and run again guarded. */
