@@ -105,6 +105,16 @@ export function request(method, url, { headers = {}, body } = {}) {
   });
 }
 
+// A JSON API call to the server on port with the key secret: the body, when
+// given, is sent as JSON. Resolves like request().
+export function apiRequest(port, secret, method, p, body) {
+  return request(method, `http://127.0.0.1:${port}${p}`, {
+    headers: { Authorization: `Bearer ${secret}`,
+      ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+}
+
 // Run fn(page, context) in a fresh browser context (no cookies; options
 // such as a phone viewport in contextOptions), then require that nothing
 // went wrong inside the pages: no script error, no console error (a CSP

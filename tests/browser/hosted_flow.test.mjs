@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  TEST_TIMEOUT, rememberSecret, request, shot, startHostflow, stopHostflow,
+  TEST_TIMEOUT, apiRequest, rememberSecret, request, shot, startHostflow, stopHostflow,
   cliJson as cliJsonOn, withPage as withPageOf,
 } from './harness.mjs';
 
@@ -31,13 +31,7 @@ const cliJson = (...args) => cliJsonOn(db, ...args);
 // withPage(contextOptions, fn): a fresh context; see harness.mjs
 const withPage = (contextOptions, fn) => withPageOf(browser, fn, { contextOptions });
 
-function api(method, p, body) {
-  return request(method, `http://127.0.0.1:${port}${p}`, {
-    headers: { Authorization: `Bearer ${secret}`,
-      ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-}
+const api = (method, p, body) => apiRequest(port, secret, method, p, body);
 
 // A new pending session whose return_url is the tenant's return page.
 async function createSession() {

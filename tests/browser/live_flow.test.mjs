@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { startCheckoutStub } from '../helpers/checkout_stub.mjs';
 import {
-  TEST_TIMEOUT, rememberSecret, request, shot, startHostflow, stopHostflow,
+  TEST_TIMEOUT, apiRequest, rememberSecret, request, shot, startHostflow, stopHostflow,
   cliJson as cliJsonOn, withPage as withPageOf,
 } from './harness.mjs';
 
@@ -41,13 +41,7 @@ function sql(query) {
     { encoding: 'utf8', timeout: 10_000 }).trim();
 }
 
-function api(method, p, body) {
-  return request(method, `http://127.0.0.1:${port}${p}`, {
-    headers: { Authorization: `Bearer ${secret}`,
-      ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-}
+const api = (method, p, body) => apiRequest(port, secret, method, p, body);
 
 // A new pending live session whose return_url is the tenant's return page.
 async function createSession() {
