@@ -356,6 +356,7 @@ describe("GET /metrics", function()
       "hostflow_policy_reloads_total", "hostflow_sessions_created_total",
       "hostflow_sessions_completed_total", "hostflow_sessions_cancelled_total",
       "hostflow_sessions_expired_total", "hostflow_store_busy_retries_total",
+      "hostflow_store_group_commits_total", "hostflow_store_group_commit_writes_total",
       "hostflow_process_start_time_seconds" }) do
       assert.is_string(m.help[family], "no HELP for " .. family)
       assert.is_not_nil(m.types[family], "no TYPE for " .. family)
@@ -411,6 +412,20 @@ describe("GET /metrics", function()
       value(after, "hostflow_sessions_created_total"))
     assert.are.equal(value(before, "hostflow_sessions_cancelled_total") + 1,
       value(after, "hostflow_sessions_cancelled_total"))
+  end)
+
+  it("counts the SQLite writer's group commits and the writes they carried #sqlite_only", function()
+    local before = scrape(srv)
+    local a = srv:new_session(t)
+    srv:new_session(t)
+    assert.are.equal(200, srv:post(t.key.secret, SESSIONS .. "/" .. a.id .. "/cancel").status)
+    local after = scrape(srv)
+    local commits = value(after, "hostflow_store_group_commits_total")
+      - value(before, "hostflow_store_group_commits_total")
+    local writes = value(after, "hostflow_store_group_commit_writes_total")
+      - value(before, "hostflow_store_group_commit_writes_total")
+    assert.is_true(commits >= 1, "commits: " .. commits)
+    assert.is_true(writes >= 3 and writes >= commits, "writes: " .. writes .. ", commits: " .. commits)
   end)
 
   it("counts a 400 and a 403 under their statuses", function()
