@@ -915,9 +915,9 @@ static int row_generation(struct store *s, long long looked_up, long long *gen)
 static int sqlite_read_current(struct store *s)
 {
     long long gen;
-    int was = s->optimistic, stale = s->stale;
+    int stale = s->stale;
 
-    if (!was)
+    if (!s->optimistic)
         return 1;
     sqlite_read_end(s); /* the newest generation, not this request's snapshot's */
     return !stale && snapshot_generation(s, &gen) == 0 && gen == s->assumed_gen;
