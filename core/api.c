@@ -232,7 +232,7 @@ static enum created create_session(struct worker *w, const struct api_key *key,
     }
 
     /* the version this request starts with is the one it finishes with */
-    if (policy_sync(w->engine, &w->policy) != 0) {
+    if (policy_acquire(w->engine, &w->policy) != 0) {
         api_policy_error(resp);
         goto out;
     }
@@ -246,6 +246,7 @@ static enum created create_session(struct worker *w, const struct api_key *key,
     tenant_us = verdict.us;
     if (rc == 0 && verdict.allow)
         rc = policy_check_return_url(w->policy, return_url, &u, &ctx, &verdict);
+    policy_release(w->engine, &w->policy); /* not held while the insert waits */
     if (rc != 0) {
         api_policy_error(resp);
         goto out;
@@ -272,7 +273,7 @@ static enum created create_session(struct worker *w, const struct api_key *key,
     snprintf(s.return_url, sizeof s.return_url, "%s", return_url);
     snprintf(s.mode, sizeof s.mode, "%s", key->mode);
     snprintf(s.status, sizeof s.status, "pending");
-    snprintf(s.policy_version, sizeof s.policy_version, "%s", policy_version(w->policy));
+    snprintf(s.policy_version, sizeof s.policy_version, "%s", resp->policy_version);
     s.created = now;
     s.expires_at = now + w->cfg->session_ttl;
     token_mint_url(token);

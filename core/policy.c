@@ -53,6 +53,8 @@ struct policy_engine {
     char *file;                      /* for the file source */
     char *dir;
     struct policy_status status;
+    pthread_mutex_t pool_lock;       /* guards idle */
+    struct policy *idle;             /* states no request holds, last returned first */
 };
 
 struct policy {
@@ -72,6 +74,7 @@ struct policy {
     int ref_globals;                 /* registry: load-time globals */
     int ref_scratch_meta;            /* registry: {__index = globals} */
     int ref_loaded;                  /* registry: require's module cache */
+    struct policy *next_idle;        /* in engine->idle */
 };
 
 /* ---- limits ---------------------------------------------------------- */
@@ -1118,6 +1121,23 @@ static void record_failure(struct policy_engine *e, const char *err)
     pthread_mutex_unlock(&e->lock);
 }
 
+/* Close the idle states (a new version is active, or the engine ends). */
+static void free_idle(struct policy_engine *e)
+{
+    struct policy *p;
+
+    pthread_mutex_lock(&e->pool_lock);
+    p = e->idle;
+    e->idle = NULL;
+    pthread_mutex_unlock(&e->pool_lock);
+    while (p) {
+        struct policy *next = p->next_idle;
+
+        policy_free(p);
+        p = next;
+    }
+}
+
 /* Make g the active generation; the engine takes over g's reference. */
 static void activate(struct policy_engine *e, struct generation *g)
 {
@@ -1132,6 +1152,7 @@ static void activate(struct policy_engine *e, struct generation *g)
     e->status.loaded_at = g->loaded_at;
     atomic_store(&e->serial, g->serial);
     pthread_mutex_unlock(&e->lock);
+    free_idle(e); /* they run the old version: let it go now */
     gen_release(e, old);
 }
 
@@ -1176,6 +1197,7 @@ int policy_engine_new_with(policy_source_fn source, void *arg, const char *kind,
         return HF_ENOMEM;
     }
     pthread_mutex_init(&e->lock, NULL);
+    pthread_mutex_init(&e->pool_lock, NULL);
     pthread_mutex_init(&e->reload_lock, NULL);
     e->source = source;
     e->source_arg = arg;
@@ -1208,7 +1230,9 @@ void policy_engine_free(struct policy_engine *e)
 {
     if (!e)
         return;
+    free_idle(e);
     gen_release(NULL, e->current);
+    pthread_mutex_destroy(&e->pool_lock);
     pthread_mutex_destroy(&e->lock);
     pthread_mutex_destroy(&e->reload_lock);
     free(e->file);
@@ -1297,4 +1321,31 @@ int policy_sync(struct policy_engine *e, struct policy **pp)
     policy_free(p);
     *pp = fresh;
     return 0;
+}
+
+int policy_acquire(struct policy_engine *e, struct policy **pp)
+{
+    pthread_mutex_lock(&e->pool_lock);
+    *pp = e->idle;
+    if (*pp)
+        e->idle = (*pp)->next_idle;
+    pthread_mutex_unlock(&e->pool_lock);
+    return policy_sync(e, pp);
+}
+
+void policy_release(struct policy_engine *e, struct policy **pp)
+{
+    struct policy *p = *pp;
+
+    *pp = NULL;
+    if (!p)
+        return;
+    if (p->spoiled || p->gen->serial != atomic_load(&e->serial)) {
+        policy_free(p); /* never handed out again */
+        return;
+    }
+    pthread_mutex_lock(&e->pool_lock);
+    p->next_idle = e->idle;
+    e->idle = p;
+    pthread_mutex_unlock(&e->pool_lock);
 }

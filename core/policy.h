@@ -97,6 +97,14 @@ void policy_engine_status(struct policy_engine *e, struct policy_status *out);
  * older, or spoiled by a hit limit. If building fails the old state stays.
  * 0, or HF_EPOLICY when there is no usable state at all. */
 int policy_sync(struct policy_engine *e, struct policy **p);
+/* Borrow a state for one request: the one given back last (its memory is
+ * still in the CPU's caches; a state per worker thread was not), made
+ * current by policy_sync. A few states then serve every worker. 0, or
+ * HF_EPOLICY with *p NULL. */
+int policy_acquire(struct policy_engine *e, struct policy **p);
+/* Give it back (*p becomes NULL; NULL is fine). A spoiled state, or one
+ * of an older version, is closed instead. */
+void policy_release(struct policy_engine *e, struct policy **p);
 /* Close a state and release its generation; NULL is fine. */
 void policy_free(struct policy *p);
 /* The version (content hash) this state runs; borrowed until policy_free. */

@@ -69,7 +69,7 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
         server_error(resp, rc);
         goto out;
     }
-    if (policy_sync(w->engine, &w->policy) != 0) {
+    if (policy_acquire(w->engine, &w->policy) != 0) {
         api_policy_error(resp);
         goto out;
     }
@@ -78,7 +78,9 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
     ctx = (struct policy_ctx){
         .tenant = &w->tenant, .mode = key->mode, .method = req->method,
         .path = req->path, .remote_addr = req->remote_addr, .now = (long long)time(NULL)};
-    if (policy_check_webhook_url(w->policy, url, &u, &ctx, &v) != 0) {
+    rc = policy_check_webhook_url(w->policy, url, &u, &ctx, &v);
+    policy_release(w->engine, &w->policy);
+    if (rc != 0) {
         api_policy_error(resp);
         goto out;
     }

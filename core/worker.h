@@ -34,7 +34,7 @@ struct worker {
     struct policy_engine *engine;
     const unsigned char *webhook_key;
     struct store *store;          /* this thread's connection */
-    struct policy *policy;        /* this thread's Lua state, built on first use */
+    struct policy *policy;        /* the Lua state borrowed for this request (policy_acquire) */
     struct tenant tenant;         /* scratch: the tenant of the request */
     struct session *page;         /* scratch: HF_LIST_LIMIT_MAX sessions */
 };
