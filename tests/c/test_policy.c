@@ -166,6 +166,68 @@ static void test_reload(void)
     policy_engine_free(e);
 }
 
+/* Borrowed states: the last one given back is lent next; one of an older
+ * version or spoiled is never lent again, and a reload closes idle ones. */
+static void test_pool(void)
+{
+    struct policy_engine *e = NULL;
+    struct policy *a = NULL, *b = NULL, *c = NULL;
+    struct policy_ctx ctx = ctx_for(&tenant_a);
+    struct policy_verdict v;
+    char err[HF_POLICY_ERROR_MAX], v1[24], msg[HF_POLICY_ERROR_MAX];
+    int changed;
+
+    write_policy(shared_policy);
+    CHECK("pool: engine loads", policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
+    CHECK("pool: two borrowers get two states",
+          policy_acquire(e, &a) == 0 && policy_acquire(e, &b) == 0 && a && b && a != b);
+    snprintf(v1, sizeof v1, "%s", policy_version(a));
+    c = a;
+    policy_release(e, &a);
+    CHECK("pool: giving back clears the borrower's pointer", a == NULL);
+    policy_release(e, &b);
+    CHECK("pool: the state given back last is lent first",
+          policy_acquire(e, &a) == 0 && a != c && policy_acquire(e, &b) == 0 && b == c);
+    policy_release(e, &b);
+    policy_release(e, &a);
+
+    write_policy("local p = {}\nfunction p.check_return_url(url, ctx)\n  return true\nend\n"
+                 "return p\n");
+    policy_acquire(e, &b); /* held across the reload */
+    CHECK("pool: a new version activates",
+          policy_engine_reload(e, &changed, msg, sizeof msg) == 0 && changed);
+    CHECK("pool: after a reload a borrower gets the new version",
+          policy_acquire(e, &a) == 0 && strcmp(policy_version(a), msg) == 0 &&
+          ask(a, &tenant_a, "https://b.test/") == 1);
+    CHECK("pool: a request that borrowed before the reload finishes on the old version",
+          strcmp(policy_version(b), v1) == 0 && ask(b, &tenant_a, "https://b.test/") == 0);
+    policy_release(e, &b);
+    policy_release(e, &a);
+
+    /* n lives in the state: it counts the calls that state has answered */
+    write_policy("local p, n = {}, 0\nfunction p.check_return_url(url, ctx)\n  return true\nend\n"
+                 "function p.check_tenant(ctx)\n  n = n + 1\n"
+                 "  if ctx.contractor.id == 'cn_loop' then while true do end end\n"
+                 "  return false, 'call_' .. n\nend\nreturn p\n");
+    policy_engine_reload(e, &changed, msg, sizeof msg);
+    CHECK("pool: a fresh state answers its first call",
+          policy_acquire(e, &a) == 0 && policy_check_tenant(a, &ctx, &v) == 0 &&
+          strcmp(v.code, "call_1") == 0);
+    policy_release(e, &a);
+    CHECK("pool: the same state is lent again, with its locals",
+          policy_acquire(e, &a) == 0 && policy_check_tenant(a, &ctx, &v) == 0 &&
+          strcmp(v.code, "call_2") == 0);
+    ctx.contractor_id = "cn_loop";
+    CHECK("pool: a runaway check_tenant fails closed", policy_check_tenant(a, &ctx, &v) == HF_EPOLICY);
+    policy_release(e, &a);
+    ctx.contractor_id = "cn_1";
+    CHECK("pool: the state it spoiled is not lent again",
+          policy_acquire(e, &a) == 0 && policy_check_tenant(a, &ctx, &v) == 0 &&
+          strcmp(v.code, "call_1") == 0);
+    policy_release(e, &a);
+    policy_engine_free(e);
+}
+
 /* A version (file, module, override) as one bundle and back, as `policy
  * publish` stores it and store-sourced nodes load it. */
 static void test_bundle(void)
@@ -406,6 +468,7 @@ int main(void)
     tenant_b.n_hosts = 1;
 
     test_reload();
+    test_pool();
     test_overrides();
     test_sandbox();
 
