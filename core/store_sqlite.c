@@ -1,6 +1,7 @@
 /* store_sqlite.c - the store on one SQLite file: all SQL, migrations and
  * transactions. The only user of SQLite. Its functions are static; store.c
  * reaches them through store_sqlite_ops at the bottom. */
+#define _DEFAULT_SOURCE /* syscall(2): the group commit's futex */
 #include "store_backend.h"
 
 #include <stdio.h>
@@ -8,7 +9,10 @@
 #include <string.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <semaphore.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 #include <sqlite3.h>
 
@@ -260,7 +264,7 @@ struct write_job {
     int (*fn)(struct store *s, void *arg); /* runs inside the batch transaction */
     void *arg;
     int rc;                     /* fn's result, or HF_ESTORE if the commit failed */
-    sem_t done;                 /* posted once rc is final: wakes this submitter only */
+    _Atomic int done;           /* set once rc is final; the job may die at once */
     struct write_job *next;
 };
 
@@ -274,6 +278,8 @@ struct store_writer {
     pthread_cond_t stop;        /* wakes the checkpointer to stop */
     struct write_job *head, *tail;
     int stopping;
+    unsigned long taken;        /* batches taken: a job queued now is in batch `taken` */
+    _Atomic unsigned ended[2];  /* futex words: bumped when a batch of that parity ends */
     int checkpointing;          /* the checkpointer thread was started */
     int wal_frames;             /* frames in the WAL after the last commit */
     _Atomic long long access_gen; /* the access generation of the last session insert; 0 before */
@@ -336,7 +342,6 @@ static int finish(struct store *s, int rc)
  * 201 is still sent only after its row is committed, but one commit (and
  * its WAL sync) is shared by every request that arrived meanwhile. */
 
-#define BATCH_MAX 512
 #define GATHER_US 250             /* how long a busy writer waits for more */
 /* The writer's WAL restart copies what the background checkpoints have
  * not yet and syncs, with every request waiting: frequent background
@@ -417,7 +422,8 @@ static void *writer_loop(void *arg)
 
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        struct write_job *batch, *rest = NULL;
+        struct write_job *batch;
+        _Atomic unsigned *word;
         int n = 0;
 
         while (!w->head && !w->stopping)
@@ -435,17 +441,14 @@ static void *writer_loop(void *arg)
             nanosleep(&gather, NULL);
             pthread_mutex_lock(&w->lock);
         }
+        /* all of it: each thread queues one job at a time, so a batch
+         * is at most as large as the thread count */
         batch = w->head;
-        for (struct write_job *j = batch; j; j = j->next)
-            if (++n == BATCH_MAX) {
-                rest = j->next;
-                j->next = NULL;
-                break;
-            }
-        w->head = rest;
-        if (!rest)
-            w->tail = NULL;
+        word = &w->ended[w->taken++ & 1];
+        w->head = w->tail = NULL;
         pthread_mutex_unlock(&w->lock);
+        for (struct write_job *j = batch; j; j = j->next)
+            n++;
         run_batch(w->store, batch);
         metrics_store_group_commit((unsigned long)n);
         if (w->store->writing_gen > 0) /* optimistic requests assume it next */
@@ -462,10 +465,13 @@ static void *writer_loop(void *arg)
             w->wal_frames = 0;
         }
         while (batch) {
-            struct write_job *next = batch->next; /* the job dies once posted */
-            sem_post(&batch->done);
+            struct write_job *next = batch->next; /* the job dies once done */
+            atomic_store_explicit(&batch->done, 1, memory_order_release);
             batch = next;
         }
+        /* one call wakes the whole batch */
+        atomic_fetch_add(word, 1);
+        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
         pthread_mutex_lock(&w->lock);
     }
     pthread_mutex_unlock(&w->lock);
@@ -511,22 +517,29 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
+/* Queue fn and wait until its batch has ended. Every job of a batch waits
+ * on the same word, chosen by the batch's parity: while batch k is being
+ * written only jobs of k and k + 1 exist. */
 static int submit(struct store_writer *w, int (*fn)(struct store *, void *), void *arg)
 {
     struct write_job job = {.fn = fn, .arg = arg};
+    _Atomic unsigned *word;
+    unsigned seen;
 
-    sem_init(&job.done, 0, 0);
     pthread_mutex_lock(&w->lock);
     if (w->tail)
         w->tail->next = &job;
     else
         w->head = &job;
     w->tail = &job;
+    word = &w->ended[w->taken & 1];
+    seen = atomic_load(word);
     pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->lock);
-    while (sem_wait(&job.done) != 0)
-        ; /* EINTR: keep waiting, the writer always posts */
-    sem_destroy(&job.done);
+    while (!atomic_load_explicit(&job.done, memory_order_acquire)) {
+        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
+        seen = atomic_load(word);
+    }
     return job.rc;
 }
 
