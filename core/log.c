@@ -92,10 +92,12 @@ void log_redact(const char *in, char *out, size_t outlen)
             password = NULL;
             continue;
         }
-        if (!password)
+        if (!password && *in == ':')
             password = url_password(in, &password_end);
+        /* the first character rules out most markers without a call */
         for (i = 0; i < m; i++)
-            if (strncmp(in, secrets[i].marker, strlen(secrets[i].marker)) == 0)
+            if (*in == secrets[i].marker[0] &&
+                strncmp(in, secrets[i].marker, strlen(secrets[i].marker)) == 0)
                 break;
         if (i < m) {
             const char *p = in + strlen(secrets[i].marker);
