@@ -257,6 +257,7 @@ struct store {
     int optimistic, stale;
     long long assumed_gen;
     long long writing_gen;      /* the writer's connection: read by its last session insert */
+    int expected;               /* counted in writer->expected */
 };
 
 /* One write waiting for its group commit; lives on the submitter's stack. */
@@ -278,6 +279,8 @@ struct store_writer {
     pthread_cond_t stop;        /* wakes the checkpointer to stop */
     struct write_job *head, *tail;
     int stopping;
+    int gathering;              /* the writer waits for more of an open batch */
+    _Atomic int expected;       /* optimistic creates begun and not yet queued or ended */
     unsigned long taken;        /* batches taken: a job queued now is in batch `taken` */
     _Atomic unsigned ended[2];  /* futex words: bumped when a batch of that parity ends */
     int checkpointing;          /* the checkpointer thread was started */
@@ -337,17 +340,22 @@ static int finish(struct store *s, int rc)
 
 /* ---- group commit ------------------------------------------------------
  * One writer thread owns one connection. Workers queue their writes and
- * wait; the writer takes everything queued, runs each job under its own
- * savepoint inside one transaction, commits once, then wakes them all. A
- * 201 is still sent only after its row is committed, but one commit (and
- * its WAL sync) is shared by every request that arrived meanwhile. */
+ * wait. The writer opens a transaction and runs each write as it comes,
+ * while the workers go on serving other requests; it commits once no
+ * optimistic create it knows of is still on its way (store.h), or
+ * GATHER_US after the batch opened, then wakes the whole batch. A 201 is
+ * still sent only after its row is committed, but one commit is shared by
+ * every request of the batch, and the writes themselves are not a phase
+ * in which everybody waits. */
 
-#define GATHER_US 250             /* how long a busy writer waits for more */
+#define BATCH_MAX 1024            /* commit at once past this many writes */
+#define GATHER_US 500            /* the longest a batch stays open */
+#define POLL_US 100               /* how often an open batch runs what is queued */
 /* The writer's WAL restart copies what the background checkpoints have
  * not yet and syncs, with every request waiting: frequent background
  * checkpoints and a small WAL keep that pause short (p99 at 64
  * connections 7 -> 4.5 ms here, README "Benchmarks"). */
-#define CHECKPOINT_EVERY_MS 20
+#define CHECKPOINT_EVERY_MS 5
 #define WAL_RESTART_FRAMES 1024   /* about 4 MiB of WAL */
 
 static int step_simple(struct store *s, enum stmt_id id)
@@ -391,88 +399,155 @@ static void run_batch_guarded(struct store *s, struct write_job *jobs)
             j->rc = HF_ESTORE; /* nothing of this batch was kept */
 }
 
-/* Run jobs in one transaction without savepoints (saving two statements
- * per job, and the page copies a savepoint keeps). A job that fails having changed nothing (it refused
- * before writing, or its one failing statement was undone by SQLite) needs
- * no undo. Only when a failed job did change rows, or SQLite ended the
- * transaction itself, is the batch rolled back and run again guarded. */
-static void run_batch(struct store *s, struct write_job *jobs)
+static long long monotonic_us(void)
 {
-    int rc = begin(s);
+    struct timespec ts;
 
-    for (struct write_job *j = jobs; rc == 0 && j; j = j->next) {
-        sqlite3_int64 before = sqlite3_total_changes64(s->db);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
-        j->rc = j->fn(s, j->arg);
-        if (sqlite3_get_autocommit(s->db) ||
-            (j->rc != 0 && sqlite3_total_changes64(s->db) != before))
-            rc = HF_ESTORE;
+static void deadline(struct timespec *ts, long long us)
+{
+    ts->tv_sec = us / 1000000;
+    ts->tv_nsec = (us % 1000000) * 1000;
+}
+
+/* Run jobs in the open transaction without savepoints (saving two
+ * statements per job, and the page copies a savepoint keeps), appending
+ * them to *tail. A job that fails having changed nothing (it refused
+ * before writing, or its one failing statement was undone by SQLite)
+ * needs no undo. When a failed job did change rows, or SQLite ended the
+ * transaction, *broken is set and later jobs wait for the guarded run.
+ * Returns how many jobs there were. */
+static int run_jobs(struct store *s, struct write_job *jobs, struct write_job ***tail,
+                    int *broken)
+{
+    int n = 0;
+
+    while (jobs) {
+        struct write_job *j = jobs;
+
+        jobs = j->next;
+        j->next = NULL;
+        **tail = j;
+        *tail = &j->next;
+        n++;
+        if (!*broken) {
+            sqlite3_int64 before = sqlite3_total_changes64(s->db);
+
+            j->rc = j->fn(s, j->arg);
+            if (sqlite3_get_autocommit(s->db) ||
+                (j->rc != 0 && sqlite3_total_changes64(s->db) != before))
+                *broken = 1;
+        }
     }
-    if (rc == 0 && step_simple(s, Q_COMMIT) == 0)
-        return;
-    if (!sqlite3_get_autocommit(s->db))
-        step_simple(s, Q_ROLLBACK);
-    run_batch_guarded(s, jobs);
+    return n;
+}
+
+/* Take what is queued (lock held). */
+static struct write_job *take_queued(struct store_writer *w)
+{
+    struct write_job *jobs = w->head;
+
+    w->head = w->tail = NULL;
+    return jobs;
+}
+
+/* Commit the batch, or when that fails or it broke, roll it back and run
+ * it again guarded; then publish what it means for optimistic requests. */
+static void commit_batch(struct store_writer *w, struct write_job *batch, int n, int broken)
+{
+    struct store *s = w->store;
+
+    if (broken || step_simple(s, Q_COMMIT) != 0) {
+        if (!sqlite3_get_autocommit(s->db))
+            step_simple(s, Q_ROLLBACK);
+        run_batch_guarded(s, batch);
+    }
+    metrics_store_group_commit((unsigned long)n);
+    if (s->writing_gen > 0) /* optimistic requests assume it next */
+        atomic_store(&w->access_gen, s->writing_gen);
+}
+
+/* Under steady load readers always hold a recent snapshot, so the
+ * background PASSIVE checkpoints never finish and the WAL never starts
+ * over. Past a size, restart it between batches, once the last one's
+ * requests are woken: this thread is the only writer, so it waits only for
+ * readers to move on and copies what the checkpointer has not yet (about a
+ * millisecond), while new jobs queue for the next batch. */
+static void restart_wal(struct store_writer *w)
+{
+    if (w->wal_frames > WAL_RESTART_FRAMES) {
+        sqlite3_wal_checkpoint_v2(w->store->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+        w->wal_frames = 0;
+    }
+}
+
+/* One batch: open it with what is queued, run what comes until it is
+ * complete, close it to newcomers, commit, wake its jobs. Lock held on
+ * entry and exit. */
+static void write_batch(struct store_writer *w)
+{
+    struct write_job *batch = NULL, **tail = &batch, *jobs;
+    _Atomic unsigned *word;
+    long long due = monotonic_us() + GATHER_US, now;
+    int n = 0, broken = 0;
+
+    jobs = take_queued(w);
+    pthread_mutex_unlock(&w->lock);
+    broken = begin(w->store) != 0;
+    n += run_jobs(w->store, jobs, &tail, &broken);
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        struct timespec until;
+
+        if ((jobs = take_queued(w))) {
+            pthread_mutex_unlock(&w->lock);
+            n += run_jobs(w->store, jobs, &tail, &broken);
+            pthread_mutex_lock(&w->lock);
+            continue;
+        }
+        now = monotonic_us();
+        if (broken || w->stopping || n >= BATCH_MAX || now >= due ||
+            atomic_load(&w->expected) == 0)
+            break;
+        /* wake for what arrives meanwhile every POLL_US, or at once when
+         * the last expected write is queued */
+        deadline(&until, now + POLL_US < due ? now + POLL_US : due);
+        w->gathering = 1;
+        pthread_cond_timedwait(&w->work, &w->lock, &until);
+        w->gathering = 0;
+    }
+    /* closed: what is queued from now on is the next batch's */
+    word = &w->ended[w->taken++ & 1];
+    jobs = take_queued(w);
+    pthread_mutex_unlock(&w->lock);
+    n += run_jobs(w->store, jobs, &tail, &broken);
+    commit_batch(w, batch, n, broken);
+    while (batch) {
+        struct write_job *next = batch->next; /* the job dies once done */
+        atomic_store_explicit(&batch->done, 1, memory_order_release);
+        batch = next;
+    }
+    /* one call wakes the whole batch */
+    atomic_fetch_add(word, 1);
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    restart_wal(w);
+    pthread_mutex_lock(&w->lock);
 }
 
 static void *writer_loop(void *arg)
 {
     struct store_writer *w = arg;
-    int last_n = 0;
 
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        struct write_job *batch;
-        _Atomic unsigned *word;
-        int n = 0;
-
         while (!w->head && !w->stopping)
             pthread_cond_wait(&w->work, &w->lock);
         if (!w->head)
             break;
-        /* Under load (the last batch carried several writes) wait a
-         * moment for more: each commit writes its changed pages to the WAL
-         * and later copies them again, so fewer, larger commits write less
-         * per request. A lone request never waits. */
-        if (last_n > 1) {
-            struct timespec gather = {0, GATHER_US * 1000L};
-
-            pthread_mutex_unlock(&w->lock);
-            nanosleep(&gather, NULL);
-            pthread_mutex_lock(&w->lock);
-        }
-        /* all of it: each thread queues one job at a time, so a batch
-         * is at most as large as the thread count */
-        batch = w->head;
-        word = &w->ended[w->taken++ & 1];
-        w->head = w->tail = NULL;
-        pthread_mutex_unlock(&w->lock);
-        for (struct write_job *j = batch; j; j = j->next)
-            n++;
-        run_batch(w->store, batch);
-        metrics_store_group_commit((unsigned long)n);
-        if (w->store->writing_gen > 0) /* optimistic requests assume it next */
-            atomic_store(&w->access_gen, w->store->writing_gen);
-        last_n = n;
-        /* Under steady load readers always hold a recent snapshot, so the
-         * background PASSIVE checkpoints never finish and the WAL never
-         * starts over. Past a size, restart it here, between batches: this
-         * thread is the only writer, so it waits only for readers to move
-         * on (milliseconds), while new jobs queue for the next batch. */
-        if (w->wal_frames > WAL_RESTART_FRAMES) {
-            sqlite3_wal_checkpoint_v2(w->store->db, NULL, SQLITE_CHECKPOINT_RESTART,
-                                      NULL, NULL);
-            w->wal_frames = 0;
-        }
-        while (batch) {
-            struct write_job *next = batch->next; /* the job dies once done */
-            atomic_store_explicit(&batch->done, 1, memory_order_release);
-            batch = next;
-        }
-        /* one call wakes the whole batch */
-        atomic_fetch_add(word, 1);
-        syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-        pthread_mutex_lock(&w->lock);
+        write_batch(w);
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -518,13 +593,15 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
 }
 
 /* Queue fn and wait until its batch has ended. Every job of a batch waits
- * on the same word, chosen by the batch's parity: while batch k is being
- * written only jobs of k and k + 1 exist. */
-static int submit(struct store_writer *w, int (*fn)(struct store *, void *), void *arg)
+ * on the same word, chosen by the batch's parity: while batch k is open
+ * only jobs of k and k + 1 exist. */
+static int submit(struct store_writer *w, struct store *s,
+                  int (*fn)(struct store *, void *), void *arg)
 {
     struct write_job job = {.fn = fn, .arg = arg};
     _Atomic unsigned *word;
     unsigned seen;
+    int last = 0;
 
     pthread_mutex_lock(&w->lock);
     if (w->tail)
@@ -534,13 +611,46 @@ static int submit(struct store_writer *w, int (*fn)(struct store *, void *), voi
     w->tail = &job;
     word = &w->ended[w->taken & 1];
     seen = atomic_load(word);
-    pthread_cond_signal(&w->work);
+    if (s->expected) {
+        s->expected = 0;
+        last = atomic_fetch_sub(&w->expected, 1) == 1;
+    }
+    /* an idle writer starts a batch; a gathering one is woken only by the
+     * last expected write, else it looks every POLL_US */
+    if (!w->gathering || last)
+        pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->lock);
     while (!atomic_load_explicit(&job.done, memory_order_acquire)) {
         syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
         seen = atomic_load(word);
     }
     return job.rc;
+}
+
+/* An optimistic create on s is on its way to the writer. */
+static void expect_write(struct store *s)
+{
+    if (s->writer && !s->expected) {
+        s->expected = 1;
+        atomic_fetch_add(&s->writer->expected, 1);
+    }
+}
+
+/* It ended without writing: if the open batch waited only for it, wake
+ * the writer to commit. */
+static void forget_write(struct store *s)
+{
+    struct store_writer *w = s->writer;
+
+    if (!s->expected)
+        return;
+    s->expected = 0;
+    if (atomic_fetch_sub(&w->expected, 1) == 1) {
+        pthread_mutex_lock(&w->lock);
+        if (w->gathering)
+            pthread_cond_signal(&w->work);
+        pthread_mutex_unlock(&w->lock);
+    }
 }
 
 /* Run fn as one transaction: through the writer when attached, else on
@@ -553,8 +663,12 @@ static int in_transaction(struct store *s, int (*fn)(struct store *, void *), vo
         /* never wait for the writer while holding a read snapshot: the
          * writer's WAL restart waits for readers, so that would deadlock
          * until the busy timeout */
+        int expected = s->expected; /* carried into submit, not forgotten */
+
+        s->expected = 0;
         store_read_end(s);
-        return submit(s->writer, fn, arg);
+        s->expected = expected;
+        return submit(s->writer, s, fn, arg);
     }
     if ((rc = begin(s)) != 0)
         return rc;
@@ -795,6 +909,7 @@ static void sqlite_read_end(struct store *s)
     s->optimistic = 0;
     if (!sqlite3_get_autocommit(s->db))
         step_simple(s, Q_COMMIT);
+    forget_write(s);
 }
 
 static void sqlite_read_begin_optimistic(struct store *s)
@@ -802,6 +917,7 @@ static void sqlite_read_begin_optimistic(struct store *s)
     long long gen = s->writer ? atomic_load(&s->writer->access_gen) : 0;
 
     sqlite_read_begin(s);
+    expect_write(s);
     if (gen > 0) { /* else nothing has been inserted yet: read as usual */
         s->optimistic = 1;
         s->stale = 0;
@@ -1562,6 +1678,7 @@ static int sqlite_writer_start(const char *path, struct store_writer **out, char
                                size_t errlen)
 {
     struct store_writer *w = calloc(1, sizeof *w);
+    pthread_condattr_t monotonic;
 
     if (!w) {
         snprintf(err, errlen, "out of memory");
@@ -1580,7 +1697,10 @@ static int sqlite_writer_start(const char *path, struct store_writer **out, char
     exec(w->store, "PRAGMA journal_size_limit = 16777216", err, errlen);
     sqlite3_wal_hook(w->store->db, on_commit, w);
     pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->work, NULL);
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->work, &monotonic);
+    pthread_condattr_destroy(&monotonic);
     pthread_cond_init(&w->stop, NULL);
     if (pthread_create(&w->thread, NULL, writer_loop, w) != 0) {
         snprintf(err, errlen, "cannot start the writer thread");
