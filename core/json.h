@@ -1,7 +1,9 @@
 /* json.h - JSON in and out: the only user of jansson.
  *
  * Parsing is strict (UTF-8 only, duplicate keys rejected, depth bounded);
- * encoding goes through the same library, never string concatenation. */
+ * encoding walks trees built with jansson and writes exactly jansson's
+ * compact form (one escaper; fuzz_json checks it against json_dumps),
+ * never string concatenation. */
 #ifndef HF_JSON_H
 #define HF_JSON_H
 

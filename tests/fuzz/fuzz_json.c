@@ -1,5 +1,7 @@
 /* fuzz_json.c - json_parse_body on raw request bodies.
  *
+ * Every encoding must be byte-identical to jansson's own json_dumps of the
+ * same tree (json_encode walks the tree itself).
  * Refusals must come with a NUL-terminated sentence. On success the two
  * members the API reads are fetched with json_member_string, and the
  * value is encoded, parsed again and encoded again: the second parse must
@@ -10,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "err.h"
 #include "json.h"
@@ -26,6 +30,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
     } while (0)
 
 static const char *const keys[] = {"contractor", "return_url"};
+
+/* json_encode walks the tree itself: it must write what jansson writes */
+static void same_as_jansson(const struct json_t *v, const char *enc)
+{
+    char *ref = json_dumps((const json_t *)v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+    if (!ref || strcmp(ref, enc) != 0)
+        fprintf(stderr, "fuzz_json: encoded \"%s\", jansson \"%s\"\n", enc,
+                ref ? ref : "(null)");
+    REQUIRE(ref != NULL && strcmp(ref, enc) == 0);
+    free(ref);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -59,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     enc = json_encode(v);
     REQUIRE(enc != NULL);
+    same_as_jansson(v, enc);
     rc = json_parse_body(enc, strlen(enc), &again, err, sizeof err);
     if (rc != 0)
         fprintf(stderr, "fuzz_json: re-parse of \"%s\" failed: %s\n", enc, err);
@@ -81,6 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_put_null(reply, "completed_at");
     renc = json_encode(reply);
     REQUIRE(renc != NULL && strlen(renc) > 0);
+    same_as_jansson(reply, renc);
 
     free(renc);
     json_free(reply);
