@@ -57,6 +57,15 @@ struct policy_engine {
     struct policy *idle;             /* states no request holds, last returned first */
 };
 
+/* Blocks up to SMALL_MAX bytes are kept for reuse, in SMALL_STEP classes. */
+#define SMALL_MAX 256
+#define SMALL_STEP 16
+#define SMALL_CLASSES (SMALL_MAX / SMALL_STEP)
+
+struct small_block {
+    struct small_block *next;
+};
+
 struct policy {
     lua_State *L;
     size_t mem_used;                 /* bytes the allocator handed out */
@@ -75,9 +84,75 @@ struct policy {
     int ref_scratch_meta;            /* registry: {__index = globals} */
     int ref_loaded;                  /* registry: require's module cache */
     struct policy *next_idle;        /* in engine->idle */
+    struct small_block *small[SMALL_CLASSES]; /* freed small blocks, by size */
 };
 
 /* ---- limits ---------------------------------------------------------- */
+
+/* Small blocks: every call makes and drops its context tables and strings,
+ * more of one size than glibc's per-thread cache keeps (seven), so they
+ * come from free lists of the state itself (one thread uses a state at a
+ * time). A block of n <= SMALL_MAX bytes is one of its class's size. */
+static size_t small_class(size_t n)
+{
+    return (n - 1) / SMALL_STEP;
+}
+
+static void *block_get(struct policy *p, size_t n)
+{
+    struct small_block *b;
+
+    if (n > SMALL_MAX)
+        return malloc(n);
+    b = p->small[small_class(n)];
+    if (!b)
+        return malloc((small_class(n) + 1) * SMALL_STEP);
+    p->small[small_class(n)] = b->next;
+    return b;
+}
+
+static void block_put(struct policy *p, void *ptr, size_t n)
+{
+    struct small_block *b = ptr;
+
+    if (n > SMALL_MAX) {
+        free(ptr);
+        return;
+    }
+    b->next = p->small[small_class(n)];
+    p->small[small_class(n)] = b;
+}
+
+static void free_small_blocks(struct policy *p)
+{
+    for (size_t c = 0; c < SMALL_CLASSES; c++)
+        while (p->small[c]) {
+            struct small_block *b = p->small[c];
+
+            p->small[c] = b->next;
+            free(b);
+        }
+}
+
+/* Lua's realloc (Lua passes every block's size back as osize). */
+static void *block_resize(struct policy *p, void *ptr, size_t osize, size_t nsize)
+{
+    void *np;
+
+    if (!ptr)
+        return block_get(p, nsize);
+    if (osize > SMALL_MAX && nsize > SMALL_MAX)
+        np = realloc(ptr, nsize);
+    else if (osize <= SMALL_MAX && nsize <= SMALL_MAX &&
+             small_class(osize) == small_class(nsize))
+        return ptr;
+    else if ((np = block_get(p, nsize))) {
+        memcpy(np, ptr, osize < nsize ? osize : nsize);
+        block_put(p, ptr, osize);
+    }
+    /* Lua counts on shrinking never failing: the larger block serves */
+    return np || nsize > osize ? np : ptr;
+}
 
 /* The allocator: a refused allocation raises "not enough memory". Policy
  * code gets mem_limit; hostflow's own pushes between calls (arguments,
@@ -91,7 +166,8 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     void *np;
 
     if (nsize == 0) {
-        free(ptr);
+        if (ptr)
+            block_put(p, ptr, osize);
         p->mem_used -= old;
         return NULL;
     }
@@ -100,7 +176,7 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             p->mem_exhausted = 1; /* sticky: a pcall that catches it still fails */
         return NULL;
     }
-    np = realloc(ptr, nsize);
+    np = block_resize(p, ptr, osize, nsize);
     if (np)
         p->mem_used = p->mem_used - old + nsize;
     return np;
@@ -524,6 +600,7 @@ void policy_free(struct policy *p)
         return;
     if (p->L)
         lua_close(p->L);
+    free_small_blocks(p);
     gen_release(p->engine, p->gen);
     free(p);
 }
