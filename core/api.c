@@ -41,10 +41,15 @@ void api_fail(struct http_resp *resp, int rc, const char *code,
 
 void api_reply(struct http_resp *resp, int status, struct json_t *v)
 {
-    resp->status = status;
-    resp->body = json_encode(v);
-    resp->body_len = strlen(resp->body);
+    api_reply_text(resp, status, json_encode(v));
     json_free(v);
+}
+
+void api_reply_text(struct http_resp *resp, int status, char *body)
+{
+    resp->status = status;
+    resp->body = body;
+    resp->body_len = strlen(body);
 }
 
 /* Bearer key → key row. Missing, malformed, unknown and revoked keys all
@@ -142,7 +147,7 @@ static int idempotency_header(const struct http_req *req, const char **out)
 static void replay(struct http_resp *resp, const struct session *s)
 {
     http_resp_header(resp, "Idempotent-Replayed", "true");
-    api_reply(resp, 201, session_json(s, NULL));
+    api_reply_text(resp, 201, session_json(s, NULL));
 }
 
 static const char *decision_of(const struct policy_verdict *v)
@@ -293,7 +298,7 @@ static enum created create_session(struct worker *w, const struct api_key *key,
     } else {
         snprintf(url, sizeof url, "%s/payment/setup/%s_%s", w->cfg->public_url,
                  s.mode, token);
-        api_reply(resp, 201, session_json(&s, url));
+        api_reply_text(resp, 201, session_json(&s, url));
         resp->body_secret = 1;
         metrics_session_created();
         outcome = CREATED;
@@ -333,7 +338,7 @@ static void get_session(struct worker *w, const struct api_key *key,
     else if (rc != 0)
         api_fail(resp, rc, NULL, "The server could not handle the request.", NULL);
     else
-        api_reply(resp, 200, session_json(&s, NULL));
+        api_reply_text(resp, 200, session_json(&s, NULL));
 }
 
 static void cancel_session(struct worker *w, const struct api_key *key,
@@ -344,7 +349,7 @@ static void cancel_session(struct worker *w, const struct api_key *key,
 
     if (rc == 0) {
         metrics_session_cancelled();
-        api_reply(resp, 200, session_json(&s, NULL));
+        api_reply_text(resp, 200, session_json(&s, NULL));
     } else if (rc == HF_ENOTFOUND)
         not_found(resp);
     else if (rc == HF_ENOTPENDING)
@@ -381,7 +386,7 @@ static void list_sessions(struct worker *w, const struct api_key *key,
     char contractor[HF_ID_MAX], after[HF_ID_MAX], before[HF_ID_MAX];
     char status[16], limit[8];
     struct session_query q = {.limit = 10};
-    struct json_t *arr;
+    struct json_text list = {0};
     size_t n;
     int rc;
 
@@ -431,10 +436,11 @@ static void list_sessions(struct worker *w, const struct api_key *key,
         api_fail(resp, rc, NULL, "The server could not handle the request.", NULL);
         return;
     }
-    arr = json_new_array();
+    json_text_open(&list, NULL, '[');
     for (size_t i = 0; i < n; i++)
-        json_push(arr, session_json(&w->page[i], NULL));
-    api_reply(resp, 200, arr);
+        session_json_write(&list, NULL, &w->page[i], NULL);
+    json_text_close(&list, ']');
+    api_reply_text(resp, 200, json_text_finish(&list));
 }
 
 void api_method_not_allowed(struct http_resp *resp, const char *allow)

@@ -18,6 +18,8 @@ void api_fail(struct http_resp *resp, int rc, const char *code,
               const char *message, const char *param);
 /* Set resp to v encoded (v is freed). */
 void api_reply(struct http_resp *resp, int status, struct json_t *v);
+/* The same with a body already encoded (malloc'd; the response owns it). */
+void api_reply_text(struct http_resp *resp, int status, char *body);
 void api_method_not_allowed(struct http_resp *resp, const char *allow);
 /* Object ids: letters, digits and '_' only, 1..HF_ID_MAX-1 bytes. */
 int api_id_ok(const char *id, size_t n);

@@ -201,16 +201,15 @@ void json_push_string(json_t *arr, const char *v)
  * compact encoding (fuzz_json compares the two on every input); a tree
  * holding a real is left to jansson, whose number formatting is its own. */
 
-struct out {
-    char *p;
-    size_t len, cap;
-};
-
-static void out_bytes(struct out *o, const char *s, size_t n)
+static void out_bytes(struct json_text *o, const char *s, size_t n)
 {
     if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap * 2 > o->len + n + 1 ? o->cap * 2 : o->len + n + 1;
-        char *p = realloc(o->p, cap);
+        size_t cap = o->cap ? o->cap * 2 : 512;
+        char *p;
+
+        if (cap < o->len + n + 1)
+            cap = o->len + n + 1;
+        p = realloc(o->p, cap);
 
         if (!p) {
             fputs("hostflow: out of memory\n", stderr);
@@ -225,7 +224,7 @@ static void out_bytes(struct out *o, const char *s, size_t n)
 
 /* A JSON string: '"' and '\\' escaped, control characters as jansson
  * writes them; other bytes (valid UTF-8: jansson checked it) as they are. */
-static void out_string(struct out *o, const char *s, size_t n)
+static void out_string(struct json_text *o, const char *s, size_t n)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t run = 0;
@@ -256,7 +255,7 @@ static void out_string(struct out *o, const char *s, size_t n)
 }
 
 /* 0, or -1 when v holds a real. */
-static int out_value(struct out *o, const json_t *v)
+static int out_value(struct json_text *o, const json_t *v)
 {
     char num[32];
 
@@ -307,13 +306,9 @@ static int out_value(struct out *o, const json_t *v)
 
 char *json_encode(const json_t *v)
 {
-    struct out o = {malloc(512), 0, 512};
+    struct json_text o = {NULL, 0, 0, 1};
     char *s;
 
-    if (!o.p) {
-        fputs("hostflow: out of memory\n", stderr);
-        abort();
-    }
     if (out_value(&o, v) == 0) {
         o.p[o.len] = '\0';
         return o.p;
@@ -324,5 +319,104 @@ char *json_encode(const json_t *v)
         fputs("hostflow: out of memory\n", stderr);
         abort();
     }
+    return s;
+}
+
+/* 1 when s[0..n) is UTF-8 as jansson accepts it: shortest forms only, no
+ * surrogates, nothing past U+10FFFF. */
+static int utf8_ok(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+
+    for (size_t i = 0; i < n;) {
+        unsigned c = u[i], len, cp;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xc2 && c <= 0xdf)
+            len = 2, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef)
+            len = 3, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4)
+            len = 4, cp = c & 0x07;
+        else
+            return 0;
+        if (i + len > n)
+            return 0;
+        for (unsigned k = 1; k < len; k++) {
+            if ((u[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = (cp << 6) | (u[i + k] & 0x3f);
+        }
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* The separator and key before a member or element. */
+static void text_key(struct json_text *t, const char *key)
+{
+    if (!t->p)
+        t->first = 1; /* a zeroed struct: the outermost value comes first */
+    if (!t->first)
+        out_bytes(t, ",", 1);
+    t->first = 0;
+    if (key) {
+        out_string(t, key, strlen(key));
+        out_bytes(t, ":", 1);
+    }
+}
+
+void json_text_open(struct json_text *t, const char *key, char bracket)
+{
+    text_key(t, key);
+    out_bytes(t, &bracket, 1);
+    t->first = 1;
+}
+
+void json_text_close(struct json_text *t, char bracket)
+{
+    out_bytes(t, &bracket, 1);
+    t->first = 0;
+}
+
+void json_text_string(struct json_text *t, const char *key, const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+
+    text_key(t, key);
+    if (v && utf8_ok(v, n))
+        out_string(t, v, n);
+    else
+        out_bytes(t, "null", 4);
+}
+
+void json_text_int(struct json_text *t, const char *key, long long v)
+{
+    char num[32];
+
+    text_key(t, key);
+    out_bytes(t, num, (size_t)snprintf(num, sizeof num, "%lld", v));
+}
+
+void json_text_null(struct json_text *t, const char *key)
+{
+    text_key(t, key);
+    out_bytes(t, "null", 4);
+}
+
+char *json_text_finish(struct json_text *t)
+{
+    char *s;
+
+    out_bytes(t, "", 0); /* the buffer, for an empty text */
+    s = t->p;
+    s[t->len] = '\0';
+    t->p = NULL;
     return s;
 }

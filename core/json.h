@@ -49,4 +49,23 @@ void json_push_string(struct json_t *arr, const char *v);
 /* Compact encoding, malloc'd (caller frees with free()); aborts on OOM. */
 char *json_encode(const struct json_t *v);
 
+/* Writing JSON text directly, for the responses every request makes: the
+ * bytes are exactly json_encode's of the tree the builders above would
+ * make from the same calls (invalid UTF-8 and NULL strings become null),
+ * without building the tree. Start from a zeroed struct json_text; key
+ * is a name from the code (ASCII), NULL for an array element or the
+ * outermost value. Aborts on OOM. */
+struct json_text {
+    char *p;
+    size_t len, cap;
+    int first;   /* nothing written yet in the open object or array */
+};
+void json_text_open(struct json_text *t, const char *key, char bracket); /* '{' or '[' */
+void json_text_close(struct json_text *t, char bracket);                 /* '}' or ']' */
+void json_text_string(struct json_text *t, const char *key, const char *v);
+void json_text_int(struct json_text *t, const char *key, long long v);
+void json_text_null(struct json_text *t, const char *key);
+/* The text, malloc'd and NUL-terminated; t is spent. */
+char *json_text_finish(struct json_text *t);
+
 #endif

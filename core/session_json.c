@@ -3,43 +3,51 @@
 
 #include "json.h"
 
-static void put_time(struct json_t *o, const char *key, long long t)
+static void put_time(struct json_text *t, const char *key, long long v)
 {
-    if (t)
-        json_put_int(o, key, t);
+    if (v)
+        json_text_int(t, key, v);
     else
-        json_put_null(o, key);
+        json_text_null(t, key);
 }
 
-struct json_t *session_json(const struct session *s, const char *url)
+void session_json_write(struct json_text *t, const char *key, const struct session *s,
+                        const char *url)
 {
-    struct json_t *o = json_new_object();
+    json_text_open(t, key, '{');
+    json_text_string(t, "id", s->id);
+    json_text_string(t, "contractor_id", s->contractor_id);
+    json_text_string(t, "return_url", s->return_url);
+    json_text_string(t, "status", s->status);
+    json_text_string(t, "url", url);
+    json_text_string(t, "processor", "checkout");
+    json_text_int(t, "created", s->created);
+    json_text_int(t, "expires_at", s->expires_at);
+    put_time(t, "completed_at", s->completed_at);
+    put_time(t, "cancelled_at", s->cancelled_at);
+    json_text_close(t, '}');
+}
 
-    json_put_string(o, "id", s->id);
-    json_put_string(o, "contractor_id", s->contractor_id);
-    json_put_string(o, "return_url", s->return_url);
-    json_put_string(o, "status", s->status);
-    json_put_string(o, "url", url);
-    json_put_string(o, "processor", "checkout");
-    json_put_int(o, "created", s->created);
-    json_put_int(o, "expires_at", s->expires_at);
-    put_time(o, "completed_at", s->completed_at);
-    put_time(o, "cancelled_at", s->cancelled_at);
-    return o;
+char *session_json(const struct session *s, const char *url)
+{
+    struct json_text t = {0};
+
+    session_json_write(&t, NULL, s, url);
+    return json_text_finish(&t);
 }
 
 char *session_event_body(const char *event_id, const char *type, long long created,
                          const struct session *s)
 {
-    struct json_t *o = json_new_object(), *data = json_new_object();
-    char *body;
+    struct json_text t = {0};
 
-    json_put_string(o, "id", event_id);
-    json_put_string(o, "type", type);
-    json_put_int(o, "created", created);
-    json_put(data, "object", session_json(s, NULL));
-    json_put(o, "data", data);
-    body = json_encode(o);
-    json_free(o);
-    return body;
+    json_text_open(&t, NULL, '{');
+    json_text_string(&t, "id", event_id);
+    json_text_string(&t, "type", type);
+    json_text_int(&t, "created", created);
+    json_text_open(&t, "data", '{');
+    session_json_write(&t, "object", s, NULL);
+    json_text_close(&t, '}');
+    json_text_close(&t, '}');
+    return json_text_finish(&t);
 }

@@ -6,13 +6,17 @@
 
 #include "store.h"
 
-struct json_t;
+struct json_text;
 
-/* The API object of a session; url is NULL except right after creation. */
-struct json_t *session_json(const struct session *s, const char *url);
+/* The API object of a session, as member key of the object t has open (or
+ * an element, key NULL); url is NULL except right after creation. */
+void session_json_write(struct json_text *t, const char *key, const struct session *s,
+                        const char *url);
+/* The same object alone, as a malloc'd string. */
+char *session_json(const struct session *s, const char *url);
 
 /* {"id","type","created","data":{"object":<session>}} as a malloc'd
- * string, or NULL when out of memory. */
+ * string. */
 char *session_event_body(const char *event_id, const char *type, long long created,
                          const struct session *s);
 

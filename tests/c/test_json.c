@@ -131,5 +131,51 @@ int main(void)
             json_free(v);
         }
     }
+
+    /* the text writer writes what the builders and json_encode would */
+    {
+        static const char *const strs[] = {
+            "plain", "", "quote\" back\\ nl\n tab\t \x01\x1f\x7f", "caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80",
+            "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf8\x88\x80\x80\x80",
+            "\xc3", "\xe2\x82", "\x80", "\xef\xbf\xbf", "\xf4\x8f\xbf\xbf", "\xc2\x80", NULL};
+        const size_t n = sizeof strs / sizeof strs[0];
+
+        for (size_t i = 0; i < n; i++) {
+            struct json_t *tree = json_new_object(), *arr = json_new_array();
+            struct json_text t = {0};
+            char *want, *got, name[64];
+
+            json_put_string(tree, "s", strs[i]);
+            json_push_string(arr, strs[i]);
+            json_put(tree, "a", arr);
+            json_put_int(tree, "n", -9223372036854775807LL - 1);
+            json_put_null(tree, "z");
+            want = json_encode(tree);
+            json_text_open(&t, NULL, '{');
+            json_text_string(&t, "s", strs[i]);
+            json_text_open(&t, "a", '[');
+            json_text_string(&t, NULL, strs[i]);
+            json_text_close(&t, ']');
+            json_text_int(&t, "n", -9223372036854775807LL - 1);
+            json_text_null(&t, "z");
+            json_text_close(&t, '}');
+            got = json_text_finish(&t);
+            snprintf(name, sizeof name, "text writer matches the builders, string %zu", i);
+            CHECK(name, strcmp(want, got) == 0);
+            free(want);
+            free(got);
+            json_free(tree);
+        }
+    }
+    {
+        struct json_text t = {0};
+        char *s1;
+
+        json_text_open(&t, NULL, '[');
+        json_text_close(&t, ']');
+        s1 = json_text_finish(&t);
+        CHECK("an empty array is written as []", strcmp(s1, "[]") == 0);
+        free(s1);
+    }
     return CHECK_DONE();
 }

@@ -43,6 +43,39 @@ static void same_as_jansson(const struct json_t *v, const char *enc)
     free(ref);
 }
 
+/* The text writer against the builders, with the input as a C string
+ * (any bytes: invalid UTF-8 must become null in both). */
+static void text_like_tree(const char *str, long long n)
+{
+    struct json_t *o = json_new_object(), *arr = json_new_array();
+    struct json_text t = {0};
+    char *tree, *text;
+
+    json_put_string(o, "s", str);
+    json_put_int(o, "n", n);
+    json_put_null(o, "z");
+    json_push_string(arr, str);
+    json_push_string(arr, NULL);
+    json_put(o, "a", arr);
+    tree = json_encode(o);
+    json_text_open(&t, NULL, '{');
+    json_text_string(&t, "s", str);
+    json_text_int(&t, "n", n);
+    json_text_null(&t, "z");
+    json_text_open(&t, "a", '[');
+    json_text_string(&t, NULL, str);
+    json_text_string(&t, NULL, NULL);
+    json_text_close(&t, ']');
+    json_text_close(&t, '}');
+    text = json_text_finish(&t);
+    if (strcmp(tree, text) != 0)
+        fprintf(stderr, "fuzz_json: written \"%s\", built \"%s\"\n", text, tree);
+    REQUIRE(strcmp(tree, text) == 0);
+    free(text);
+    free(tree);
+    json_free(o);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct json_t *v = NULL, *again = NULL, *reply;
@@ -56,6 +89,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (size)
         memcpy(buf, data, size);
+    {
+        char *str = strndup(buf, size);
+
+        if (str) {
+            text_like_tree(str, (long long)size * (size % 2 ? -1 : 1));
+            free(str);
+        }
+    }
     memset(err, 'X', sizeof err);
     rc = json_parse_body(buf, size, &v, err, sizeof err);
     if (rc != 0) {
