@@ -18,7 +18,7 @@ SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c work
         hosted_pages.c processor.c processor_test.c processor_checkout.c httpc.c \
         expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c policy_store.c \
-        store.c store_sqlite.c store_pg.c access_cache.c url.c netaddr.c token.c json.c log.c err.c
+        store.c store_sqlite.c store_pg.c access_cache.c url.c netaddr.c token.c json.c buf.c log.c err.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_json test_log test_pattern test_policy test_webhook test_token test_access_cache
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
@@ -40,20 +40,20 @@ $(BUILD)/%.o: core/%.c | $(BUILD)
 $(BUILD)/test_url: $(BUILD)/url.o
 $(BUILD)/test_token: $(BUILD)/token.o
 $(BUILD)/test_access_cache: $(BUILD)/access_cache.o $(BUILD)/token.o
-$(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/err.o
-$(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o
+$(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
+$(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
 $(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/token.o \
-    $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
+    $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
     $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
     $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o $(BUILD)/access_cache.o
 $(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
     $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/metrics.o \
-    $(BUILD)/url.o $(BUILD)/netaddr.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/err.o
+    $(BUILD)/url.o $(BUILD)/netaddr.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
 $(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/policy_source.o \
     $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/netaddr.o \
     $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/metrics.o \
-    $(BUILD)/json.o $(BUILD)/err.o
+    $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
 
 $(BUILD)/test_%: tests/c/test_%.c | $(BUILD)
@@ -117,17 +117,17 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 FUZZ_CFLAGS := -g -O1 $(FUZZ_SAN)
 FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log fuzz_bundle
 FUZZ_POLICY_OBJS := policy.o policy_source.o policy_strlib.o policy_tablib.o pattern.o \
-                    metrics.o url.o netaddr.o token.o log.o json.o err.o
+                    metrics.o url.o netaddr.o token.o log.o json.o buf.o err.o
 
 $(FUZZ_BUILD)/obj/%.o: core/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
 $(FUZZ_BUILD)/fuzz_url: $(FUZZ_BUILD)/obj/url.o
-$(FUZZ_BUILD)/fuzz_json: $(FUZZ_BUILD)/obj/json.o $(FUZZ_BUILD)/obj/err.o
+$(FUZZ_BUILD)/fuzz_json: $(FUZZ_BUILD)/obj/json.o $(FUZZ_BUILD)/obj/buf.o $(FUZZ_BUILD)/obj/err.o
 $(FUZZ_BUILD)/fuzz_pattern: $(FUZZ_BUILD)/obj/pattern.o
 $(FUZZ_BUILD)/fuzz_policy: $(FUZZ_POLICY_OBJS:%=$(FUZZ_BUILD)/obj/%)
-$(FUZZ_BUILD)/fuzz_log: $(FUZZ_BUILD)/obj/log.o $(FUZZ_BUILD)/obj/json.o
+$(FUZZ_BUILD)/fuzz_log: $(FUZZ_BUILD)/obj/log.o $(FUZZ_BUILD)/obj/json.o $(FUZZ_BUILD)/obj/buf.o
 $(FUZZ_BUILD)/fuzz_bundle: $(FUZZ_BUILD)/obj/policy_source.o $(FUZZ_BUILD)/obj/token.o
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c

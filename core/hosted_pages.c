@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
+
 const char hosted_css[] =
     "*{box-sizing:border-box}"
     "body{margin:0;font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;"
@@ -75,32 +77,9 @@ const char hosted_card_js[] =
     "  });\n"
     "})();\n";
 
-struct buf {
-    char *data;
-    size_t len, cap;
-};
-
-static void put_n(struct buf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + n;
-        char *grown = realloc(b->data, cap);
-
-        if (!grown) {
-            fputs("hostflow: out of memory\n", stderr);
-            abort();
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
 static void put(struct buf *b, const char *s)
 {
-    put_n(b, s, strlen(s));
+    buf_put(b, s, strlen(s));
 }
 
 /* s with & < > " ' escaped: safe in text and in quoted attributes. */
@@ -113,7 +92,7 @@ static void put_escaped(struct buf *b, const char *s)
         case '>': put(b, "&gt;"); break;
         case '"': put(b, "&quot;"); break;
         case '\'': put(b, "&#39;"); break;
-        default: put_n(b, s, 1);
+        default: buf_put(b, s, 1);
         }
     }
 }

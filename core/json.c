@@ -203,23 +203,7 @@ void json_push_string(json_t *arr, const char *v)
 
 static void out_bytes(struct json_text *o, const char *s, size_t n)
 {
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 512;
-        char *p;
-
-        if (cap < o->len + n + 1)
-            cap = o->len + n + 1;
-        p = realloc(o->p, cap);
-
-        if (!p) {
-            fputs("hostflow: out of memory\n", stderr);
-            abort();
-        }
-        o->p = p;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, s, n);
-    o->len += n;
+    buf_put(&o->out, s, n);
 }
 
 /* A JSON string: '"' and '\\' escaped, control characters as jansson
@@ -306,14 +290,12 @@ static int out_value(struct json_text *o, const json_t *v)
 
 char *json_encode(const json_t *v)
 {
-    struct json_text o = {NULL, 0, 0, 1};
+    struct json_text o = {{NULL, 0, 0}, 1};
     char *s;
 
-    if (out_value(&o, v) == 0) {
-        o.p[o.len] = '\0';
-        return o.p;
-    }
-    free(o.p);
+    if (out_value(&o, v) == 0)
+        return o.out.data;
+    free(o.out.data);
     s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (!s) {
         fputs("hostflow: out of memory\n", stderr);
@@ -361,7 +343,7 @@ static int utf8_ok(const char *s, size_t n)
 /* The separator and key before a member or element. */
 static void text_key(struct json_text *t, const char *key)
 {
-    if (!t->p)
+    if (!t->out.data)
         t->first = 1; /* a zeroed struct: the outermost value comes first */
     if (!t->first)
         out_bytes(t, ",", 1);
@@ -415,8 +397,7 @@ char *json_text_finish(struct json_text *t)
     char *s;
 
     out_bytes(t, "", 0); /* the buffer, for an empty text */
-    s = t->p;
-    s[t->len] = '\0';
-    t->p = NULL;
+    s = t->out.data;
+    t->out.data = NULL;
     return s;
 }

@@ -9,6 +9,8 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 struct json_t; /* jansson's value; opaque to the rest of hostflow */
 
 #define HF_JSON_MAX_DEPTH 16 /* request bodies nest no deeper than this */
@@ -56,8 +58,7 @@ char *json_encode(const struct json_t *v);
  * is a name from the code (ASCII), NULL for an array element or the
  * outermost value. Aborts on OOM. */
 struct json_text {
-    char *p;
-    size_t len, cap;
+    struct buf out;
     int first;   /* nothing written yet in the open object or array */
 };
 void json_text_open(struct json_text *t, const char *key, char bracket); /* '{' or '[' */
