@@ -5,9 +5,10 @@
  *   and swaps in a new one atomically after it compiled and passed its own
  *   examples. Thread-safe.
  * - struct policy is one sandboxed Lua state built from one generation,
- *   owned by one thread at a time (each worker thread has its own). A
- *   worker calls policy_sync at the start of each request and so moves to
- *   the newest generation between requests, never during one.
+ *   used by one thread at a time. A request borrows one from the engine's
+ *   pool (policy_acquire, which syncs it to the newest generation) for its
+ *   policy calls and gives it back (policy_release), so it moves to a new
+ *   generation between requests, never during one.
  * - policy_check_* ask the loaded policy one question each.
  *
  * Every decision fails closed: a Lua error, a wrong return value or a hit
