@@ -1,0 +1,70 @@
+-- A write that fails after changing rows, inside a batch of other writes
+-- (README "Storage and durability": the writer then rolls the batch back
+-- and runs it again with a savepoint around each write). A trigger the
+-- test adds to the database refuses the idempotency record of some
+-- creates, after their session row was inserted in the open batch.
+local h = require("helpers.server")
+local socket = require("socket")
+local cjson = h.json
+
+local SESSIONS = "/api/v1/payment/sessions"
+
+-- #sqlite_only: the batch and its guarded run are the SQLite writer's
+describe("the SQLite writer #sqlite_only", function()
+  local srv, t
+
+  setup(function()
+    srv, t = h.start_with_tenants(nil, "Acme")
+    h.sql(srv.db, "CREATE TRIGGER refuse_boom BEFORE INSERT ON idempotency_keys " ..
+      "WHEN NEW.key LIKE '%boom%' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;")
+  end)
+  teardown(function() srv:stop() end)
+
+  -- all requests sent at once on their own connections, then all read
+  local function at_once(keys)
+    local conns, out = {}, {}
+    for i, key in ipairs(keys) do
+      local b = cjson.encode(h.session_body(t))
+      local c = assert(socket.tcp())
+      c:settimeout(10)
+      assert(c:connect("127.0.0.1", srv.port))
+      conns[i] = c
+      assert(c:send(table.concat({ "POST " .. SESSIONS .. " HTTP/1.1",
+        "Host: 127.0.0.1:" .. srv.port, "Connection: close",
+        "Authorization: Bearer " .. t.key.secret, "Content-Type: application/json",
+        "Idempotency-Key: " .. key, "Content-Length: " .. #b }, "\r\n") .. "\r\n\r\n" .. b))
+    end
+    for i, c in ipairs(conns) do
+      out[i] = h.read_response(c)
+      c:close()
+    end
+    return out
+  end
+
+  it("undoes only the failed write of a batch and commits the others", function()
+    local before = tonumber(h.sql(srv.db, "SELECT count(*) FROM sessions"))
+    for round = 1, 5 do
+      local keys = {}
+      for i = 1, 12 do
+        keys[i] = (i % 4 == 0 and "boom-" or "fine-") .. round .. "-" .. i
+      end
+      local replies = at_once(keys)
+      for i, r in ipairs(replies) do
+        if keys[i]:match("^boom") then
+          h.assert_error(r, 500, "internal_error")
+        else
+          assert.are.equal(201, r.status, tostring(r.body or r.error))
+          assert.are.equal(r.json.id, h.sql(srv.db,
+            "SELECT id FROM sessions WHERE id = '" .. r.json.id .. "'"))
+        end
+      end
+    end
+    -- 9 of every 12 were kept, and no refused one left a row behind
+    assert.are.equal(before + 5 * 9, tonumber(h.sql(srv.db, "SELECT count(*) FROM sessions")))
+    assert.are.equal("0", h.sql(srv.db, "SELECT count(*) FROM idempotency_keys WHERE key LIKE '%boom%'"))
+    assert.are.equal(tostring(5 * 9),
+      h.sql(srv.db, "SELECT count(*) FROM idempotency_keys WHERE key LIKE '%fine-%'"))
+    -- and the server goes on
+    assert.are.equal(201, srv:create_for(t).status)
+  end)
+end)
