@@ -47,10 +47,10 @@ $(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/tok
     $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
     $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
     $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o $(BUILD)/access_cache.o
-$(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
+$(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/clock.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
     $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/metrics.o \
     $(BUILD)/url.o $(BUILD)/netaddr.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
-$(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/policy_source.o \
+$(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/clock.o $(BUILD)/policy_source.o \
     $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/netaddr.o \
     $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/metrics.o \
     $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
@@ -116,7 +116,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -g -O1 $(FUZZ_SAN)
 FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log fuzz_bundle
-FUZZ_POLICY_OBJS := policy.o policy_source.o policy_strlib.o policy_tablib.o pattern.o \
+FUZZ_POLICY_OBJS := policy.o clock.o policy_source.o policy_strlib.o policy_tablib.o pattern.o \
                     metrics.o url.o netaddr.o token.o log.o json.o buf.o err.o
 
 $(FUZZ_BUILD)/obj/%.o: core/%.c

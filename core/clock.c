@@ -1,4 +1,4 @@
-/* clock.c - milliseconds from the wall clock and the monotonic clock. */
+/* clock.c - the wall clock and the monotonic clock. */
 #define _POSIX_C_SOURCE 200809L
 #include "clock.h"
 
@@ -20,6 +20,14 @@ long long clock_wall_ms(void)
 long long clock_mono_ms(void)
 {
     return ms_of(CLOCK_MONOTONIC);
+}
+
+long long clock_mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void clock_sleep_ms(int ms)

@@ -16,6 +16,7 @@
 #include <civetweb.h>
 
 #include "bigstack.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "token.h"
@@ -119,14 +120,6 @@ void http_resp_header(struct http_resp *resp, const char *name, const char *valu
              name, value);
 }
 
-static long long now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Headers and body in one buffer, one mg_write: one syscall per response. */
 static void send_response(struct mg_connection *conn, const struct http_req *req,
                           const struct http_resp *resp)
@@ -209,7 +202,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
     char request_id[32], *body = NULL;
     struct http_req req;
     struct http_resp resp;
-    long long start = now_us(), duration_us;
+    long long start = clock_mono_us(), duration_us;
     int rc;
 
     token_id("req_", request_id, sizeof request_id);
@@ -236,7 +229,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
         bigstack_run(worker->stack, run_handler, &call);
     }
     send_response(conn, &req, &resp);
-    duration_us = now_us() - start;
+    duration_us = clock_mono_us() - start;
     metrics_http_request(metrics_route(req.method, req.path), resp.status, duration_us);
 
     log_request(&(struct log_request){

@@ -20,6 +20,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "clock.h"
 #include "err.h"
 #include "log.h"
 #include "netaddr.h"
@@ -821,20 +822,12 @@ static int push_function(struct policy *p, const char *tenant_id, const char *na
     return 0;
 }
 
-static long long now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Log the decision, drop what the call left above base. */
 static int finish_call(struct policy *p, int base, int rc, const char *check,
                        const struct policy_ctx *ctx, struct policy_verdict *v,
                        long long started)
 {
-    long long us = now_us() - started;
+    long long us = clock_mono_us() - started;
 
     v->us = us;
     if (rc != 0)
@@ -862,7 +855,7 @@ static int finish_call(struct policy *p, int base, int rc, const char *check,
 int policy_check_tenant(struct policy *p, const struct policy_ctx *ctx,
                         struct policy_verdict *out)
 {
-    long long started = now_us();
+    long long started = clock_mono_us();
     int base = lua_gettop(p->L), rc;
 
     memset(out, 0, sizeof *out);
@@ -909,7 +902,7 @@ int policy_check_return_url(struct policy *p, const char *raw,
                             const struct url *u, const struct policy_ctx *ctx,
                             struct policy_verdict *out)
 {
-    long long started = now_us();
+    long long started = clock_mono_us();
     int base = lua_gettop(p->L), rc;
 
     memset(out, 0, sizeof *out);
@@ -925,7 +918,7 @@ int policy_check_webhook_url(struct policy *p, const char *raw,
                              const struct url *u, const struct policy_ctx *ctx,
                              struct policy_verdict *out)
 {
-    long long started = now_us();
+    long long started = clock_mono_us();
     int base = lua_gettop(p->L), rc = 0;
 
     memset(out, 0, sizeof *out);

@@ -399,14 +399,6 @@ static void run_batch_guarded(struct store *s, struct write_job *jobs)
             j->rc = HF_ESTORE; /* nothing of this batch was kept */
 }
 
-static long long monotonic_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void deadline(struct timespec *ts, long long us)
 {
     ts->tv_sec = us / 1000000;
@@ -491,7 +483,7 @@ static void write_batch(struct store_writer *w)
 {
     struct write_job *batch = NULL, **tail = &batch, *jobs;
     _Atomic unsigned *word;
-    long long due = monotonic_us() + GATHER_US, now;
+    long long due = clock_mono_us() + GATHER_US, now;
     int n = 0, broken = 0;
 
     jobs = take_queued(w);
@@ -508,7 +500,7 @@ static void write_batch(struct store_writer *w)
             pthread_mutex_lock(&w->lock);
             continue;
         }
-        now = monotonic_us();
+        now = clock_mono_us();
         if (broken || w->stopping || n >= BATCH_MAX || now >= due ||
             atomic_load(&w->expected) == 0)
             break;
