@@ -584,6 +584,16 @@ static int on_commit(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
+/* s no longer counts as an optimistic create on its way to the writer;
+ * 1 when it was the last one that did. */
+static int stop_expecting(struct store *s)
+{
+    if (!s->expected)
+        return 0;
+    s->expected = 0;
+    return atomic_fetch_sub(&s->writer->expected, 1) == 1;
+}
+
 /* Queue fn and wait until its batch has ended. Every job of a batch waits
  * on the same word, chosen by the batch's parity: while batch k is open
  * only jobs of k and k + 1 exist. */
@@ -593,7 +603,6 @@ static int submit(struct store_writer *w, struct store *s,
     struct write_job job = {.fn = fn, .arg = arg};
     _Atomic unsigned *word;
     unsigned seen;
-    int last = 0;
 
     pthread_mutex_lock(&w->lock);
     if (w->tail)
@@ -603,13 +612,9 @@ static int submit(struct store_writer *w, struct store *s,
     w->tail = &job;
     word = &w->ended[w->taken & 1];
     seen = atomic_load(word);
-    if (s->expected) {
-        s->expected = 0;
-        last = atomic_fetch_sub(&w->expected, 1) == 1;
-    }
     /* an idle writer starts a batch; a gathering one is woken only by the
      * last expected write, else it looks every POLL_US */
-    if (!w->gathering || last)
+    if (stop_expecting(s) || !w->gathering)
         pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->lock);
     while (!atomic_load_explicit(&job.done, memory_order_acquire)) {
@@ -634,15 +639,20 @@ static void forget_write(struct store *s)
 {
     struct store_writer *w = s->writer;
 
-    if (!s->expected)
-        return;
-    s->expected = 0;
-    if (atomic_fetch_sub(&w->expected, 1) == 1) {
+    if (stop_expecting(s)) {
         pthread_mutex_lock(&w->lock);
         if (w->gathering)
             pthread_cond_signal(&w->work);
         pthread_mutex_unlock(&w->lock);
     }
+}
+
+/* End the request's reads (its snapshot, and the optimistic mode). */
+static void end_snapshot(struct store *s)
+{
+    s->optimistic = 0;
+    if (!sqlite3_get_autocommit(s->db))
+        step_simple(s, Q_COMMIT);
 }
 
 /* Run fn as one transaction: through the writer when attached, else on
@@ -655,11 +665,7 @@ static int in_transaction(struct store *s, int (*fn)(struct store *, void *), vo
         /* never wait for the writer while holding a read snapshot: the
          * writer's WAL restart waits for readers, so that would deadlock
          * until the busy timeout */
-        int expected = s->expected; /* carried into submit, not forgotten */
-
-        s->expected = 0;
-        store_read_end(s);
-        s->expected = expected;
+        end_snapshot(s); /* still expected: submit counts it queued */
         return submit(s->writer, s, fn, arg);
     }
     if ((rc = begin(s)) != 0)
@@ -898,9 +904,7 @@ static void sqlite_read_begin(struct store *s)
 
 static void sqlite_read_end(struct store *s)
 {
-    s->optimistic = 0;
-    if (!sqlite3_get_autocommit(s->db))
-        step_simple(s, Q_COMMIT);
+    end_snapshot(s);
     forget_write(s);
 }
 
