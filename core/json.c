@@ -246,9 +246,9 @@ static int out_value(struct json_text *o, const json_t *v)
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         out_bytes(o, "{", 1);
-        for (void *it = json_object_iter((json_t *)v); it;
+        for (void *first = json_object_iter((json_t *)v), *it = first; it;
              it = json_object_iter_next((json_t *)v, it)) {
-            if (it != json_object_iter((json_t *)v))
+            if (it != first)
                 out_bytes(o, ",", 1);
             out_string(o, json_object_iter_key(it), json_object_iter_key_len(it));
             out_bytes(o, ":", 1);

@@ -1367,6 +1367,12 @@ void policy_engine_status(struct policy_engine *e, struct policy_status *out)
     pthread_mutex_unlock(&e->lock);
 }
 
+/* 1 when p runs the active generation and no limit has spoiled it. */
+static int state_current(struct policy_engine *e, const struct policy *p)
+{
+    return !p->spoiled && p->gen->serial == atomic_load(&e->serial);
+}
+
 int policy_sync(struct policy_engine *e, struct policy **pp)
 {
     struct policy *p = *pp, *fresh;
@@ -1374,7 +1380,7 @@ int policy_sync(struct policy_engine *e, struct policy **pp)
     char err[HF_POLICY_ERROR_MAX];
     int rc;
 
-    if (p && !p->spoiled && p->gen->serial == atomic_load(&e->serial))
+    if (p && state_current(e, p))
         return 0;
     pthread_mutex_lock(&e->lock);
     g = e->current;
@@ -1414,7 +1420,7 @@ void policy_release(struct policy_engine *e, struct policy **pp)
     *pp = NULL;
     if (!p)
         return;
-    if (p->spoiled || p->gen->serial != atomic_load(&e->serial)) {
+    if (!state_current(e, p)) {
         policy_free(p); /* never handed out again */
         return;
     }
