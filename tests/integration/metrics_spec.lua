@@ -402,12 +402,17 @@ describe("GET /metrics", function()
       value(before, "hostflow_policy_call_duration_seconds_count") + 2 * n)
   end)
 
-  it("counts sessions created and cancelled", function()
+  -- the metrics before and after two creates and one cancel
+  local function two_created_one_cancelled()
     local before = scrape(srv)
     local a = srv:new_session(t)
     srv:new_session(t)
     assert.are.equal(200, srv:post(t.key.secret, SESSIONS .. "/" .. a.id .. "/cancel").status)
-    local after = scrape(srv)
+    return before, scrape(srv)
+  end
+
+  it("counts sessions created and cancelled", function()
+    local before, after = two_created_one_cancelled()
     assert.are.equal(value(before, "hostflow_sessions_created_total") + 2,
       value(after, "hostflow_sessions_created_total"))
     assert.are.equal(value(before, "hostflow_sessions_cancelled_total") + 1,
@@ -415,11 +420,7 @@ describe("GET /metrics", function()
   end)
 
   it("counts the SQLite writer's group commits and the writes they carried #sqlite_only", function()
-    local before = scrape(srv)
-    local a = srv:new_session(t)
-    srv:new_session(t)
-    assert.are.equal(200, srv:post(t.key.secret, SESSIONS .. "/" .. a.id .. "/cancel").status)
-    local after = scrape(srv)
+    local before, after = two_created_one_cancelled()
     local commits = value(after, "hostflow_store_group_commits_total")
       - value(before, "hostflow_store_group_commits_total")
     local writes = value(after, "hostflow_store_group_commit_writes_total")
