@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "buf.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
@@ -245,8 +246,7 @@ static enum created create_session(struct worker *w, const struct api_key *key,
         .tenant = &w->tenant, .mode = key->mode, .contractor_id = contractor,
         .method = req->method, .path = req->path, .remote_addr = req->remote_addr,
         .now = now, .rate_limited = retry_after > 0, .retry_after = retry_after};
-    snprintf(resp->policy_version, sizeof resp->policy_version, "%s",
-             policy_version(w->policy));
+    buf_copy(resp->policy_version, sizeof resp->policy_version, policy_version(w->policy));
     rc = policy_check_tenant(w->policy, &ctx, &verdict);
     tenant_us = verdict.us;
     if (rc == 0 && verdict.allow)
@@ -273,12 +273,12 @@ static enum created create_session(struct worker *w, const struct api_key *key,
 
     memset(&s, 0, sizeof s);
     token_id("hps_", s.id, sizeof s.id);
-    snprintf(s.tenant_id, sizeof s.tenant_id, "%s", key->tenant_id);
-    snprintf(s.contractor_id, sizeof s.contractor_id, "%s", contractor);
-    snprintf(s.return_url, sizeof s.return_url, "%s", return_url);
-    snprintf(s.mode, sizeof s.mode, "%s", key->mode);
-    snprintf(s.status, sizeof s.status, "pending");
-    snprintf(s.policy_version, sizeof s.policy_version, "%s", resp->policy_version);
+    buf_copy(s.tenant_id, sizeof s.tenant_id, key->tenant_id);
+    buf_copy(s.contractor_id, sizeof s.contractor_id, contractor);
+    buf_copy(s.return_url, sizeof s.return_url, return_url);
+    buf_copy(s.mode, sizeof s.mode, key->mode);
+    buf_copy(s.status, sizeof s.status, "pending");
+    buf_copy(s.policy_version, sizeof s.policy_version, resp->policy_version);
     s.created = now;
     s.expires_at = now + w->cfg->session_ttl;
     token_mint_url(token);

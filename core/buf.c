@@ -1,4 +1,4 @@
-/* buf.c - a growing byte buffer. */
+/* buf.c - a growing byte buffer, and bounded copies. */
 #include "buf.h"
 
 #include <stdio.h>
@@ -24,4 +24,12 @@ void buf_put(struct buf *b, const char *s, size_t n)
     memcpy(b->data + b->len, s, n);
     b->len += n;
     b->data[b->len] = '\0';
+}
+
+void buf_copy(char *dst, size_t n, const char *src)
+{
+    size_t len = strnlen(src, n - 1);
+
+    memcpy(dst, src, len);
+    dst[len] = '\0';
 }

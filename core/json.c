@@ -216,13 +216,14 @@ static void out_string(struct json_text *o, const char *s, size_t n)
     out_bytes(o, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue; /* the common case: runs are copied whole */
+        out_bytes(o, s + run, i - run);
+        run = i + 1;
         char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
         size_t len = 6;
 
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        out_bytes(o, s + run, i - run);
-        run = i + 1;
         switch (c) {
         case '"': case '\\': esc[1] = (char)c; len = 2; break;
         case '\b': esc[1] = 'b'; len = 2; break;
@@ -380,10 +381,18 @@ void json_text_string(struct json_text *t, const char *key, const char *v)
 
 void json_text_int(struct json_text *t, const char *key, long long v)
 {
-    char num[32];
+    char num[24], *p = num + sizeof num;
+    /* digits from the magnitude as unsigned: LLONG_MIN has no positive twin */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
 
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
     text_key(t, key);
-    out_bytes(t, num, (size_t)snprintf(num, sizeof num, "%lld", v));
+    out_bytes(t, p, (size_t)(num + sizeof num - p));
 }
 
 void json_text_null(struct json_text *t, const char *key)

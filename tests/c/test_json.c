@@ -168,6 +168,34 @@ int main(void)
         }
     }
     {
+        static const long long ints[] = {0, 1, -1, 9, 10, -10, 99, 100, 1800, -1800,
+                                          1764115200, 4294967296LL, 9223372036854775807LL,
+                                          -9223372036854775807LL, -9223372036854775807LL - 1};
+        int same = 1;
+
+        for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+            struct json_t *tree = json_new_object();
+            struct json_text t = {0};
+            char *want, *got;
+
+            json_put_int(tree, "n", ints[i]);
+            want = json_encode(tree);
+            json_text_open(&t, NULL, '{');
+            json_text_int(&t, "n", ints[i]);
+            json_text_close(&t, '}');
+            got = json_text_finish(&t);
+            if (strcmp(want, got) != 0) {
+                fprintf(stderr, "# %lld: jansson %s, text writer %s\n", ints[i], want, got);
+                same = 0;
+            }
+            free(want);
+            free(got);
+            json_free(tree);
+        }
+        CHECK("the text writer writes integers as jansson does, zero and both extremes too",
+              same);
+    }
+    {
         struct json_text t = {0};
         char *s1;
 
