@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <sys/prctl.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -23,6 +24,7 @@ static void *sweep_loop(void *arg)
 {
     struct expiry *x = arg;
 
+    prctl(PR_SET_NAME, "hf-expiry"); /* its name in top -H, ps -L */
     pthread_mutex_lock(&x->lock);
     while (!x->stopping) {
         struct timespec until;

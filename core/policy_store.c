@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "clock.h"
 #include "err.h"
@@ -107,6 +108,7 @@ static void *poll_loop(void *arg)
 {
     struct policy_store *ps = arg;
 
+    prctl(PR_SET_NAME, "hf-policy-poll"); /* its name in top -H, ps -L */
     while (!atomic_load(&ps->stopping)) {
         struct policy_activation act;
 

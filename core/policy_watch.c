@@ -17,6 +17,7 @@
 #include <sys/inotify.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 
 #include "clock.h"
 #include "log.h"
@@ -74,6 +75,7 @@ static void *watch_loop(void *arg)
     long long due = -1;                /* when to reload, -1 = nothing pending */
     char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 
+    prctl(PR_SET_NAME, "hf-policy-watch"); /* its name in top -H, ps -L */
     for (;;) {
         struct pollfd fds[2] = {{w->inotify_fd, POLLIN, 0}, {w->stop_pipe[0], POLLIN, 0}};
         int timeout = due < 0 ? -1 : (int)(due - clock_mono_ms() > 0 ? due - clock_mono_ms() : 0);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <time.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 
 #include "access_cache.h"
 #include "clock.h"
@@ -549,6 +550,7 @@ static void *writer_loop(void *arg)
 {
     struct store_writer *w = arg;
 
+    prctl(PR_SET_NAME, "hf-writer"); /* its name in top -H, ps -L */
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->head && !w->stopping)
@@ -568,6 +570,7 @@ static void *checkpoint_loop(void *arg)
 {
     struct store_writer *w = arg;
 
+    prctl(PR_SET_NAME, "hf-checkpoint"); /* its name in top -H, ps -L */
     pthread_mutex_lock(&w->lock);
     while (!w->stopping) {
         struct timespec until;

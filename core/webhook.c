@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -204,6 +205,7 @@ static void *send_loop(void *arg)
     long long grace_until = 0;
     size_t n;
 
+    prctl(PR_SET_NAME, "hf-webhooks"); /* its name in top -H, ps -L */
     for (;;) {
         /* what finished is recorded before anything new is claimed */
         httpc_batch_run(s->batch, POLL_MS, s->done, HF_WEBHOOK_IN_FLIGHT, &n);

@@ -429,6 +429,20 @@ describe("GET /metrics", function()
     assert.is_true(writes >= 3 and writes >= commits, "writes: " .. writes .. ", commits: " .. commits)
   end)
 
+  -- operators tell the threads apart in top -H and ps -L
+  it("runs its background threads under names of their own", function()
+    local names = {}
+    for comm in h.run("cat /proc/" .. srv.pid .. "/task/*/comm"):gmatch("[^\n]+") do
+      names[comm] = true
+    end
+    local want = { "hf-expiry", "hf-webhooks", "hf-policy-poll", "civetweb-worker" }
+    if h.backend == "sqlite" then -- PostgreSQL nodes have no writer thread
+      want[#want + 1] = "hf-writer"
+      want[#want + 1] = "hf-checkpoint"
+    end
+    for _, name in ipairs(want) do assert.truthy(names[name], name) end
+  end)
+
   it("counts a 400 and a 403 under their statuses", function()
     local before = scrape(srv)
     h.assert_error(srv:create_for(t, { return_url = "https://evil.example.net/" }), 400,
