@@ -435,7 +435,8 @@ describe("GET /metrics", function()
     for comm in h.run("cat /proc/" .. srv.pid .. "/task/*/comm"):gmatch("[^\n]+") do
       names[comm] = true
     end
-    local want = { "hf-expiry", "hf-webhooks", "hf-policy-poll", "civetweb-worker" }
+    -- a policy file (this server's): watched; policies from the store: polled
+    local want = { "hf-expiry", "hf-webhooks", "hf-policy-watch", "civetweb-worker" }
     if h.backend == "sqlite" then -- PostgreSQL nodes have no writer thread
       want[#want + 1] = "hf-writer"
       want[#want + 1] = "hf-checkpoint"
