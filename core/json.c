@@ -216,14 +216,16 @@ static void out_string(struct json_text *o, const char *s, size_t n)
     out_bytes(o, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        char esc[6];
+        size_t len = 6;
 
         if (c >= 0x20 && c != '"' && c != '\\')
             continue; /* the common case: runs are copied whole */
         out_bytes(o, s + run, i - run);
         run = i + 1;
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        size_t len = 6;
-
+        memcpy(esc, "\\u00", 4);
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 15];
         switch (c) {
         case '"': case '\\': esc[1] = (char)c; len = 2; break;
         case '\b': esc[1] = 'b'; len = 2; break;

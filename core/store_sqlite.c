@@ -759,7 +759,7 @@ static int status_check_without_in(struct store *s, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     char bump[64];
-    int version, rc, edited = 0;
+    int version, rc, stepped = SQLITE_ERROR;
 
     if (pragma_int(s, "PRAGMA schema_version", &version) != 0) {
         snprintf(err, errlen, "cannot read the schema version: %s", sqlite3_errmsg(s->db));
@@ -773,16 +773,16 @@ static int status_check_without_in(struct store *s, char *err, size_t errlen)
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, STATUS_IN, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, STATUS_OR, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_DONE)
-            edited = sqlite3_changes(s->db);
+        stepped = sqlite3_step(st);
     }
-    sqlite3_finalize(st);
-    if (edited != 1) {
-        snprintf(err, errlen, "sessions table: %s", edited ? sqlite3_errmsg(s->db)
-                                                           : "its status CHECK is not the one "
-                                                             "migration 1 made");
+    if (stepped != SQLITE_DONE) {
+        snprintf(err, errlen, "sessions table: %s", sqlite3_errmsg(s->db));
+        rc = HF_ESTORE;
+    } else if (sqlite3_changes(s->db) != 1) {
+        snprintf(err, errlen, "sessions table: its status CHECK is not the one migration 1 made");
         rc = HF_ESTORE;
     }
+    sqlite3_finalize(st);
     snprintf(bump, sizeof bump, "PRAGMA schema_version = %d", version + 1);
     if (rc == 0)
         rc = exec(s, bump, err, errlen);
