@@ -268,11 +268,11 @@ struct store {
     int optimistic, stale;
     long long assumed_gen;
     /* the writer's connection: the access generation, read at the first
-     * session insert of each transaction. Only CLI commands change the
-     * access tables, on connections of their own, and not while the
-     * writer's transaction holds the write lock: one read serves the batch */
+     * session insert of each transaction (0 until then: generations start
+     * at 1). Only CLI commands change the access tables, on connections of
+     * their own, and not while the writer's transaction holds the write
+     * lock: one read serves the batch */
     long long writing_gen;
-    int writing_gen_read;
     int expected;               /* counted in writer->expected */
 };
 
@@ -336,7 +336,7 @@ static int begin(struct store *s)
 {
     sqlite3_stmt *st = prep(s, Q_BEGIN);
 
-    s->writing_gen_read = 0;
+    s->writing_gen = 0;
     return st ? run(s, st) : HF_ESTORE;
 }
 
@@ -1382,11 +1382,8 @@ static int do_session_insert(struct store *s, void *arg)
     int rc;
 
     /* inside the write lock nothing changes the generation under us */
-    if (!s->writing_gen_read) {
-        if ((rc = snapshot_generation(s, &s->writing_gen)) != 0)
-            return rc;
-        s->writing_gen_read = 1;
-    }
+    if (s->writing_gen == 0 && (rc = snapshot_generation(s, &s->writing_gen)) != 0)
+        return rc;
     if (a->expect_gen && a->expect_gen != s->writing_gen)
         return HF_ESTALE;
     /* checked again inside the write lock: of two racing requests with one
