@@ -241,11 +241,27 @@ static void out_string(struct json_text *o, const char *s, size_t n)
     out_bytes(o, "\"", 1);
 }
 
+_Static_assert(sizeof(json_int_t) == sizeof(long long), "jansson integers are long long");
+
+/* An integer in decimal, as jansson writes it ("%lld"). */
+static void out_int(struct json_text *o, long long v)
+{
+    char num[24], *p = num + sizeof num;
+    /* digits from the magnitude as unsigned: LLONG_MIN has no positive twin */
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    out_bytes(o, p, (size_t)(num + sizeof num - p));
+}
+
 /* 0, or -1 when v holds a real. */
 static int out_value(struct json_text *o, const json_t *v)
 {
-    char num[32];
-
     switch (json_typeof(v)) {
     case JSON_OBJECT:
         out_bytes(o, "{", 1);
@@ -274,8 +290,7 @@ static int out_value(struct json_text *o, const json_t *v)
         out_string(o, json_string_value(v), json_string_length(v));
         return 0;
     case JSON_INTEGER:
-        out_bytes(o, num, (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT,
-                                           json_integer_value(v)));
+        out_int(o, json_integer_value(v));
         return 0;
     case JSON_TRUE:
         out_bytes(o, "true", 4);
@@ -383,18 +398,8 @@ void json_text_string(struct json_text *t, const char *key, const char *v)
 
 void json_text_int(struct json_text *t, const char *key, long long v)
 {
-    char num[24], *p = num + sizeof num;
-    /* digits from the magnitude as unsigned: LLONG_MIN has no positive twin */
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
     text_key(t, key);
-    out_bytes(t, p, (size_t)(num + sizeof num - p));
+    out_int(t, v);
 }
 
 void json_text_null(struct json_text *t, const char *key)
