@@ -132,6 +132,79 @@ int main(void)
         }
     }
 
+    /* the fast path reads the bodies it knows into jansson's own tree, and
+     * leaves every other body - valid or not - to jansson */
+    {
+        static const struct {
+            const char *body;
+            int flat; /* 1: the fast path must take it */
+        } cases[] = {
+            {"{\"contractor\":\"ctr_1\",\"return_url\":\"https://app.example.com/done\"}", 1},
+            {" \t\r\n{ \"a\" : \"x y\" ,\n\"b\":true,\"c\":false,\"d\":null } \n", 1},
+            {"{}", 1},
+            {"{ }", 1},
+            {"{\"\":\"\"}", 1},
+            {"{\"a\":\"~!@#$%^&*()_+`-={}[]|:;'<>?,./\"}", 1},
+            {"{\"a\":\"x\\ny\"}", 0},            /* an escape */
+            {"{\"a\":\"caf\xc3\xa9\"}", 0},       /* not ASCII */
+            {"{\"a\":\"\xff\"}", 0},               /* not UTF-8 */
+            {"{\"a\":\"tab\there\"}", 0},           /* a raw control byte */
+            {"{\"a\":\"\x7f\"}", 0},
+            {"{\"a\":1}", 0},                      /* a number */
+            {"{\"a\":[]}", 0},
+            {"{\"a\":{}}", 0},
+            {"{\"a\":\"x\",\"a\":\"y\"}", 0},     /* a repeated key */
+            {"{\"a\":\"x\",}", 0},                /* a trailing comma */
+            {"{\"a\":\"x\"}}", 0},
+            {"{\"a\":\"x\"", 0},
+            {"{\"a\" \"x\"}", 0},
+            {"{\"a\":truex}", 0},
+            {"{\"a\":tru}", 0},
+            {"{\"a\":nul", 0},
+            {"{\"a\":\"x\"} x", 0},
+            {"{a:\"x\"}", 0},
+            {"[]", 0},
+            {"", 0},
+            {"{\"a\":\"x\" \"b\":\"y\"}", 0},
+        };
+        int all_same = 1, all_path = 1;
+
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const char *b = cases[i].body;
+            json_error_t jerr;
+            json_t *ref = json_loadb(b, strlen(b), JSON_REJECT_DUPLICATES, &jerr);
+            struct json_t *flat = json_parse_flat(b, strlen(b)), *body = NULL;
+            char why[256];
+            int rc = json_parse_body(b, strlen(b), &body, why, sizeof why);
+            int ref_ok = ref && json_is_object(ref);
+
+            if ((flat != NULL) != cases[i].flat) {
+                fprintf(stderr, "# fast path %s: %s\n", flat ? "took" : "left", b);
+                all_path = 0;
+            }
+            if ((flat && (!ref || !json_equal(flat, ref))) || (rc == 0) != ref_ok ||
+                (body && !json_equal(body, ref))) {
+                fprintf(stderr, "# not what jansson reads: %s\n", b);
+                all_same = 0;
+            }
+            if (flat && ref) { /* same members in the same order */
+                char *a = json_dumps(flat, JSON_COMPACT | JSON_PRESERVE_ORDER);
+                char *c = json_dumps(ref, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+                if (strcmp(a, c) != 0)
+                    all_same = 0;
+                free(a);
+                free(c);
+            }
+            json_free(flat);
+            json_free(body);
+            if (ref)
+                json_decref(ref);
+        }
+        CHECK("the fast path takes flat ASCII objects and nothing else", all_path);
+        CHECK("bodies read by the fast path or by jansson are what jansson reads", all_same);
+    }
+
     /* the text writer writes what the builders and json_encode would */
     {
         static const char *const strs[] = {

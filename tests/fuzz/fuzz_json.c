@@ -7,7 +7,9 @@
  * value is encoded, parsed again and encoded again: the second parse must
  * succeed, the two encodings must be byte-identical and the members must
  * read back unchanged. The builders get the member values too, the way
- * api.c answers with them. */
+ * api.c answers with them. Whatever json_parse_flat (the fast path) reads
+ * jansson must read too, into an equal tree with the members in the same
+ * order. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +97,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (str) {
             text_like_tree(str, (long long)size * (size % 2 ? -1 : 1));
             free(str);
+        }
+    }
+    {
+        struct json_t *flat = json_parse_flat(buf, size);
+
+        if (flat) {
+            json_error_t jerr;
+            json_t *ref = json_loadb(buf, size, JSON_REJECT_DUPLICATES, &jerr);
+            char *a, *b;
+
+            REQUIRE(ref != NULL && json_equal((json_t *)flat, ref));
+            a = json_dumps((json_t *)flat, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            b = json_dumps(ref, JSON_COMPACT | JSON_PRESERVE_ORDER);
+            REQUIRE(a && b && strcmp(a, b) == 0);
+            free(a);
+            free(b);
+            json_decref(ref);
+            json_free(flat);
         }
     }
     memset(err, 'X', sizeof err);
