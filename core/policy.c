@@ -707,7 +707,7 @@ static void push_ctx(lua_State *L, const struct policy_ctx *c)
 {
     const struct tenant *t = c->tenant;
 
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5); /* sized for all its fields: no rehash on the way */
 
     lua_createtable(L, 0, 5);
     lua_pushstring(L, t->id);
