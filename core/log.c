@@ -1,6 +1,7 @@
 /* log.c - leveled, redacted log lines on stderr, text or JSON. */
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,16 @@ static const struct {
     {"sk_", 3, 20},     /* a Checkout.com secret key (sk_…, sk_sbox_…) */
     {"tok_", 4, 20},    /* a Checkout.com card token from Frames */
 };
+
+/* marker_start[c]: some marker begins with c; filled once, from secrets. */
+static unsigned char marker_start[256];
+static pthread_once_t marker_start_once = PTHREAD_ONCE_INIT;
+
+static void fill_marker_start(void)
+{
+    for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
+        marker_start[(unsigned char)secrets[i].marker[0]] = 1;
+}
 
 void log_setup(int json, enum log_level level)
 {
@@ -80,6 +91,7 @@ void log_redact(const char *in, char *out, size_t outlen)
 
     if (outlen == 0)
         return;
+    pthread_once(&marker_start_once, fill_marker_start);
     while (*in && o + 1 < outlen) {
         size_t i, m = sizeof secrets / sizeof secrets[0];
 
@@ -94,11 +106,13 @@ void log_redact(const char *in, char *out, size_t outlen)
         }
         if (!password && *in == ':')
             password = url_password(in, &password_end);
-        /* the first character rules out most markers without a call */
-        for (i = 0; i < m; i++)
-            if (*in == secrets[i].marker[0] &&
-                strncmp(in, secrets[i].marker, strlen(secrets[i].marker)) == 0)
-                break;
+        /* most characters start no marker: one look rules them all out */
+        i = m;
+        if (marker_start[(unsigned char)*in])
+            for (i = 0; i < m; i++)
+                if (*in == secrets[i].marker[0] &&
+                    strncmp(in, secrets[i].marker, strlen(secrets[i].marker)) == 0)
+                    break;
         if (i < m) {
             const char *p = in + strlen(secrets[i].marker);
             const char *tag = "[redacted]";
