@@ -83,21 +83,32 @@ static const char *skip_space(const char *p, const char *end)
     return p;
 }
 
-/* A '"' string of printable ASCII without '\\': its length, with *next
- * after the closing quote; -1 for anything else. */
-static long plain_string(const char *p, const char *end, const char **next)
+/* After optional whitespace, the byte c: 1 with *p past it; else 0. */
+static int take(const char **p, const char *end, char c)
 {
-    const char *start = p + 1;
+    *p = skip_space(*p, end);
+    if (*p >= end || **p != c)
+        return 0;
+    (*p)++;
+    return 1;
+}
 
-    if (p >= end || *p != '"')
+/* After optional whitespace, a '"' string of printable ASCII without
+ * '\\': its length, with *start at its first character and *p after the
+ * closing quote; -1 for anything else. */
+static long plain_string(const char **p, const char *end, const char **start)
+{
+    const char *q;
+
+    if (!take(p, end, '"'))
         return -1;
-    for (p = start; p < end && *p != '"'; p++)
-        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || *p == '\\')
+    for (q = *start = *p; q < end && *q != '"'; q++)
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e || *q == '\\')
             return -1;
-    if (p >= end)
+    if (q >= end)
         return -1;
-    *next = p + 1;
-    return (long)(p - start);
+    *p = q + 1;
+    return (long)(q - *start);
 }
 
 /* A literal word: *next after it, or NULL. */
@@ -119,32 +130,22 @@ static json_t *plain_word(const char *p, const char *end, const char **next)
 
 json_t *json_parse_flat(const char *buf, size_t len)
 {
-    const char *p = buf, *end = buf + len, *key;
+    const char *p = buf, *end = buf + len, *key, *start;
     json_t *obj = json_object(), *value;
     long keylen, n;
 
     if (!obj)
         return NULL;
-    p = skip_space(p, end);
-    if (p >= end || *p++ != '{')
+    if (!take(&p, end, '{'))
         goto other;
-    p = skip_space(p, end);
-    if (p < end && *p == '}') {
-        p++;
+    if (take(&p, end, '}'))
         goto closed;
-    }
     for (;;) {
-        key = p + 1;
-        if ((keylen = plain_string(p, end, &p)) < 0)
-            goto other;
-        p = skip_space(p, end);
-        if (p >= end || *p++ != ':')
+        if ((keylen = plain_string(&p, end, &key)) < 0 || !take(&p, end, ':'))
             goto other;
         p = skip_space(p, end);
         if (p < end && *p == '"') {
-            const char *start = p + 1;
-
-            if ((n = plain_string(p, end, &p)) < 0)
+            if ((n = plain_string(&p, end, &start)) < 0)
                 goto other;
             value = json_stringn_nocheck(start, (size_t)n);
         } else if (!(value = plain_word(p, end, &p))) {
@@ -158,12 +159,9 @@ json_t *json_parse_flat(const char *buf, size_t len)
         }
         if (json_object_setn_new_nocheck(obj, key, (size_t)keylen, value) != 0)
             goto other; /* it has dropped value */
-        p = skip_space(p, end);
-        if (p < end && *p == ',') {
-            p = skip_space(p + 1, end);
+        if (take(&p, end, ','))
             continue;
-        }
-        if (p < end && *p++ == '}')
+        if (take(&p, end, '}'))
             break;
         goto other;
     }
