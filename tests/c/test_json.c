@@ -240,6 +240,43 @@ int main(void)
             json_free(tree);
         }
     }
+    /* a member is written in one piece up to 256 bytes, in pieces past
+     * that, and key by key when a key needs escapes: the same bytes */
+    {
+        static const char *const keys[] = {"k", "k\"ey", "tab\tkey", "caf\xc3\xa9"};
+        int same = 1;
+
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            for (size_t len = 240; len <= 260; len++) {
+                struct json_t *tree = json_new_object();
+                struct json_text t = {0};
+                char *val = malloc(len + 1), *want, *got;
+
+                memset(val, 'a', len);
+                val[len] = '\0';
+                json_put_string(tree, keys[k], val);
+                json_put_int(tree, "n", (long long)len);
+                json_put_null(tree, "z");
+                want = json_encode(tree);
+                json_text_open(&t, NULL, '{');
+                json_text_string(&t, keys[k], val);
+                json_text_int(&t, "n", (long long)len);
+                json_text_null(&t, "z");
+                json_text_close(&t, '}');
+                got = json_text_finish(&t);
+                if (strcmp(want, got) != 0) {
+                    fprintf(stderr, "# key %zu, %zu bytes: jansson %s, text writer %s\n", k, len,
+                            want, got);
+                    same = 0;
+                }
+                free(want);
+                free(got);
+                free(val);
+                json_free(tree);
+            }
+        CHECK("long members and keys that need escapes are written as jansson writes them",
+              same);
+    }
     {
         static const long long ints[] = {0, 1, -1, 9, 10, -10, 99, 100, 1800, -1800,
                                           1764115200, 4294967296LL, 9223372036854775807LL,
