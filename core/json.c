@@ -67,6 +67,12 @@ static int nesting_exceeds(const char *buf, size_t len, int limit)
     return 0;
 }
 
+/* 1 for a byte a JSON string must escape. */
+static int must_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
 /* ---- the fast path ----------------------------------------------------
  * Nearly every request body is one flat object of short ASCII strings.
  * jansson's lexer reads it a byte at a time through a stream (about 0.9 us
@@ -103,7 +109,7 @@ static long plain_string(const char **p, const char *end, const char **start)
     if (!take(p, end, '"'))
         return -1;
     for (q = *start = *p; q < end && *q != '"'; q++)
-        if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e || *q == '\\')
+        if (must_escape((unsigned char)*q) || (unsigned char)*q > 0x7e)
             return -1;
     if (q >= end)
         return -1;
@@ -327,7 +333,7 @@ static void out_string(struct json_text *o, const char *s, size_t n)
         char esc[6];
         size_t len = 6;
 
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (!must_escape(c))
             continue; /* the common case: runs are copied whole */
         out_bytes(o, s + run, i - run);
         run = i + 1;
@@ -351,8 +357,8 @@ static void out_string(struct json_text *o, const char *s, size_t n)
 
 _Static_assert(sizeof(json_int_t) == sizeof(long long), "jansson integers are long long");
 
-/* An integer in decimal, as jansson writes it ("%lld"). */
-/* v in decimal, written backwards from end; returns where it starts. */
+/* v in decimal as jansson writes it ("%lld"), backwards from end;
+ * returns where it starts. */
 static char *int_text(char *end, long long v)
 {
     char *p = end;
@@ -474,7 +480,6 @@ static int utf8_ok(const char *s, size_t n)
     return 1;
 }
 
-/* The separator and key before a member or element. */
 /* 1 when a comma must come before the next value, which is then no
  * longer the first of its object or array. */
 static int comma_first(struct json_text *t)
@@ -495,7 +500,7 @@ static int plain_ascii(const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
 
-        if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
+        if (must_escape(c) || c >= 0x80)
             return 0;
     }
     return 1;
@@ -534,6 +539,7 @@ static int put_member(struct json_text *t, const char *key, const char *v, size_
     return 1;
 }
 
+/* The separator and key before a member or element. */
 static void text_key(struct json_text *t, const char *key)
 {
     if (put_member(t, key, "", 0, 0))
@@ -575,11 +581,12 @@ void json_text_string(struct json_text *t, const char *key, const char *v)
 void json_text_int(struct json_text *t, const char *key, long long v)
 {
     char num[24], *p = int_text(num + sizeof num, v);
+    size_t n = (size_t)(num + sizeof num - p);
 
-    if (put_member(t, key, p, (size_t)(num + sizeof num - p), 0))
+    if (put_member(t, key, p, n, 0))
         return;
     text_key(t, key);
-    out_bytes(t, p, (size_t)(num + sizeof num - p));
+    out_bytes(t, p, n);
 }
 
 void json_text_null(struct json_text *t, const char *key)
