@@ -24,7 +24,7 @@ C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_we
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
-                chromium python3 openssl ca-certificates
+                chromium python3 openssl ca-certificates strace
 
 .PHONY: all test test-policies deps sanitize install uninstall clean fuzz
 

@@ -290,6 +290,17 @@ static int log_message(const struct mg_connection *conn, const char *message)
     return 1;
 }
 
+/* Authentication is the application's (API keys, the admin token). Without
+ * an auth handler civetweb looks for a .htpasswd file on every request -
+ * at "/.htpasswd", having no document root - and would demand its digest
+ * authentication of every request if such a file appeared. */
+static int no_password_files(struct mg_connection *conn, void *cbdata)
+{
+    (void)conn;
+    (void)cbdata;
+    return 1;
+}
+
 /* The IPv4 address of "ADDR:PORT" (0.0.0.0 reaches the loopback); left
  * zero when it is not one, and stopping is merely slower. */
 static void remember_address(struct http_server *srv, const char *listen)
@@ -346,6 +357,7 @@ int http_start(const char *listen, int threads_n, int keep_alive_ms, const struc
         mg_exit_library();
         return -1;
     }
+    mg_set_auth_handler(srv->ctx, "/", no_password_files, NULL);
     mg_set_request_handler(srv->ctx, "/", handle, srv);
     remember_address(srv, listen);
     *out = srv;

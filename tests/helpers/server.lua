@@ -251,9 +251,18 @@ end
 local Server = {}
 Server.__index = Server
 
+-- Running, and not a zombie waiting to be reaped (the processes a spec
+-- starts are not its children, so their exit status is not its to collect).
+local function running(pid)
+  local stat = M.read_file("/proc/" .. pid .. "/stat") or ""
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z"
+end
+
 -- Start a server. opts: dir (default: new temp dir), db (default: a new
--- database, M.new_db), policy (file path), args (extra flags), env (table).
--- Waits until it accepts.
+-- database, M.new_db), policy (file path), args (extra flags), env (table),
+-- wrap (a command's words the server runs under, such as strace: self.pid
+-- is then the server's, the wrapper's child). Waits until it accepts.
 function M.start(opts)
   opts = opts or {}
   local self = setmetatable({}, Server)
@@ -278,12 +287,23 @@ function M.start(opts)
   for i, a in ipairs(args) do quoted[i] = sh_quote(a) end
   local env = ""
   for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
-  local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " .. sh_quote(M.bin) ..
-    " " .. table.concat(quoted, " ") .. " >>" .. sh_quote(self.log) .. " 2>&1 & echo $!")
+  local wrap = {}
+  for i, a in ipairs(opts.wrap or {}) do wrap[i] = sh_quote(a) .. " " end
+  local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " .. table.concat(wrap) ..
+    sh_quote(M.bin) .. " " .. table.concat(quoted, " ") .. " >>" .. sh_quote(self.log) ..
+    " 2>&1 & echo $!")
   self.pid = tonumber(pid:match("%d+"))
   M.track_pid(self.pid)
-  if M.wait_port(self.port, 10, function() return self:alive() end) then return self end
-  error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
+  if not M.wait_port(self.port, 10, function() return self:alive() end) then
+    error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
+  end
+  if opts.wrap then
+    self.wrapper_pid = self.pid
+    local children = M.read_file(("/proc/%d/task/%d/children"):format(self.pid, self.pid))
+    self.pid = assert(tonumber((children or ""):match("%d+")), "the wrapper has no child")
+    M.track_pid(self.pid)
+  end
+  return self
 end
 
 -- Start a server (opts as for M.start) with one tenant per name, each
@@ -294,12 +314,8 @@ function M.start_with_tenants(opts, ...)
   return srv, table.unpack(tenants)
 end
 
--- Running, and not a zombie waiting to be reaped (the server is not our
--- child, so its exit status is not ours to collect).
 function Server:alive()
-  local stat = M.read_file("/proc/" .. self.pid .. "/stat") or ""
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z"
+  return running(self.pid)
 end
 
 -- Send a signal (default TERM) and wait up to 10 s for the process to
@@ -311,6 +327,10 @@ function Server:stop(sig)
   while self:alive() and socket.gettime() < deadline do socket.sleep(0.02) end
   if self:alive() then run("kill -KILL " .. self.pid) end
   self.pid = nil
+  -- a wrapper (strace) has written all it will once it has exited too
+  while self.wrapper_pid and running(self.wrapper_pid) and socket.gettime() < deadline + 10 do
+    socket.sleep(0.02)
+  end
 end
 
 function Server:request(req)
