@@ -25,6 +25,18 @@ static lua_Unsigned span(lua_Integer i, lua_Integer j)
     return (lua_Unsigned)j - (lua_Unsigned)i + 1u;
 }
 
+/* The length of the table at idx, as the original function will read it.
+ * A __len metamethod could answer this read small and the original's own
+ * read huge, and its loop over the elements would then run unpaid, in C,
+ * where the count hook never fires. So a table with one is refused: a raw
+ * length cannot change between this read and the original's. */
+static lua_Integer length(lua_State *L, int idx)
+{
+    if (luaL_getmetafield(L, idx, "__len") != LUA_TNIL)
+        luaL_error(L, "the table functions take no table with a __len metamethod in a policy");
+    return luaL_len(L, idx);
+}
+
 /* Call the original function (upvalue 2) with every argument. */
 static int forward(lua_State *L)
 {
@@ -45,7 +57,7 @@ static int bounded_move(lua_State *L)
 static int bounded_insert(lua_State *L)
 {
     if (lua_gettop(L) == 3) /* shifts the elements from pos to the end */
-        charge(L, span(luaL_checkinteger(L, 2), luaL_len(L, 1)));
+        charge(L, span(luaL_checkinteger(L, 2), length(L, 1)));
     else
         charge(L, 1);
     return forward(L);
@@ -53,7 +65,7 @@ static int bounded_insert(lua_State *L)
 
 static int bounded_remove(lua_State *L)
 {
-    lua_Integer len = luaL_len(L, 1);
+    lua_Integer len = length(L, 1);
 
     charge(L, span(luaL_optinteger(L, 2, len), len) + 1u);
     return forward(L);
@@ -62,7 +74,7 @@ static int bounded_remove(lua_State *L)
 static int bounded_concat(lua_State *L)
 {
     lua_Integer i = luaL_optinteger(L, 3, 1);
-    lua_Integer j = lua_isnoneornil(L, 4) ? luaL_len(L, 1) : luaL_checkinteger(L, 4);
+    lua_Integer j = lua_isnoneornil(L, 4) ? length(L, 1) : luaL_checkinteger(L, 4);
 
     charge(L, span(i, j));
     return forward(L);
@@ -71,7 +83,7 @@ static int bounded_concat(lua_State *L)
 static int bounded_unpack(lua_State *L)
 {
     lua_Integer i = luaL_optinteger(L, 2, 1);
-    lua_Integer j = lua_isnoneornil(L, 3) ? luaL_len(L, 1) : luaL_checkinteger(L, 3);
+    lua_Integer j = lua_isnoneornil(L, 3) ? length(L, 1) : luaL_checkinteger(L, 3);
 
     charge(L, span(i, j));
     return forward(L);
@@ -79,7 +91,7 @@ static int bounded_unpack(lua_State *L)
 
 static int bounded_sort(lua_State *L)
 {
-    lua_Integer n = luaL_len(L, 1);
+    lua_Integer n = length(L, 1);
     lua_Unsigned cost = n > 0 ? (lua_Unsigned)n : 0, log2n = 1;
 
     for (lua_Unsigned m = cost; m > 1; m >>= 1)

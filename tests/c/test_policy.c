@@ -380,6 +380,14 @@ static const char probe_policy[] =
     "probes['/tremove'] = function() table.remove(setmetatable({}, { __len = function() "
     "return 1 << 40 end }), 1) end\n"
     "probes['/tconcat'] = function() return table.concat({}, '', 1, 1 << 40) end\n"
+    /* a length that reads 1 when charged and 2^26 when the loop reads it,
+     * over elements got and set by C functions: no hook would ever fire */
+    "local function twofaced() local reads = 0 return setmetatable({}, { __len = function() "
+    "reads = reads + 1 return reads == 1 and 1 or 1 << 26 end, __index = type, "
+    "__newindex = rawequal }) end\n"
+    "probes['/tinsert2'] = function() table.insert(twofaced(), 1, 'x') end\n"
+    "probes['/tremove2'] = function() table.remove(twofaced(), 1) end\n"
+    "probes['/tsort2'] = function() table.sort(twofaced()) end\n"
     "probes['/swallowmem'] = function() pcall(function() local t = {} "
     "while true do t[#t + 1] = ('x'):rep(65536) .. #t end end) return true end\n"
     "probes['/pairsleak'] = function() return not pcall(function() "
@@ -406,7 +414,7 @@ static void test_sandbox(void)
     static const char *const stopped[] = {
         "/loop", "/pcallloop", "/xpcallloop", "/errorloop", "/memory", "/pcallmemory", "/rep", "/match",
         "/find", "/gsub", "/gmatch", "/concat", "/sort", "/tmove", "/tinsert", "/tremove",
-        "/tconcat", "/swallowmem", NULL};
+        "/tconcat", "/tinsert2", "/tremove2", "/tsort2", "/swallowmem", NULL};
     struct policy_engine *e = NULL;
     struct policy *w = NULL;
     char err[HF_POLICY_ERROR_MAX], path[256], name[128], url[256];
