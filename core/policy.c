@@ -34,6 +34,11 @@
 #define MEMORY_RESERVE (1u << 20)      /* more, for hostflow's own pushes outside calls */
 #define INSTRUCTION_BUDGET 1000000L    /* VM instructions (or match steps) per call */
 #define HOOK_EVERY 1000                /* instructions between hook checks */
+/* One instruction can cost as much as its strings are long (comparing or
+ * joining two of them, upper() on one): the budget counts instructions, so
+ * strings are capped and each call's CPU time is bounded too. */
+#define STRING_MAX (256u << 10)        /* bytes of one string, header included */
+#define CPU_LIMIT_US 50000LL           /* thread CPU time per call */
 #define EXAMPLES_MAX 1000
 
 /* One policy version, shared by the engine and every state built from it. */
@@ -74,6 +79,11 @@ struct policy {
     long budget_left;                /* instructions left in this call */
     int in_call;                     /* policy code is running: no reserve */
     int mem_exhausted;               /* the cap refused memory in this call */
+    int string_refused;              /* ... for a string over STRING_MAX */
+    int over_time;                   /* the call ran out of CPU time */
+    int hook_fired;                  /* the count hook has run in this call */
+    long long hook_wall_us;          /* when it first ran, on the monotonic clock */
+    long long hook_cpu_us;           /* and on the thread's CPU clock */
     struct policy_engine *engine;    /* NULL for a standalone check */
     struct generation *gen;          /* the version this state runs */
     int spoiled;                     /* an error left it suspect: rebuild */
@@ -177,28 +187,67 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
             p->mem_exhausted = 1; /* sticky: a pcall that catches it still fails */
         return NULL;
     }
+    /* with no block, osize is the type of the object being made */
+    if (!ptr && osize == LUA_TSTRING && nsize > STRING_MAX) {
+        if (p->in_call) {
+            p->mem_exhausted = 1;
+            p->string_refused = 1;
+        }
+        return NULL;
+    }
     np = block_resize(p, ptr, osize, nsize);
     if (np)
         p->mem_used = p->mem_used - old + nsize;
     return np;
 }
 
-/* Raises every time it fires once the budget is spent, so a pcall inside
- * the policy that catches the first error meets the next one at once. */
+static long long thread_cpu_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* 1 once the call has used more than CPU_LIMIT_US of its thread's CPU,
+ * counted from the hook's first run (a call that never reaches it has run
+ * under HOOK_EVERY instructions). The CPU clock is a system call, so it is
+ * read only when the monotonic clock says the limit may be reached: a call
+ * that was merely preempted is not stopped. */
+static int out_of_time(struct policy *p)
+{
+    long long wall = clock_mono_us();
+
+    if (!p->hook_fired) {
+        p->hook_fired = 1;
+        p->hook_wall_us = wall;
+        p->hook_cpu_us = thread_cpu_us();
+        return 0;
+    }
+    return wall - p->hook_wall_us > CPU_LIMIT_US &&
+           thread_cpu_us() - p->hook_cpu_us > CPU_LIMIT_US;
+}
+
+/* Raises every time it fires once the budget or the time is spent (the
+ * budget is then left at 0), so a pcall inside the policy that catches the
+ * first error meets the next one at once. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct policy *p;
+    const char *what;
 
     lua_getallocf(L, (void **)&p);
     p->budget_left -= HOOK_EVERY;
-    if (p->budget_left > 0)
+    if (p->budget_left > 0 && !p->over_time && !(p->over_time = out_of_time(p)))
         return;
+    p->budget_left = 0;
+    what = p->over_time ? "time limit" : "instruction budget";
     /* say where it was running: that is where the operator must look */
     if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-        lua_pushfstring(L, "%s:%d: policy exceeded its instruction budget",
-                        ar->short_src, ar->currentline);
+        lua_pushfstring(L, "%s:%d: policy exceeded its %s", ar->short_src,
+                        ar->currentline, what);
     else
-        lua_pushliteral(L, "policy exceeded its instruction budget");
+        lua_pushfstring(L, "policy exceeded its %s", what);
     lua_error(L);
 }
 
@@ -210,15 +259,23 @@ static int guarded_call(struct policy *p, int nargs, int nresults)
 
     p->budget_left = INSTRUCTION_BUDGET;
     p->mem_exhausted = 0;
+    p->string_refused = 0;
+    p->over_time = 0;
+    p->hook_fired = 0;
     p->in_call = 1;
     lua_sethook(p->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     rc = lua_pcall(p->L, nargs, nresults, 0);
     lua_sethook(p->L, NULL, 0, 0);
     p->in_call = 0;
-    if (rc == LUA_OK && p->mem_exhausted) {
-        /* the policy caught the memory error and answered anyway */
-        lua_settop(p->L, lua_gettop(p->L) - nresults);
-        lua_pushliteral(p->L, "policy exceeded its memory limit");
+    if (p->mem_exhausted && (rc == LUA_OK || rc == LUA_ERRMEM)) {
+        /* the policy caught the memory error and answered anyway, or the
+         * error says only "not enough memory" */
+        lua_pop(p->L, rc == LUA_OK ? nresults : 1);
+        if (p->string_refused)
+            lua_pushfstring(p->L, "policy made a string over the %d KiB limit",
+                            (int)(STRING_MAX >> 10));
+        else
+            lua_pushliteral(p->L, "policy exceeded its memory limit");
         rc = LUA_ERRMEM;
     }
     if (rc != LUA_OK) {

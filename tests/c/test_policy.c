@@ -388,6 +388,14 @@ static const char probe_policy[] =
     "probes['/tinsert2'] = function() table.insert(twofaced(), 1, 'x') end\n"
     "probes['/tremove2'] = function() table.remove(twofaced(), 1) end\n"
     "probes['/tsort2'] = function() table.sort(twofaced()) end\n"
+    /* one instruction, a whole string's work: the budget alone would allow
+     * some 40 GB of comparing here, and a minute of upper() */
+    "local function long() local s = 'x' for i = 1, 17 do s = s .. s end return s end\n"
+    "probes['/bigstring'] = function() local s = long() return #(s .. s) end\n"
+    "probes['/longeq'] = function() local s = long() local t = s:sub(1, -2) .. 'y' "
+    "for i = 1, 300000 do if s == t then return false end end end\n"
+    "probes['/longupper'] = function() local s = long() "
+    "for i = 1, 300000 do s:upper() end end\n"
     "probes['/swallowmem'] = function() pcall(function() local t = {} "
     "while true do t[#t + 1] = ('x'):rep(65536) .. #t end end) return true end\n"
     "probes['/pairsleak'] = function() return not pcall(function() "
@@ -414,7 +422,8 @@ static void test_sandbox(void)
     static const char *const stopped[] = {
         "/loop", "/pcallloop", "/xpcallloop", "/errorloop", "/memory", "/pcallmemory", "/rep", "/match",
         "/find", "/gsub", "/gmatch", "/concat", "/sort", "/tmove", "/tinsert", "/tremove",
-        "/tconcat", "/tinsert2", "/tremove2", "/tsort2", "/swallowmem", NULL};
+        "/tconcat", "/tinsert2", "/tremove2", "/tsort2", "/bigstring", "/longeq",
+        "/longupper", "/swallowmem", NULL};
     struct policy_engine *e = NULL;
     struct policy *w = NULL;
     char err[HF_POLICY_ERROR_MAX], path[256], name[128], url[256];
