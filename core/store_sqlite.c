@@ -411,9 +411,13 @@ static void run_batch_guarded(struct store *s, struct write_job *jobs)
         return;
     if (!sqlite3_get_autocommit(s->db))
         step_simple(s, Q_ROLLBACK);
+    /* nothing of this batch was kept, nor does anything its jobs saw in it
+     * stand: a job may have read a batch-mate's row (an idempotent replay
+     * of a session that was never committed). Only HF_ESTALE rests on
+     * committed data alone (the access generation the batch began at). */
     for (struct write_job *j = jobs; j; j = j->next)
-        if (j->rc == 0)
-            j->rc = HF_ESTORE; /* nothing of this batch was kept */
+        if (j->rc != HF_ESTALE)
+            j->rc = HF_ESTORE;
 }
 
 static void deadline(struct timespec *ts, long long us)

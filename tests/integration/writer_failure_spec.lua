@@ -20,11 +20,12 @@ describe("the SQLite writer #sqlite_only", function()
   end)
   teardown(function() srv:stop() end)
 
-  -- all requests sent at once on their own connections, then all read
-  local function at_once(keys)
+  -- all requests sent at once on their own connections, then all read;
+  -- bodies[i] (default: a new session body) is sent with keys[i]
+  local function at_once(keys, bodies)
     local conns, out = {}, {}
     for i, key in ipairs(keys) do
-      local b = cjson.encode(h.session_body(t))
+      local b = cjson.encode((bodies or {})[i] or h.session_body(t))
       local c = assert(socket.tcp())
       c:settimeout(10)
       assert(c:connect("127.0.0.1", srv.port))
@@ -65,6 +66,36 @@ describe("the SQLite writer #sqlite_only", function()
     assert.are.equal(tostring(5 * 9),
       h.sql(srv.db, "SELECT count(*) FROM idempotency_keys WHERE key LIKE '%fine-%'"))
     -- and the server goes on
+    assert.are.equal(201, srv:create_for(t).status)
+  end)
+
+  it("answers nothing from a batch that SQLite itself rolled back", function()
+    -- RAISE(ROLLBACK) ends the whole transaction, as a full disk would
+    h.sql(srv.db, "CREATE TRIGGER rollback_doom BEFORE INSERT ON idempotency_keys " ..
+      "WHEN NEW.key LIKE '%doom%' BEGIN SELECT RAISE(ROLLBACK, 'rolled back by the test'); END;")
+    local replayed_missing, rolled_back = 0, 0
+    for round = 1, 20 do
+      -- twins (one key, one body) and a doomed create, in one batch: the
+      -- second twin finds the first's row in the batch, which is then lost
+      local twin = h.session_body(t)
+      local replies = at_once({ "twin-" .. round, "twin-" .. round, "doom-" .. round },
+        { twin, twin })
+      h.assert_error(replies[3], 500, "internal_error")
+      for i = 1, 2 do
+        local r = replies[i]
+        if r.status == 201 then
+          local kept = h.sql(srv.db, "SELECT id FROM sessions WHERE id = '" .. r.json.id .. "'")
+          if kept ~= r.json.id then replayed_missing = replayed_missing + 1 end
+        else
+          h.assert_error(r, 500, "internal_error")
+          rolled_back = rolled_back + 1
+        end
+      end
+    end
+    print(("# twins answered 500 with their batch: %d of 40"):format(rolled_back))
+    assert.are.equal(0, replayed_missing, "a 201 named a session that is not in the database")
+    assert.is_true(rolled_back > 0, "no twin shared a batch with the doomed create")
+    h.sql(srv.db, "DROP TRIGGER rollback_doom")
     assert.are.equal(201, srv:create_for(t).status)
   end)
 end)
