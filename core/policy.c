@@ -398,6 +398,14 @@ static int refuse_write(lua_State *L)
     return luaL_error(L, "this table is read-only");
 }
 
+/* An override's top level assigning a global: it would land in the
+ * globals every tenant's calls read. */
+static int refuse_global(lua_State *L)
+{
+    return luaL_error(L, "an override keeps its state in locals: it cannot set the "
+                      "global '%s'", lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+}
+
 /* next() over the table a proxy hides (upvalue 1), called as (proxy, key). */
 static int proxy_next(lua_State *L)
 {
@@ -476,6 +484,19 @@ static int load_chunk(struct policy *p, const struct policy_text *t)
     return 0;
 }
 
+/* Point the env proxy's reads (__index) and writes (__newindex) at the two
+ * values at the top of the stack, in that order; pops them. */
+static void point_env(struct policy *p)
+{
+    lua_State *L = p->L;
+
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_env_meta);
+    lua_insert(L, -3);
+    lua_setfield(L, -3, "__newindex");
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
 /* require(name): a module of the policy directory, loaded once per state.
  * Runs inside the caller's budgeted call. */
 static int sandbox_require(lua_State *L)
@@ -484,6 +505,7 @@ static int sandbox_require(lua_State *L)
     size_t len;
     const char *name = luaL_checklstring(L, 1, &len);
     const struct policy_text *t;
+    int status;
 
     if (!policy_source_name_ok(name, len))
         return luaL_error(L, "require: \"%s\" is not a module name of the policy "
@@ -498,12 +520,31 @@ static int sandbox_require(lua_State *L)
     t = find_module(p->gen->src, name);
     if (!t)
         return luaL_error(L, "require: no module \"%s\" in the policy directory", name);
+    lua_settop(L, 2);                /* name, loaded */
     lua_pushlightuserdata(L, p);     /* marks "being loaded" */
-    lua_setfield(L, -2, name);
-    if (load_chunk(p, t) != 0)
+    lua_setfield(L, 2, name);
+    /* its top level runs as at load time, whoever requires it first and
+     * whenever: it reads the shared globals, never a request's scratch ones,
+     * which it could keep in upvalues for every later request */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_env_meta);
+    lua_getfield(L, 3, "__index");   /* 4, 5: the env as the caller had it */
+    lua_getfield(L, 3, "__newindex");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_globals);
+    lua_pushvalue(L, -1);
+    point_env(p);
+    status = load_chunk(p, t);
+    if (status == 0) {
+        lua_pushstring(L, name);
+        status = lua_pcall(L, 1, 1, 0);
+    }
+    lua_pushvalue(L, 4);
+    lua_pushvalue(L, 5);
+    point_env(p);
+    if (status != 0) {               /* a later require tries again */
+        lua_pushnil(L);
+        lua_setfield(L, 2, name);
         return lua_error(L);
-    lua_pushstring(L, name);
-    lua_call(L, 1, 1);
+    }
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_pushboolean(L, 1);
@@ -513,7 +554,7 @@ static int sandbox_require(lua_State *L)
     if (lua_istable(L, -1))
         make_readonly(L);
     lua_pushvalue(L, -1);
-    lua_setfield(L, -3, name);
+    lua_setfield(L, 2, name);
     return 1;
 }
 
@@ -592,14 +633,11 @@ static void fresh_scratch(struct policy *p)
 {
     lua_State *L = p->L;
 
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_env_meta);
     lua_newtable(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_scratch_meta);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
-    lua_setfield(L, -3, "__index");
-    lua_setfield(L, -2, "__newindex");
-    lua_pop(L, 1);
+    point_env(p);
 }
 
 /* Open the libraries the sandbox draws from, and bound the string ones. */
@@ -673,6 +711,8 @@ const char *policy_version(const struct policy *p)
 static int run_chunk(struct policy *p, const struct policy_text *t, int is_override,
                      char *err, size_t errlen)
 {
+    int rc;
+
     if (load_chunk(p, t) != 0) {
         snprintf(err, errlen, "%s", error_text(p->L));
         return HF_EPOLICY;
@@ -680,8 +720,18 @@ static int run_chunk(struct policy *p, const struct policy_text *t, int is_overr
     if (is_override) { /* a view: an override must not change other tenants' policy */
         lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_policy);
         make_readonly(p->L);
+        /* nor the globals their calls read */
+        lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_globals);
+        lua_pushcfunction(p->L, refuse_global);
+        point_env(p);
     }
-    if (guarded_call(p, is_override, 1) != 0) {
+    rc = guarded_call(p, is_override, 1);
+    if (is_override) { /* load time again, for the next chunk */
+        lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_globals);
+        lua_pushvalue(p->L, -1);
+        point_env(p);
+    }
+    if (rc != 0) {
         snprintf(err, errlen, "%s", error_text(p->L));
         return HF_EPOLICY;
     }

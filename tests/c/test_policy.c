@@ -306,8 +306,46 @@ static void test_overrides(void)
           ask(w, &tenant_a, "https://evil.test/") == 0);
     policy_free(w);
     policy_engine_free(e);
-    snprintf(path, sizeof path, "%s/hosts.lua", pdir);
+    /* a global assigned by an override's top level would be read by every
+     * tenant's calls: the version is refused, saying why */
+    snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);
+    write_file(path, "local shared = ...\n"
+                     "ipairs = function() return function() return nil end end\n"
+                     "return { check_return_url = shared.check_return_url }\n");
+    CHECK("an override that sets a global is refused, with its line",
+          policy_engine_new(file, pdir, &e, err, sizeof err) == HF_EPOLICY &&
+          strstr(err, "tn_b.lua:2:") && strstr(err, "cannot set the global 'ipairs'"));
 
+    /* a module first required during one tenant's call, after that call
+     * set a global of its own: the module's top level must not see it */
+    write_policy("local p = {}\n"
+                 "function p.check_return_url(url, ctx)\n"
+                 "  return require('counter').count({ 1, 2 }) == 2\n"
+                 "end\n"
+                 "return p\n");
+    write_file(path, "return { check_return_url = function(url, ctx)\n"
+                     "  ipairs = function() return function() return nil end end\n"
+                     "  return require('counter').count({ 1, 2, 3 }) == 3\n"
+                     "end }\n");
+    snprintf(path, sizeof path, "%s/counter.lua", pdir);
+    write_file(path, "local ipairs = ipairs\nlocal M = {}\n"
+                     "function M.count(t) local n = 0 for _ in ipairs(t) do n = n + 1 end "
+                     "return n end\nreturn M\n");
+    CHECK("engine loads a policy whose module is required at call time",
+          policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
+    w = NULL;
+    policy_sync(e, &w);
+    CHECK("a module loaded in one tenant's call reads the shared globals",
+          ask(w, &tenant_b, "https://b.test/") == 1);
+    CHECK("and serves the other tenants the same", ask(w, &tenant_a, "https://a.test/") == 1);
+    policy_free(w);
+    policy_engine_free(e);
+    remove(path);
+    snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);
+    remove(path);
+    write_policy(shared_policy);
+
+    snprintf(path, sizeof path, "%s/hosts.lua", pdir);
     write_file(path, "return {}\n");
     snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);
     write_file(path, "local shared = ...\nreturn { check_return_url = function() return false end,\n"
@@ -403,6 +441,9 @@ static const char probe_policy[] =
     "probes['/modwrite'] = function() return not pcall(function() helper.extra = nil end) end\n"
     "probes['/xpcallloop'] = function() while true do xpcall(function() while true do end end, "
     "function(m) return m end) end end\n"
+    "probes['/requireagain'] = function() local ok1 = pcall(require, 'broken') "
+    "local ok2, e2 = pcall(require, 'broken') "
+    "return not ok1 and not ok2 and e2:find('broken on purpose') ~= nil end\n"
     "probes['/pcallworks'] = function() local ok, e = pcall(error, 'x', 0) "
     "local ok2, v = xpcall(function(a) return a + 1 end, tostring, 1) "
     "return ok == false and e == 'x' and ok2 == true and v == 2 end\n"
@@ -418,7 +459,7 @@ static void test_sandbox(void)
         "/io", "/os", "/debug", "/package", "/loaders", "/dump", "/gc", "/rawset",
         "/strmeta", "/strwrite", "/hfwrite", "/reqos", "/reqdots", "/req", "/gcmeta",
         "/envmeta", "/set", "/get", "/pairs", "/methods", "/parse", "/pcallworks",
-        "/pairsleak", "/modwrite", NULL};
+        "/pairsleak", "/modwrite", "/requireagain", NULL};
     static const char *const stopped[] = {
         "/loop", "/pcallloop", "/xpcallloop", "/errorloop", "/memory", "/pcallmemory", "/rep", "/match",
         "/find", "/gsub", "/gmatch", "/concat", "/sort", "/tmove", "/tinsert", "/tremove",
@@ -430,6 +471,8 @@ static void test_sandbox(void)
 
     snprintf(path, sizeof path, "%s/hosts.lua", pdir);
     write_file(path, "local M = {}\nfunction M.extra() return 'extra.test' end\nreturn M\n");
+    snprintf(path, sizeof path, "%s/broken.lua", pdir);
+    write_file(path, "error('broken on purpose')\n");
     write_policy(probe_policy);
     CHECK("probe policy loads", policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
     if (!e) {
