@@ -267,9 +267,9 @@ static int guarded_call(struct policy *p, int nargs, int nresults)
     rc = lua_pcall(p->L, nargs, nresults, 0);
     lua_sethook(p->L, NULL, 0, 0);
     p->in_call = 0;
-    if (p->mem_exhausted && (rc == LUA_OK || rc == LUA_ERRMEM)) {
+    if (p->mem_exhausted) {
         /* the policy caught the memory error and answered anyway, or the
-         * error says only "not enough memory" */
+         * error (raised again by its pcall, maybe) says "not enough memory" */
         lua_pop(p->L, rc == LUA_OK ? nresults : 1);
         if (p->string_refused)
             lua_pushfstring(p->L, "policy made a string over the %d KiB limit",
@@ -398,12 +398,13 @@ static int refuse_write(lua_State *L)
     return luaL_error(L, "this table is read-only");
 }
 
-/* An override's top level assigning a global: it would land in the
- * globals every tenant's calls read. */
+/* A module's or an override's top level assigning a global: it would land
+ * in the globals every tenant's calls read. */
 static int refuse_global(lua_State *L)
 {
-    return luaL_error(L, "an override keeps its state in locals: it cannot set the "
-                      "global '%s'", lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
+    return luaL_error(L, "modules and overrides keep their state in locals: this one "
+                      "cannot set the global '%s'",
+                      lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?");
 }
 
 /* next() over the table a proxy hides (upvalue 1), called as (proxy, key). */
@@ -497,6 +498,18 @@ static void point_env(struct policy *p)
     lua_pop(L, 1);
 }
 
+/* Point the env proxy as for a top level run at load time: reads see the
+ * shared globals; writes go to them, or to refuse when it is given. */
+static void point_env_at_globals(struct policy *p, lua_CFunction refuse)
+{
+    lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_globals);
+    if (refuse)
+        lua_pushcfunction(p->L, refuse);
+    else
+        lua_pushvalue(p->L, -1);
+    point_env(p);
+}
+
 /* require(name): a module of the policy directory, loaded once per state.
  * Runs inside the caller's budgeted call. */
 static int sandbox_require(lua_State *L)
@@ -507,6 +520,7 @@ static int sandbox_require(lua_State *L)
     const struct policy_text *t;
     int status;
 
+    lua_settop(L, 1);                /* extra arguments are ignored */
     if (!policy_source_name_ok(name, len))
         return luaL_error(L, "require: \"%s\" is not a module name of the policy "
                           "directory", name);
@@ -520,18 +534,15 @@ static int sandbox_require(lua_State *L)
     t = find_module(p->gen->src, name);
     if (!t)
         return luaL_error(L, "require: no module \"%s\" in the policy directory", name);
-    lua_settop(L, 2);                /* name, loaded */
     lua_pushlightuserdata(L, p);     /* marks "being loaded" */
     lua_setfield(L, 2, name);
-    /* its top level runs as at load time, whoever requires it first and
-     * whenever: it reads the shared globals, never a request's scratch ones,
-     * which it could keep in upvalues for every later request */
+    /* its top level runs alike whoever requires it first, and whenever: it
+     * reads the shared globals, never a request's scratch ones (which it
+     * could keep in upvalues for every later request), and sets none */
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_env_meta);
     lua_getfield(L, 3, "__index");   /* 4, 5: the env as the caller had it */
     lua_getfield(L, 3, "__newindex");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_globals);
-    lua_pushvalue(L, -1);
-    point_env(p);
+    point_env_at_globals(p, refuse_global);
     status = load_chunk(p, t);
     if (status == 0) {
         lua_pushstring(L, name);
@@ -720,17 +731,11 @@ static int run_chunk(struct policy *p, const struct policy_text *t, int is_overr
     if (is_override) { /* a view: an override must not change other tenants' policy */
         lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_policy);
         make_readonly(p->L);
-        /* nor the globals their calls read */
-        lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_globals);
-        lua_pushcfunction(p->L, refuse_global);
-        point_env(p);
+        point_env_at_globals(p, refuse_global); /* nor the globals their calls read */
     }
     rc = guarded_call(p, is_override, 1);
-    if (is_override) { /* load time again, for the next chunk */
-        lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_globals);
-        lua_pushvalue(p->L, -1);
-        point_env(p);
-    }
+    if (is_override) /* as the main chunk had it, for the next chunk */
+        point_env_at_globals(p, NULL);
     if (rc != 0) {
         snprintf(err, errlen, "%s", error_text(p->L));
         return HF_EPOLICY;

@@ -138,9 +138,22 @@ static void test_reload(void)
     CHECK("a policy that loops at load time is refused",
           policy_engine_reload(e, &changed, msg, sizeof msg) == HF_EPOLICY &&
           strstr(msg, "policy.lua:1: policy exceeded its instruction budget"));
+    write_policy("local s = 'x' for i = 1, 18 do s = s .. s end\nreturn {}\n");
+    CHECK("a string over 256 KiB is refused, saying so",
+          policy_engine_reload(e, &changed, msg, sizeof msg) == HF_EPOLICY &&
+          strstr(msg, "policy made a string over the 256 KiB limit"));
+    /* each comparison is one instruction and 128 KiB of memcmp: the CPU
+     * time runs out long before the instruction budget */
+    write_policy("local s = 'x' for i = 1, 17 do s = s .. s end\n"
+                 "local t = s:sub(1, -2) .. 'y'\n"
+                 "for i = 1, 1e6 do if s == t or s == t or s == t or s == t then break end end\n"
+                 "return {}\n");
+    CHECK("comparing long strings stops at the CPU-time limit, saying so",
+          policy_engine_reload(e, &changed, msg, sizeof msg) == HF_EPOLICY &&
+          strstr(msg, "policy.lua:3: policy exceeded its time limit"));
     policy_engine_status(e, &st);
-    CHECK("after five refusals the first good version still runs",
-          strcmp(st.version, v1) == 0 && st.reloads_failed == 6 && st.reloads_ok == 1);
+    CHECK("after every refusal the first good version still runs",
+          strcmp(st.version, v1) == 0 && st.reloads_failed == 8 && st.reloads_ok == 1);
 
     /* many reloads: old generations are freed as workers move on */
     {
@@ -429,7 +442,7 @@ static const char probe_policy[] =
     /* one instruction, a whole string's work: the budget alone would allow
      * some 40 GB of comparing here, and a minute of upper() */
     "local function long() local s = 'x' for i = 1, 17 do s = s .. s end return s end\n"
-    "probes['/bigstring'] = function() local s = long() return #(s .. s) end\n"
+    "probes['/bigstring'] = function() local s = long() return #(s .. s) > 0 end\n"
     "probes['/longeq'] = function() local s = long() local t = s:sub(1, -2) .. 'y' "
     "for i = 1, 300000 do if s == t then return false end end end\n"
     "probes['/longupper'] = function() local s = long() "
@@ -444,6 +457,10 @@ static const char probe_policy[] =
     "probes['/requireagain'] = function() local ok1 = pcall(require, 'broken') "
     "local ok2, e2 = pcall(require, 'broken') "
     "return not ok1 and not ok2 and e2:find('broken on purpose') ~= nil end\n"
+    "probes['/requireargs'] = function() local m = require('argsmod', {}) "
+    "return type(m) == 'table' and require('argsmod', 'x') == m end\n"
+    "probes['/modglobal'] = function() local ok, e = pcall(require, 'setsglobal') "
+    "return not ok and e:find(\"cannot set the global 'leaked3'\") ~= nil and leaked3 == nil end\n"
     "probes['/pcallworks'] = function() local ok, e = pcall(error, 'x', 0) "
     "local ok2, v = xpcall(function(a) return a + 1 end, tostring, 1) "
     "return ok == false and e == 'x' and ok2 == true and v == 2 end\n"
@@ -459,7 +476,7 @@ static void test_sandbox(void)
         "/io", "/os", "/debug", "/package", "/loaders", "/dump", "/gc", "/rawset",
         "/strmeta", "/strwrite", "/hfwrite", "/reqos", "/reqdots", "/req", "/gcmeta",
         "/envmeta", "/set", "/get", "/pairs", "/methods", "/parse", "/pcallworks",
-        "/pairsleak", "/modwrite", "/requireagain", NULL};
+        "/pairsleak", "/modwrite", "/requireagain", "/requireargs", "/modglobal", NULL};
     static const char *const stopped[] = {
         "/loop", "/pcallloop", "/xpcallloop", "/errorloop", "/memory", "/pcallmemory", "/rep", "/match",
         "/find", "/gsub", "/gmatch", "/concat", "/sort", "/tmove", "/tinsert", "/tremove",
@@ -473,6 +490,10 @@ static void test_sandbox(void)
     write_file(path, "local M = {}\nfunction M.extra() return 'extra.test' end\nreturn M\n");
     snprintf(path, sizeof path, "%s/broken.lua", pdir);
     write_file(path, "error('broken on purpose')\n");
+    snprintf(path, sizeof path, "%s/argsmod.lua", pdir);
+    write_file(path, "return { x = 1 }\n");
+    snprintf(path, sizeof path, "%s/setsglobal.lua", pdir);
+    write_file(path, "leaked3 = true\nreturn {}\n");
     write_policy(probe_policy);
     CHECK("probe policy loads", policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
     if (!e) {
