@@ -73,6 +73,7 @@ describe("the SQLite writer #sqlite_only", function()
     -- RAISE(ROLLBACK) ends the whole transaction, as a full disk would
     h.sql(srv.db, "CREATE TRIGGER rollback_doom BEFORE INSERT ON idempotency_keys " ..
       "WHEN NEW.key LIKE '%doom%' BEGIN SELECT RAISE(ROLLBACK, 'rolled back by the test'); END;")
+    finally(function() h.sql(srv.db, "DROP TRIGGER IF EXISTS rollback_doom") end)
     local replayed_missing, rolled_back = 0, 0
     for round = 1, 20 do
       -- twins (one key, one body) and a doomed create, in one batch: the
