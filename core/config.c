@@ -140,6 +140,10 @@ static int check_public_url(struct config *c, char *err, unsigned errlen)
         snprintf(err, errlen, "out of memory");
         return -1;
     }
+    /* scheme and host are all there is, and neither minds case: one
+     * spelling, so that "HTTPS://" still gets its cookies marked Secure */
+    for (char *ch = copy; *ch; ch++)
+        *ch = (char)tolower((unsigned char)*ch);
     c->public_url = copy;
     c->public_url_owned = copy;
     return 0;

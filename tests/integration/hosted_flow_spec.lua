@@ -130,7 +130,8 @@ describe("hosted flow (SPEC §4)", function()
     assert.are.equal("/payment/sessions/" .. id, attrs.path, sc)
     assert.is_nil(attrs.secure, "Secure over an http public URL: " .. sc)
 
-    local secure = h.start({ args = { "--public-url", "https://pay.example.test" } })
+    -- spelt in capitals: scheme and host are case-blind, the Secure rule too
+    local secure = h.start({ args = { "--public-url", "HTTPS://Pay.Example.TEST" } })
     local ok, err = pcall(function()
       local st = h.tenant(secure.db, "Secure Co")
       local c = secure:create(st.test_key.secret, h.session_body(st, { return_url = RETURN_URL }))
