@@ -154,7 +154,10 @@ static struct exchange *exchange_new(const struct httpc_request *req, const char
     if (req->refuse_internal) {
         struct url u;
 
+        /* only an address the URL spells out: a name ("localhost" too)
+         * resolves to whatever the resolver says */
         x->allow_internal = url_parse(req->url, strlen(req->url), &u) == URL_OK &&
+                            netaddr_host_is_literal(u.host) &&
                             netaddr_host_is_internal(u.host);
         curl_easy_setopt(x->h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
         curl_easy_setopt(x->h, CURLOPT_OPENSOCKETDATA, x);
@@ -172,7 +175,9 @@ static struct exchange *exchange_new(const struct httpc_request *req, const char
 /* What an ended exchange means: 0 with its status, or HF_E… with err. */
 static int outcome(struct exchange *x, CURLcode c, long *status, char *err, size_t errlen)
 {
-    if (x->refused_internal) {
+    /* a name with an internal and a public address: curl goes on to the
+     * next address after a refused one, and an answer from it counts */
+    if (x->refused_internal && c != CURLE_OK) {
         snprintf(err, errlen, "refused: the host resolves to an internal address");
         return HF_EUNAVAILABLE;
     }
