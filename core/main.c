@@ -118,7 +118,8 @@ static const char serve_usage[] =
     "\n"
     "Every flag can also be set as HOSTFLOW_<FLAG> (e.g. HOSTFLOW_LISTEN).\n"
     "HOSTFLOW_ADMIN_TOKEN, when set, is required as a bearer token on the\n"
-    "admin listener (except /healthz and /readyz).\n"
+    "admin listener (except /healthz and /readyz); set but empty, serve\n"
+    "refuses to start.\n"
     "The policy reloads on SIGHUP, when its files change, and on\n"
     "POST /admin/v1/policy/reload. SIGTERM or SIGINT stops accepting,\n"
     "finishes in-flight requests and exits 0 (within 30 s); a second one\n"
@@ -197,6 +198,14 @@ static int serve(int argc, char **argv)
         config_free(&cfg);
         return 2;
     }
+    /* set but empty is most likely a secret that did not arrive: an
+     * admin listener open to all is not what that operator meant */
+    if (getenv("HOSTFLOW_ADMIN_TOKEN") && !*getenv("HOSTFLOW_ADMIN_TOKEN")) {
+        fprintf(stderr, "hostflow: HOSTFLOW_ADMIN_TOKEN is set but empty: give it a "
+                "token, or unset it for an admin listener without one\n");
+        config_free(&cfg);
+        return 2;
+    }
     log_setup(cfg.log_json, HF_LOG_INFO);
     if (cfg.checkout_secret_in_argv)
         log_msg(HF_LOG_WARN, "the Checkout.com secret key was given as a flag, which ps "
@@ -256,8 +265,6 @@ static int serve(int argc, char **argv)
     limits.redeem_by_ip = ratelimit_new(cfg.rate_redeem_ip, 2.0 * cfg.rate_redeem_ip);
     api_data = (struct worker_shared){&cfg, engine, writer, &limits, webhook_key};
     admin_data = (struct admin_shared){&cfg, engine, getenv("HOSTFLOW_ADMIN_TOKEN")};
-    if (admin_data.token && !*admin_data.token)
-        admin_data.token = NULL;
     /* the watcher first: a file saved the moment the server answers must
      * not be missed */
     if (policy_store) {

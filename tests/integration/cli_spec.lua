@@ -270,6 +270,13 @@ describe("hostflow serve: refused configurations", function()
     assert.are.equal(2, rc)
   end)
 
+  it("refuses an empty HOSTFLOW_ADMIN_TOKEN with exit 2 rather than open the admin listener",
+    function()
+      local _, rc, err = serve("HOSTFLOW_ADMIN_TOKEN=", "--listen", "127.0.0.1:" .. h.free_port())
+      assert.are.equal(2, rc)
+      assert.matches("HOSTFLOW_ADMIN_TOKEN is set but empty", err)
+    end)
+
   it("refuses an unknown option with exit 2", function()
     local _, rc = serve(nil, "--listen", "127.0.0.1:" .. h.free_port(), "--bogus", "1")
     assert.are.equal(2, rc)
