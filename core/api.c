@@ -412,11 +412,9 @@ static void list_sessions(struct worker *w, const struct api_key *key,
         }
     }
     rc = http_query_param(req, "contractor", contractor, sizeof contractor);
-    if (rc == -2 || (rc == 0 && !api_id_ok(contractor, strlen(contractor)))) {
-        api_reply(resp, 200, json_new_array()); /* no such contractor: nothing to list */
-        return;
-    }
-    q.contractor_id = rc == 0 ? contractor : NULL;
+    if (rc == -2 || (rc == 0 && !api_id_ok(contractor, strlen(contractor))))
+        contractor[0] = '\0'; /* no such contractor: nothing to list, cursors still checked */
+    q.contractor_id = rc != -1 ? contractor : NULL;
     if (id_param(req, "starting_after", after, &q.starting_after, resp) != 0 ||
         id_param(req, "ending_before", before, &q.ending_before, resp) != 0)
         return;

@@ -186,6 +186,18 @@ describe("GET /api/v1/payment/sessions: lists and paging", function()
     assert.matches("^%s*%[%s*%]%s*$", r.body)
   end)
 
+  it("lists nothing for a malformed contractor, but still checks the cursors", function()
+    local r = list(srv, p, "contractor=bad!")
+    assert.are.equal(200, r.status)
+    assert.matches("^%s*%[%s*%]%s*$", r.body)
+    assert_error(list(srv, p, "contractor=bad!&starting_after=hps_" .. ("Q"):rep(24)), 400,
+      "invalid_request", "starting_after")
+    assert_error(list(srv, p, "contractor=" .. ("c"):rep(300) .. "&starting_after=zz%21"), 400,
+      "invalid_request", "starting_after")
+    assert_error(list(srv, p, "contractor=bad!&starting_after=" .. c2.id ..
+      "&ending_before=" .. c2.id), 400, "invalid_request", "ending_before")
+  end)
+
   it("lists only the caller's sessions", function()
     local r = list(srv, other, "limit=100")
     assert.are.equal(200, r.status)
