@@ -175,15 +175,24 @@ static void emit(const char *line)
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-    char raw[LINE_MAX_BYTES], clean[LINE_MAX_BYTES], ts[64];
+    char raw[LINE_MAX_BYTES], clean[LINE_MAX_BYTES], ts[64], *whole = NULL;
     va_list ap;
+    int n;
 
     if (level < min_level)
         return;
     va_start(ap, fmt);
-    vsnprintf(raw, sizeof raw, fmt, ap);
+    n = vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    log_redact(raw, clean, sizeof clean);
+    /* redacted whole, then cut: a secret cut first could keep too little
+     * of itself to be recognised, and its start would be printed */
+    if (n >= (int)sizeof raw && (whole = malloc((size_t)n + 1))) {
+        va_start(ap, fmt);
+        vsnprintf(whole, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    log_redact(whole ? whole : raw, clean, sizeof clean);
+    free(whole);
     timestamp(ts);
     if (use_json) {
         struct json_t *o = json_new_object();
@@ -204,15 +213,41 @@ void log_msg(enum log_level level, const char *fmt, ...)
     }
 }
 
+/* The redacted path as one field: what could pass for a field separator
+ * or a value (space, '"', '='), '%' itself and what is not ASCII are
+ * written %XX, so a request (its path arrives decoded) cannot fake fields
+ * in a text line, and a JSON line keeps every path, whatever its bytes. */
+static void path_field(const char *in, char *out, size_t outlen)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+
+    for (; *in && o + 1 < outlen; in++) {
+        unsigned char c = (unsigned char)*in;
+
+        if (c != ' ' && c != '"' && c != '=' && c != '%' && c < 0x7f) {
+            out[o++] = (char)c;
+            continue;
+        }
+        if (o + 4 > outlen)
+            break;
+        out[o++] = '%';
+        out[o++] = hex[c >> 4];
+        out[o++] = hex[c & 15];
+    }
+    out[o] = '\0';
+}
+
 void log_request(const struct log_request *r)
 {
-    char path[1024], ts[64], policy_us[40] = "";
+    char redacted[1024], path[3 * sizeof redacted], ts[64], policy_us[40] = "";
 
     if (HF_LOG_INFO < min_level)
         return;
     if (r->decision)
         snprintf(policy_us, sizeof policy_us, " policy_us=%lld", r->policy_us);
-    log_redact(r->path ? r->path : "", path, sizeof path);
+    log_redact(r->path ? r->path : "", redacted, sizeof redacted);
+    path_field(redacted, path, sizeof path);
     timestamp(ts);
     if (use_json) {
         struct json_t *o = json_new_object();

@@ -1,5 +1,9 @@
-/* test_log.c - secrets never survive log_redact. */
+/* test_log.c - secrets never survive log_redact, and log lines say what
+ * they mean. */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "log.h"
@@ -14,9 +18,56 @@ static int redacts(const char *in, const char *want)
     return strcmp(out, want) == 0;
 }
 
+/* What the log functions print to stderr while fn runs, in out. */
+static void printed(void (*fn)(void), char *out, size_t outlen)
+{
+    char name[] = "/tmp/hostflow-test-log.XXXXXX";
+    int fd = mkstemp(name), saved = dup(2);
+    FILE *f;
+    size_t n = 0;
+
+    fflush(stderr);
+    dup2(fd, 2);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+    if ((f = fopen(name, "r"))) {
+        n = fread(out, 1, outlen - 1, f);
+        fclose(f);
+    }
+    out[n] = '\0';
+    unlink(name);
+}
+
+/* a decoded path with spaces and '=' in it, as civetweb hands it over */
+static void request_with_fields_in_path(void)
+{
+    log_setup(0, HF_LOG_INFO);
+    log_request(&(struct log_request){.request_id = "req_1", .method = "GET",
+        .path = "/api/v1/x status=201 tenant=tn_victim \"q\" 100%", .status = 404});
+}
+
+static void request_with_binary_path(void)
+{
+    log_setup(1, HF_LOG_INFO);
+    log_request(&(struct log_request){.request_id = "req_2", .method = "GET",
+        .path = "/payment/x\xff\xfe", .status = 404});
+    log_setup(0, HF_LOG_INFO);
+}
+
+/* a token pasted at the 4 KiB a message is cut at: cut first, too little
+ * of it would be left to be known for one */
+static void long_message_with_a_token(void)
+{
+    log_msg(HF_LOG_WARN, "%4075s%s", "", "live_S3CR3TS3CR3TS3CR3TS3CR3TS3CR3TS3CR3TS3C");
+}
+
 int main(void)
 {
-    char small[8];
+    char small[8], out[16384];
+    const char *status;
 
     CHECK("live token path", redacts("/payment/setup/live_b2sBI9TZzp1Ru9yoWm77s1wF-tP3PmEDAaJdSHSGZuw",
                                      "/payment/setup/live_[redacted]"));
@@ -54,5 +105,18 @@ int main(void)
     CHECK("empty password", redacts("postgres://u:@h/d", "postgres://u:[redacted]@h/d"));
     log_redact("/payment/setup/live_abcdef", small, sizeof small);
     CHECK("tiny buffer stays terminated", strlen(small) == sizeof small - 1);
+
+    printed(request_with_fields_in_path, out, sizeof out);
+    status = strstr(out, " status=");
+    CHECK("a path cannot add fields to a request line",
+          strstr(out, "GET /api/v1/x%20status%3D201%20tenant%3Dtn_victim%20%22q%22%20100%25 "
+                      "status=404") && status && !strstr(status + 1, " status=") &&
+          !strstr(out, " tenant="));
+    printed(request_with_binary_path, out, sizeof out);
+    CHECK("a path that is not UTF-8 is kept in a JSON line",
+          strstr(out, "\"path\":\"/payment/x%FF%FE\""));
+    printed(long_message_with_a_token, out, sizeof out);
+    CHECK("a token at the end of an over-long message is redacted, not cut",
+          strstr(out, "live_[redacted]") && !strstr(out, "S3CR3T"));
     return CHECK_DONE();
 }
