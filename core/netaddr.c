@@ -47,6 +47,14 @@ static int v6_internal(const unsigned char *b)
         return v4_internal(v4_at(b + 12));
     if (memcmp(b, zero, 12) == 0)
         return 1;                                   /* ::, ::1, IPv4-compatible */
+    if (memcmp(b, nat64, 4) == 0 && b[4] == 0 && b[5] == 1)
+        return 1;                                   /* local-use NAT64 64:ff9b:1::/48 */
+    if (b[0] == 0x20 && b[1] == 0x02)               /* 6to4 2002::/16: its IPv4 decides */
+        return v4_internal(v4_at(b + 2));
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0 && b[3] == 0)
+        return 1;                                   /* Teredo 2001::/32, tunnelled anywhere */
+    if (b[0] == 0x01 && memcmp(b + 1, zero, 7) == 0)
+        return 1;                                   /* discard-only 100::/64 */
     if ((b[0] & 0xfe) == 0xfc)                      /* unique local fc00::/7 */
         return 1;
     if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)      /* link-local fe80::/10 */
