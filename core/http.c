@@ -220,8 +220,11 @@ static int handle(struct mg_connection *conn, void *cbdata)
     if (rc == 413) {
         error_body(&resp, 413, "invalid_request",
                    "Request body is larger than 65536 bytes.");
-        /* the rest of the body is unread: the connection cannot be reused */
+        /* the rest of the body is unread: the connection cannot be reused.
+         * civetweb must know it too, or it would read and drop whatever
+         * length the client declared, for as long as the client sends */
         http_resp_header(&resp, "Connection", "close");
+        mg_disable_connection_keep_alive(conn);
     } else if (rc != 0 || !worker || !worker->app_worker) {
         error_body(&resp, 500, "internal_error", "The server could not handle the request.");
     } else {

@@ -203,6 +203,28 @@ describe("POST /api/v1/payment/sessions: body size", function()
     assert.are.equal(201, srv:create_for(t).status)
   end)
 
+  it("closes the connection after a 413, not reading the rest of the declared body",
+    function()
+      local c = assert(socket.tcp())
+      c:settimeout(5)
+      assert(c:connect("127.0.0.1", srv.port))
+      assert(c:send("POST " .. SESSIONS .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+        "Authorization: Bearer " .. t.key.secret .. "\r\nContent-Type: application/json\r\n" ..
+        "Content-Length: 1000000000\r\n\r\n" .. ("x"):rep(100000)))
+      local r = h.read_response(c)
+      assert_error(r, 413, "invalid_request")
+      -- a server that went on reading would take all 10^9 bytes
+      local more, chunk = 0, ("y"):rep(65536)
+      while more < 64 * 1024 * 1024 do
+        local ok = c:send(chunk)
+        if not ok then break end
+        more = more + #chunk
+      end
+      c:close()
+      assert.is_true(more < 64 * 1024 * 1024, ("the server read %d more bytes"):format(more))
+      assert.are.equal(201, srv:create_for(t).status)
+    end)
+
   it("refuses a chunked body over 64 KiB and stays healthy", function()
     local b = padded(70000)
     local chunks = {}
