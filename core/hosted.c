@@ -13,6 +13,8 @@
 #include "worker.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,6 +376,63 @@ static int read_token(const struct http_req *req, char token[HF_CARD_TOKEN_MAX +
     return 0;
 }
 
+/* Sessions whose card a request of this process is saving. Another
+ * complete of the same session (a double click, a second tab) waits for
+ * it instead of saving a second card at the processor, then follows the
+ * session where that one left it. Each node of a fleet keeps its own. */
+struct saving {
+    const char *session_id;
+    struct saving *next;
+};
+static pthread_mutex_t saving_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t saving_done = PTHREAD_COND_INITIALIZER;
+static struct saving *saving_now;
+
+#define SAVING_WAIT_S 60 /* longer than a processor call may take */
+
+/* Hold session id with me (saving_end lets go): 0 at once, 1 after a
+ * request that held it first has let go, -1 when that took over
+ * SAVING_WAIT_S (then not held). */
+static int saving_begin(struct saving *me, const char *id)
+{
+    struct timespec until;
+    int waited = 0;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += SAVING_WAIT_S;
+    pthread_mutex_lock(&saving_lock);
+    for (;;) {
+        struct saving *x = saving_now;
+
+        while (x && strcmp(x->session_id, id) != 0)
+            x = x->next;
+        if (!x)
+            break;
+        waited = 1;
+        if (pthread_cond_timedwait(&saving_done, &saving_lock, &until) == ETIMEDOUT) {
+            pthread_mutex_unlock(&saving_lock);
+            return -1;
+        }
+    }
+    me->session_id = id;
+    me->next = saving_now;
+    saving_now = me;
+    pthread_mutex_unlock(&saving_lock);
+    return waited;
+}
+
+static void saving_end(struct saving *me)
+{
+    pthread_mutex_lock(&saving_lock);
+    for (struct saving **x = &saving_now; *x; x = &(*x)->next)
+        if (*x == me) {
+            *x = me->next;
+            break;
+        }
+    pthread_cond_broadcast(&saving_done);
+    pthread_mutex_unlock(&saving_lock);
+}
+
 static void complete(struct worker *w, const struct http_req *req, struct http_resp *resp,
                      const char *id)
 {
@@ -385,7 +444,8 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
     const struct processor *proc;
     struct session s, after;
     struct card card = {0};
-    int rc;
+    struct saving me;
+    int rc, held = 0;
 
     if (browser_session(w, req, id, &s, secret) != 0) {
         gone(resp);
@@ -416,6 +476,24 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         }
         src.card = &card;
     }
+    rc = saving_begin(&me, s.id);
+    held = rc >= 0;
+    if (rc < 0) {
+        c.decline = "The card could not be saved right now. Please try again in a moment.";
+        card_page(w, resp, 503, &s, secret, &c);
+        goto out;
+    }
+    if (rc == 1) { /* another request of this session went first: follow it */
+        int found = store_session_get(w->store, s.tenant_id, s.id, now_s(), &after) == 0;
+
+        if (!found || strcmp(after.status, "pending") != 0) {
+            if (found && strcmp(after.status, "completed") == 0)
+                back_to_tenant(resp, &after);
+            else
+                gone(resp);
+            goto out;
+        }
+    }
     rc = proc->save_card(&src, &result);
     if (rc != 0) {
         /* the processor logged why; the session stays pending */
@@ -432,6 +510,11 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         goto out;
     }
     if (store_session_complete(w->store, s.tenant_id, s.id, &result.saved, now_s(), &after) != 0) {
+        /* cancelled or expired while the processor kept the card: say
+         * which instrument is nobody's, for the operator to remove */
+        log_msg(HF_LOG_WARN, "hosted: session %s ended while its card was being saved; "
+                "%s instrument %s belongs to no session", s.id, proc->name,
+                result.saved.reference);
         gone(resp);
         goto out;
     }
@@ -440,6 +523,8 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
     metrics_session_completed();
     back_to_tenant(resp, &after);
 out:
+    if (held)
+        saving_end(&me);
     token_wipe(&card, sizeof card);
     token_wipe(token, sizeof token);
     token_wipe(secret, sizeof secret);

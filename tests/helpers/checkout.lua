@@ -84,7 +84,7 @@ local function call(self, method, path, body)
   return r.json
 end
 
--- Answer /instruments as mode says (approve, decline, fail, hang,
+-- Answer /instruments as mode says (approve, slow, decline, fail, hang,
 -- redirect, huge, garbage); error_codes for decline.
 function Stub:mode(name, error_codes)
   call(self, "POST", "/_stub/mode", cjson.encode({ mode = name, error_codes = error_codes }))

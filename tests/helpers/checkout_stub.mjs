@@ -17,6 +17,7 @@
 //   approve   201 with an instrument (src_…, scheme, last4 of the card
 //             tokenised here, else VISA/4242); a reused or malformed token
 //             gets 422 token_used / token_invalid
+//   slow      approve, half a second later
 //   decline   422 {"request_id","error_type":"request_invalid","error_codes"}
 //   fail      500        hang      no answer at all
 //   redirect  302 to /instruments-moved here (must not be followed)
@@ -163,6 +164,7 @@ export function startCheckoutStub({ port = 0, secretKey, publicKey }) {
         return res.end();
       }
       const requestId = id('req_');
+      if (mode === 'slow') await new Promise((resolve) => setTimeout(resolve, 500));
       if (mode === 'hang') {
         hanging.add(res.socket);
         return undefined;
@@ -222,7 +224,7 @@ export function startCheckoutStub({ port = 0, secretKey, publicKey }) {
     if (url.pathname === '/_stub/mode' && req.method === 'POST') {
       let m;
       try { m = JSON.parse(body); } catch { m = {}; }
-      if (!['approve', 'decline', 'fail', 'hang', 'redirect', 'huge', 'garbage'].includes(m.mode)) {
+      if (!['approve', 'slow', 'decline', 'fail', 'hang', 'redirect', 'huge', 'garbage'].includes(m.mode)) {
         return send(res, 400, { error: `unknown mode ${m.mode}` });
       }
       mode = m.mode;

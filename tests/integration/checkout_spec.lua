@@ -286,6 +286,60 @@ describe("live processor checkout (against the local stub)", function()
     assert.is_true(tonumber(refs) >= 8, refs)
   end)
 
+  it("8b. two saves of one session at once (a double click) save one card, and both are "
+    .. "sent back to the tenant", function()
+    stub:mode("slow")
+    local f = open()
+    local conns = {}
+    for i = 1, 2 do
+      local body = hf.form_encode({ { "token", token() }, { "csrf", f.csrf } })
+      conns[i] = assert(socket.tcp())
+      conns[i]:settimeout(10)
+      assert(conns[i]:connect("127.0.0.1", srv.port))
+      assert(conns[i]:send("POST " .. complete_path(f) .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+        "Connection: close\r\nCookie: " .. hf.COOKIE .. "=" .. f.cookie .. "\r\n" ..
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " .. #body ..
+        "\r\n\r\n" .. body))
+    end
+    for i = 1, 2 do
+      local r = h.read_response(conns[i], true)
+      conns[i]:close()
+      assert.are.equal(303, r.status, tostring(r.body or r.error))
+      assert.are.equal(RETURN_URL .. "&hps_id=" .. f.session.id .. "&status=completed",
+        r.headers["location"])
+    end
+    assert.are.equal(1, #stub:requests(), "cards saved at the processor")
+    assert.are.equal("completed", status_of(srv, t, f.session.id))
+  end)
+
+  it("8c. a session cancelled while its card is being saved stays cancelled, and the log "
+    .. "names the instrument that belongs to no session", function()
+    stub:mode("slow")
+    local f = open()
+    local body = hf.form_encode({ { "token", token() }, { "csrf", f.csrf } })
+    local c = assert(socket.tcp())
+    c:settimeout(10)
+    assert(c:connect("127.0.0.1", srv.port))
+    assert(c:send("POST " .. complete_path(f) .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+      "Connection: close\r\nCookie: " .. hf.COOKIE .. "=" .. f.cookie .. "\r\n" ..
+      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " .. #body ..
+      "\r\n\r\n" .. body))
+    socket.sleep(0.2) -- the save is under way at the stub
+    local cancelled = srv:post(t.key.secret, "/api/v1/payment/sessions/" .. f.session.id ..
+      "/cancel")
+    assert.are.equal(200, cancelled.status, cancelled.body)
+    local r = h.read_response(c, true)
+    c:close()
+    assert.are.equal(404, r.status, tostring(r.body or r.error))
+    assert.are.equal("cancelled", status_of(srv, t, f.session.id))
+    local saved = stub:requests()
+    assert.are.equal(1, #saved)
+    local line = srv:log_text():match("[^\n]*session " .. f.session.id ..
+      " ended while its card was being saved[^\n]*")
+    assert.is_string(line, "no log line about the instrument")
+    assert.truthy(line:find("instrument src_", 1, true), line)
+  end)
+
   it("9. neither the secret key nor any token reaches the log", function()
     local log = srv:log_text()
     assert.is_true(#tokens > 10)
