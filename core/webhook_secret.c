@@ -41,6 +41,27 @@ static int write_all(int fd, const unsigned char *buf, size_t n)
     return 0;
 }
 
+/* fsync the directory that holds path, so that a name just linked into
+ * it is on disk (best effort: the key itself is already synced). */
+static void sync_parent(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    int fd;
+
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == path)
+        snprintf(dir, sizeof dir, "/");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
 /* Create path with a fresh key, whole or not at all: written and synced
  * under a temporary name, then linked into place, so two processes
  * starting together end up with one key and a crash leaves no empty file. */
@@ -67,6 +88,8 @@ static int create_key(const char *path, char *err, size_t errlen)
     if (rc != 0)
         snprintf(err, errlen, "cannot write webhook key file %s: %s", path, strerror(errno));
     unlink(tmp);
+    if (rc == 0)
+        sync_parent(path); /* the new name too must survive a power loss */
     if (rc == 0)
         log_msg(HF_LOG_INFO, "webhooks: created key file %s (keep it with the database; "
                 "without it no endpoint can be signed)", path);
