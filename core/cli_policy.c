@@ -251,8 +251,15 @@ static int rollback(const char *db, int argc, char **argv)
     policy_store_label(version, label, sizeof label);
     /* checked again: this binary may judge it differently than the one
      * that published it */
-    if ((rc = policy_source_decode(bundle, len, label, &src, msg, sizeof msg)) != 0 ||
-        (rc = policy_check_source(src, msg, sizeof msg)) != 0) {
+    if ((rc = policy_source_decode(bundle, len, label, &src, msg, sizeof msg)) == 0 &&
+        strcmp(src->version, version) != 0) {
+        /* every node would refuse it at once: a damaged or edited row */
+        snprintf(msg, sizeof msg, "hostflow: the stored texts of %s hash to %s", version,
+                 src->version);
+        policy_source_free(src);
+        rc = HF_EPOLICY;
+    }
+    if (rc != 0 || (rc = policy_check_source(src, msg, sizeof msg)) != 0) {
         fprintf(stderr, "%s\nhostflow: version %s does not pass; not activated\n", msg,
                 version);
         goto out;

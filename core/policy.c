@@ -1244,6 +1244,26 @@ static int run_examples(struct policy *p, int *n, char *err, size_t errlen)
     return rc;
 }
 
+/* Compile every module, whether anything required it yet or not: a
+ * syntax error in one that only some calls require stops the version here,
+ * not those calls once it serves. */
+static int compile_modules(struct policy *p, char *err, size_t errlen)
+{
+    const struct policy_source *src = p->gen->src;
+
+    for (size_t i = 0; i < src->n_modules; i++) {
+        const struct policy_text *t = &src->modules[i];
+        int rc = luaL_loadbufferx(p->L, t->src, t->len, t->chunkname, "t");
+
+        if (rc != LUA_OK)
+            snprintf(err, errlen, "%s", error_text(p->L));
+        lua_pop(p->L, 1);
+        if (rc != LUA_OK)
+            return HF_EPOLICY;
+    }
+    return 0;
+}
+
 /* Compile src in a fresh state and run its examples: the gate every
  * version passes before it may serve. Takes ownership of src. */
 static int gen_prepare(struct policy_source *src, struct generation **out,
@@ -1262,7 +1282,9 @@ static int gen_prepare(struct policy_source *src, struct generation **out,
     g->refs = 1;
     rc = state_build(NULL, g, &p, err, errlen);
     if (rc == 0) {
-        rc = run_examples(p, n_examples, err, errlen);
+        rc = compile_modules(p, err, errlen);
+        if (rc == 0)
+            rc = run_examples(p, n_examples, err, errlen);
         policy_free(p);
     }
     if (rc != 0) {
@@ -1532,12 +1554,14 @@ void policy_release(struct policy_engine *e, struct policy **pp)
     *pp = NULL;
     if (!p)
         return;
-    if (!state_current(e, p)) {
-        policy_free(p); /* never handed out again */
-        return;
-    }
+    /* judged under the pool's lock: a switch of version empties the pool
+     * after changing the serial, so no old state is left in it */
     pthread_mutex_lock(&e->pool_lock);
-    p->next_idle = e->idle;
-    e->idle = p;
+    if (state_current(e, p)) {
+        p->next_idle = e->idle;
+        e->idle = p;
+        p = NULL;
+    }
     pthread_mutex_unlock(&e->pool_lock);
+    policy_free(p); /* never handed out again */
 }

@@ -5,10 +5,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "token.h"
@@ -29,11 +31,16 @@ int policy_source_name_ok(const char *name, size_t len)
 static int read_text(const char *path, const char *name, struct policy_text *t,
                      size_t *budget, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    /* not blocking at open: a FIFO named like a policy would hang the
+     * reload (and every later one) until a writer came; fstat refuses it */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     struct stat st;
     size_t n;
 
     memset(t, 0, sizeof t[0]);
+    if (fd >= 0 && !f)
+        close(fd);
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return HF_EPOLICY;

@@ -56,13 +56,20 @@ static int ends_with_lua(const char *name)
     return n > 4 && strcmp(name + n - 4, ".lua") == 0;
 }
 
-/* Does this event touch a policy text (or a directory holding them)? */
+/* Does this event touch a policy text (or a directory holding them)? A
+ * lost event (the queue overflowed) might have, and so might a swap of
+ * "..data" in a Kubernetes ConfigMap mount, where the policy names are
+ * symbolic links through it: reloading texts that did not change costs a
+ * read and a hash. */
 static int relevant(const struct policy_watch *w, const struct inotify_event *ev)
 {
+    if (ev->mask & IN_Q_OVERFLOW)
+        return 1;
     if (!ev->len)
         return 0;
     if (ev->wd == w->wd_file_dir &&
-        (strcmp(ev->name, w->file_name) == 0 || strcmp(ev->name, w->dir_name) == 0))
+        (strcmp(ev->name, w->file_name) == 0 || strcmp(ev->name, w->dir_name) == 0 ||
+         strncmp(ev->name, "..", 2) == 0))
         return 1;
     if (ev->wd == w->wd_dir && (ends_with_lua(ev->name) || strcmp(ev->name, "tenants") == 0))
         return 1;

@@ -319,6 +319,29 @@ static void test_overrides(void)
           ask(w, &tenant_a, "https://evil.test/") == 0);
     policy_free(w);
     policy_engine_free(e);
+    /* a module only some calls require is compiled before the version
+     * serves: its syntax error stops the version, not those calls */
+    snprintf(path, sizeof path, "%s/later.lua", pdir);
+    write_file(path, "local M = {}\nfunction M.f( return M\n");
+    write_policy("local p = {}\n"
+                 "function p.check_return_url(url, ctx)\n"
+                 "  if url.host == 'rare.test' then return require('later').f() end\n"
+                 "  return true\n"
+                 "end\n"
+                 "return p\n");
+    CHECK("a module with a syntax error is refused though nothing required it yet",
+          policy_engine_new(file, pdir, &e, err, sizeof err) == HF_EPOLICY &&
+          strstr(err, "later.lua:2:"));
+    remove(path);
+    /* a FIFO named like a module: open would wait for a writer forever */
+    snprintf(path, sizeof path, "%s/pipe.lua", pdir);
+    CHECK("a FIFO among the modules is refused at once, not waited on",
+          mkfifo(path, 0600) == 0 &&
+          policy_engine_new(file, pdir, &e, err, sizeof err) == HF_EPOLICY &&
+          strstr(err, "pipe.lua: not a regular file"));
+    remove(path);
+    write_policy(shared_policy);
+
     /* a global assigned by an override's top level would be read by every
      * tenant's calls: the version is refused, saying why */
     snprintf(path, sizeof path, "%s/tenants/tn_b.lua", pdir);

@@ -186,6 +186,14 @@ return { check_return_url = function() return true end,
     _, rc, err = h.cli(db, "policy", "rollback", "0123456789abcdef")
     assert.are.equal(1, rc)
     assert.matches("no published policy version", err, 1, true)
+    -- a row whose texts are not the version it names (damaged, or edited
+    -- by hand): every node would refuse it, so it is not activated
+    hf.sql(db, "INSERT INTO policy_bundles (version, bundle, created) SELECT " ..
+      "'deadbeefdeadbeef', bundle, created FROM policy_bundles WHERE version = '" .. v2 .. "'")
+    _, rc, err = h.cli(db, "policy", "rollback", "deadbeefdeadbeef")
+    assert.are.equal(1, rc)
+    assert.matches("the stored texts of deadbeefdeadbeef hash to " .. v2, err, 1, true)
+    assert.are.equal(v1, policy_version(nodes[1]).version)
   end)
 
   it("a node serving from files is not moved by the store", function()
