@@ -1562,12 +1562,19 @@ static int pg_deliveries_claim(struct store *s, long long now_ms, long long leas
             if (found == 0) {
                 read_endpoint(e, 0, &d->endpoint);
                 PQclear(e);
+            } else if (found == HF_ENOTFOUND) {
+                /* deleted: the delete failed the deliveries it could see,
+                 * but not one an event was writing meanwhile (its lock on
+                 * the endpoint does not stop the delete); fail it here */
+                found = exec_stmt(s, Q_ENDPOINT_DELIVERIES_FAIL, &q, NULL);
+                if (found == 0)
+                    found = HF_ENOTFOUND;
             }
         }
         if (found == 0)
             (*n)++;
         else if (found != HF_ENOTFOUND)
-            rc = found; /* a deleted endpoint's delivery was failed by the delete */
+            rc = found;
     }
     PQclear(r);
     rc = tx_finish(s, rc);

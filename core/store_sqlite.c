@@ -1992,6 +1992,17 @@ static int do_claim(struct store *s, void *arg)
             if (r == 0)
                 read_endpoint(st, &d->endpoint);
             sqlite3_reset(st);
+            if (r == HF_ENOTFOUND) {
+                /* deleted, and the delete did not fail this one (it always
+                 * does here, but a row left pending would be due forever) */
+                if (!(st = prep(s, Q_ENDPOINT_DELIVERIES_FAIL))) {
+                    rc = HF_ESTORE;
+                    break;
+                }
+                bind_text(st, 1, d->endpoint.id);
+                if ((rc = run(s, st)) != 0)
+                    break;
+            }
         }
         if (r == HF_ENOTFOUND)
             continue;

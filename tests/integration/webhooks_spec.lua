@@ -259,6 +259,29 @@ describe("webhook delivery", function()
     local rows = wh.events(srv.db)
     assert.are.equal("none", rows[1].status, "the live event has no endpoint to go to")
   end)
+
+  it("fails a pending delivery whose endpoint was deleted, rather than keep it due forever",
+    function()
+      -- what a delete racing an event's write can leave behind on
+      -- PostgreSQL: a pending delivery the delete did not see
+      local gone = wh.create(srv, t.test_key.secret, rx:url("/gone"))
+      assert.are.equal(201, gone.status, gone.body)
+      local del = srv:request({ method = "DELETE", path = wh.PATH .. "/" .. gone.json.id,
+        headers = { Authorization = "Bearer " .. t.test_key.secret } })
+      assert.are.equal(200, del.status, del.body)
+      local event = h.sql(srv.db, "SELECT id FROM events ORDER BY seq LIMIT 1")
+      h.sql(srv.db, "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, " ..
+        "next_attempt_ms, lease_until_ms) VALUES ('" .. event .. "', '" .. gone.json.id ..
+        "', 'pending', 0, 0, 0)")
+      local sql = "SELECT status || ' ' || coalesce(last_error, '') FROM webhook_deliveries " ..
+        "WHERE endpoint_id = '" .. gone.json.id .. "'"
+      local deadline, row = socket.gettime() + 5, nil
+      repeat
+        socket.sleep(0.1)
+        row = h.sql(srv.db, sql)
+      until row == "failed endpoint deleted" or socket.gettime() > deadline
+      assert.are.equal("failed endpoint deleted", row)
+    end)
 end)
 
 describe("webhook retries and durability", function()
