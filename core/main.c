@@ -185,7 +185,7 @@ static int serve(int argc, char **argv)
                                  admin_handle};
     struct config cfg;
     sigset_t signals;
-    char err[HF_POLICY_ERROR_MAX];
+    char err[HF_POLICY_ERROR_MAX], where[1024];
     int sig, rc = 1;
 
     for (int a = 0; a < argc; a++)
@@ -287,8 +287,9 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
+    store_describe(cfg.db_path, where, sizeof where);
     log_msg(HF_LOG_INFO, "hostflow %s listening on %s, admin on %s (db %s, public url "
-            "%s, %lld threads)", HF_VERSION, cfg.listen, cfg.admin_listen, cfg.db_path,
+            "%s, %lld threads)", HF_VERSION, cfg.listen, cfg.admin_listen, where,
             cfg.public_url, cfg.threads);
     for (;;) {
         if (sigwait(&signals, &sig) != 0)

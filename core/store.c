@@ -3,18 +3,41 @@
  * file that knows there is more than one database. */
 #include "store_backend.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "err.h"
 #include "log.h"
 
-/* postgres:// or postgresql:// selects PostgreSQL; anything else is a
- * SQLite file path. */
-static const struct store_ops *backend_for(const char *path)
+/* postgres:// or postgresql:// selects PostgreSQL. */
+static int is_pg_url(const char *path)
 {
-    if (strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0)
+    return strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0;
+}
+
+/* The store path names (a SQLite file unless a PostgreSQL URL); NULL with
+ * err for a libpq keyword string ("host=db dbname=hostflow"), which would
+ * otherwise open as a SQLite file of that name: each node on a database
+ * of its own, and the password in a file name and the log. */
+static const struct store_ops *backend_for(const char *path, char *err, size_t errlen)
+{
+    if (is_pg_url(path))
         return &store_pg_ops;
+    if (strchr(path, '=') && !strchr(path, '/')) {
+        snprintf(err, errlen, "--db takes a SQLite file path or a postgres:// URL; a "
+                 "libpq keyword string (host=... dbname=...) is not one: write it as "
+                 "postgresql://USER@HOST/DBNAME");
+        return NULL;
+    }
     return &store_sqlite_ops;
+}
+
+void store_describe(const char *path, char *out, size_t outlen)
+{
+    if (is_pg_url(path))
+        store_pg_describe(path, out, outlen);
+    else
+        snprintf(out, outlen, "%s", path);
 }
 
 static const struct store_ops *ops_of(const void *store_or_writer)
@@ -31,7 +54,9 @@ static int unavailable(const struct store_ops *ops, const char *name)
 
 int store_open(const char *path, struct store **out, char *err, size_t errlen)
 {
-    return backend_for(path)->open(path, out, err, errlen);
+    const struct store_ops *ops = backend_for(path, err, errlen);
+
+    return ops ? ops->open(path, out, err, errlen) : HF_EINVAL;
 }
 
 void store_close(struct store *s)
@@ -66,7 +91,9 @@ int store_read_current(struct store *s)
 int store_writer_start(const char *path, struct store_writer **out, char *err,
                        size_t errlen)
 {
-    return backend_for(path)->writer_start(path, out, err, errlen);
+    const struct store_ops *ops = backend_for(path, err, errlen);
+
+    return ops ? ops->writer_start(path, out, err, errlen) : HF_EINVAL;
 }
 
 void store_writer_stop(struct store_writer *w)

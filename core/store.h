@@ -92,6 +92,9 @@ void store_set_synchronous_full(int full);
  * its tables are created). On failure returns HF_ESTORE with a sentence in
  * err, which never holds a password from the URL. */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
+/* path as a log line may show it: a PostgreSQL URL without its password
+ * or query string (which may carry password=...). */
+void store_describe(const char *path, char *out, size_t outlen);
 /* Close; NULL is fine. */
 void store_close(struct store *s);
 /* 0 when the database answers and can take writes (SQLite: the write lock;

@@ -145,5 +145,7 @@ struct store_head {
 
 extern const struct store_ops store_sqlite_ops;  /* store_sqlite.c */
 extern const struct store_ops store_pg_ops;      /* store_pg.c */
+/* A postgres:// URL without its password or query string, for the log. */
+void store_pg_describe(const char *url, char *out, size_t outlen);
 
 #endif

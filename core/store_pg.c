@@ -390,7 +390,7 @@ static void find_password(const char *url, size_t *at, size_t *len)
 
 /* url without its password and without its query string (which may carry
  * password=...), for log lines and error messages. */
-static void describe(const char *url, char *out, size_t outlen)
+void store_pg_describe(const char *url, char *out, size_t outlen)
 {
     size_t at, len;
     char *q;
@@ -803,7 +803,7 @@ static int pg_open(const char *path, struct store **out, char *err, size_t errle
         return HF_ENOMEM;
     }
     s->ops = &store_pg_ops;
-    describe(path, s->where, sizeof s->where);
+    store_pg_describe(path, s->where, sizeof s->where);
     s->conn = PQconnectdbParams(keys, values, 1);
     if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
         scrub(s->conn ? PQerrorMessage(s->conn) : "out of memory", path, msg, sizeof msg);

@@ -277,6 +277,16 @@ describe("hostflow serve: refused configurations", function()
       assert.matches("HOSTFLOW_ADMIN_TOKEN is set but empty", err)
     end)
 
+  it("refuses a libpq keyword string as --db instead of making a file of that name",
+    function()
+      local _, rc, err = hostflow({ cwd = dir }, "tenant", "create", "Acme", "--db",
+        "host=db dbname=hostflow password=kw-secret")
+      assert.are.equal(1, rc)
+      assert.matches("libpq keyword string", err, 1, true)
+      assert.is_nil(err:find("kw-secret", 1, true))
+      assert.is_nil(h.read_file(dir .. "/host=db dbname=hostflow password=kw-secret"))
+    end)
+
   it("refuses an unknown option with exit 2", function()
     local _, rc = serve(nil, "--listen", "127.0.0.1:" .. h.free_port(), "--bogus", "1")
     assert.are.equal(2, rc)

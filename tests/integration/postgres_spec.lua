@@ -209,6 +209,20 @@ describe("several nodes on one PostgreSQL #postgres_only", function()
 end)
 
 describe("PostgreSQL: nodes side by side #postgres_only", function()
+  it("never logs a password given in the URL's query string", function()
+    local db = h.new_db(h.tmpdir())
+    local password = h.pg_url:match("^[%w]+://[^:/]*:([^@]*)@")
+    assert.is_string(password)
+    local node = h.start({ db = db .. (db:find("?", 1, true) and "&" or "?") ..
+      "password=" .. password })
+    local t = h.tenant(db, "Quiet")
+    node:new_session(t)
+    node:stop()
+    local log = node:log_text()
+    assert.truthy(log:find("listening on", 1, true), log)
+    assert.is_nil(log:find(password, 1, true), "the database password reached the log")
+  end)
+
   it("nodes starting together on an empty database migrate it once", function()
     local db = h.new_db(h.tmpdir())
     local cmds = {}
