@@ -77,6 +77,18 @@ void cli_print_json(struct json_t *o)
 }
 
 /* Lower-case host in place and check it is a bare host name; 0 or -1. */
+/* A name to keep and show: UTF-8 (as JSON output needs), no control
+ * characters (as one line of text output needs), 1 to HF_NAME_MAX bytes. */
+static int name_ok(const char *name)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return 0;
+    return n > 0 && n <= HF_NAME_MAX && json_utf8_ok(name, n);
+}
+
 static int normalise_host(char *host)
 {
     char buf[HF_URL_HOST_MAX + 16];
@@ -158,9 +170,9 @@ static int tenant_create(struct store *s, int argc, char **argv)
             name = argv[a];
         }
     }
-    if (!name || !*name || strlen(name) > HF_NAME_MAX) {
-        fprintf(stderr, "hostflow: tenant create needs a NAME of 1 to %d bytes\n%s",
-                HF_NAME_MAX, tenant_usage);
+    if (!name || !name_ok(name)) {
+        fprintf(stderr, "hostflow: tenant create needs a NAME of 1 to %d bytes of UTF-8 "
+                "text without control characters\n%s", HF_NAME_MAX, tenant_usage);
         goto out;
     }
     rc = 1;
@@ -390,9 +402,10 @@ int cli_contractor(const char *db_path, int argc, char **argv)
     }
     if (!tenant)
         return cli_usage(contractor_usage, 2);
-    if (name && strlen(name) > HF_NAME_MAX) {
-        fprintf(stderr, "hostflow: --name is longer than %d bytes\n", HF_NAME_MAX);
-        return 1;
+    if (name && !name_ok(name)) {
+        fprintf(stderr, "hostflow: --name must be 1 to %d bytes of UTF-8 text without "
+                "control characters\n", HF_NAME_MAX);
+        return 2;
     }
     if (!(s = cli_open_store(db_path)))
         return 1;

@@ -20,6 +20,16 @@ struct expiry {
     int stopping;
 };
 
+static int stop_asked(struct expiry *x)
+{
+    int stop;
+
+    pthread_mutex_lock(&x->lock);
+    stop = x->stopping;
+    pthread_mutex_unlock(&x->lock);
+    return stop;
+}
+
 static void *sweep_loop(void *arg)
 {
     struct expiry *x = arg;
@@ -41,7 +51,7 @@ static void *sweep_loop(void *arg)
                 metrics_sessions_expired((unsigned long)n);
                 log_msg(HF_LOG_INFO, "expiry: %d session(s) expired", n);
             }
-        } while (n == HF_EXPIRE_BATCH);
+        } while (n == HF_EXPIRE_BATCH && !stop_asked(x)); /* a backlog must not hold up a stop */
         pthread_mutex_lock(&x->lock);
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += HF_EXPIRY_INTERVAL_MS / 1000;

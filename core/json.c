@@ -444,9 +444,7 @@ char *json_encode(const json_t *v)
     return s;
 }
 
-/* 1 when s[0..n) is UTF-8 as jansson accepts it: shortest forms only, no
- * surrogates, nothing past U+10FFFF. */
-static int utf8_ok(const char *s, size_t n)
+int json_utf8_ok(const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
 
@@ -572,7 +570,7 @@ void json_text_string(struct json_text *t, const char *key, const char *v)
     if (v && put_member(t, key, v, n, 1))
         return;
     text_key(t, key);
-    if (v && utf8_ok(v, n))
+    if (v && json_utf8_ok(v, n))
         out_string(t, v, n);
     else
         out_bytes(t, "null", 4);

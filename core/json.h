@@ -15,6 +15,10 @@ struct json_t; /* jansson's value; opaque to the rest of hostflow */
 
 #define HF_JSON_MAX_DEPTH 16 /* request bodies nest no deeper than this */
 
+/* 1 when s[0..n) is UTF-8 as jansson accepts it: shortest forms only, no
+ * surrogates, nothing past U+10FFFF. */
+int json_utf8_ok(const char *s, size_t n);
+
 /* Parse len bytes as one JSON object. 0 and *out (free with json_free) on
  * success; HF_EINVAL with a client-safe sentence in err otherwise. */
 int json_parse_body(const char *buf, size_t len, struct json_t **out,

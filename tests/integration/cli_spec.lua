@@ -161,6 +161,23 @@ describe("hostflow CLI: --json output", function()
     assert.are.equal(t.id, c.tenant)
   end)
 
+  it("refuses names that are not UTF-8 text or hold control characters, with exit 2",
+    function()
+      local t = h.cli_json(db, "tenant", "create", "Names", "--json")
+      local before = h.sql(db, "SELECT count(*) FROM tenants")
+      for _, bad in ipairs({ "Evil\nCo", "Bell\a", "Latin1 \xe9t\xe9", ("x"):rep(201) }) do
+        local _, rc, err = hostflow({ cwd = dir }, "tenant", "create", bad, "--db", db)
+        assert.are.equal(2, rc, bad)
+        assert.matches("UTF-8 text without control characters", err, 1, true)
+        _, rc, err = hostflow({ cwd = dir }, "contractor", "create", t.id, "--name", bad, "--db", db)
+        assert.are.equal(2, rc, bad)
+        assert.matches("UTF-8 text without control characters", err, 1, true)
+      end
+      assert.are.equal(before, h.sql(db, "SELECT count(*) FROM tenants"))
+      local ok = h.cli_json(db, "tenant", "create", "Ünïcode Cø", "--json")
+      assert.are.equal("Ünïcode Cø", ok.name)
+    end)
+
   it("without --json prints a short human line, not JSON", function()
     local out, rc = hostflow({ cwd = dir }, "tenant", "create", "Human", "--db", db)
     assert.are.equal(0, rc)
