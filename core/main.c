@@ -188,6 +188,13 @@ static int serve(int argc, char **argv)
     char err[HF_POLICY_ERROR_MAX], where[1024];
     int sig, rc = 1;
 
+    /* blocked first, before any thread exists, so that only sigwait sees
+     * them: a SIGHUP (a reload) while starting must not end the process */
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
     for (int a = 0; a < argc; a++)
         if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
             fputs(serve_usage, stdout);
@@ -218,12 +225,6 @@ static int serve(int argc, char **argv)
         return 1;
     }
     store_set_synchronous_full(cfg.sync_full);
-    /* block before any thread exists so that only sigwait sees them */
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &signals, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     if (preflight(&cfg, &has_endpoints) != 0)
@@ -304,6 +305,7 @@ static int serve(int argc, char **argv)
      * hangs is cut off after HF_SHUTDOWN_MAX_S */
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
+    sigdelset(&signals, SIGHUP); /* stays blocked: a reload asked now must not kill */
     pthread_sigmask(SIG_UNBLOCK, &signals, NULL);
     alarm(HF_SHUTDOWN_MAX_S);
     rc = 0;

@@ -383,6 +383,10 @@ describe("hostflow serve: a second signal", function()
     socket.sleep(0.5)
     assert.is_true(srv:alive(), "exited before its in-flight request finished")
     assert.truthy(srv:log_text():find("again to stop at once", 1, true))
+    -- a reload asked meanwhile (logrotate, a closed terminal) is no stop
+    h.run("kill -HUP " .. srv.pid)
+    socket.sleep(0.3)
+    assert.is_true(srv:alive(), "a SIGHUP during the drain ended the process")
     local t0 = socket.gettime()
     h.run("kill -TERM " .. srv.pid)
     while srv:alive() and socket.gettime() - t0 < 3 do socket.sleep(0.02) end
