@@ -154,12 +154,14 @@ static void send_response(struct mg_connection *conn, const struct http_req *req
     free(buf);
 }
 
-/* Read at most HF_BODY_MAX bytes of body; 0, or 413 when there is more. */
+/* Read at most HF_BODY_MAX bytes of body; 0, 413 when there is more, 400
+ * when it ended before its Content-Length or its last chunk (the client
+ * gave up, or the server is stopping): never a cut body taken for whole. */
 static int read_body(struct mg_connection *conn, char *buf, char **out, size_t *len)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     size_t n = 0;
-    int r;
+    int r = 0;
 
     *out = NULL;
     *len = 0;
@@ -173,6 +175,10 @@ static int read_body(struct mg_connection *conn, char *buf, char **out, size_t *
     if (n > HF_BODY_MAX) {
         token_wipe(buf, HF_BODY_MAX + 1);
         return 413;
+    }
+    if (r < 0 || (ri->content_length > 0 && (long long)n != ri->content_length)) {
+        token_wipe(buf, n);
+        return 400;
     }
     buf[n] = '\0';
     *out = buf;
@@ -223,6 +229,11 @@ static int handle(struct mg_connection *conn, void *cbdata)
         /* the rest of the body is unread: the connection cannot be reused.
          * civetweb must know it too, or it would read and drop whatever
          * length the client declared, for as long as the client sends */
+        http_resp_header(&resp, "Connection", "close");
+        mg_disable_connection_keep_alive(conn);
+    } else if (rc == 400) {
+        error_body(&resp, 400, "invalid_request",
+                   "The request body ended before its declared length.");
         http_resp_header(&resp, "Connection", "close");
         mg_disable_connection_keep_alive(conn);
     } else if (rc != 0 || !worker || !worker->app_worker) {

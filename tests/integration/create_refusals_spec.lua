@@ -225,6 +225,21 @@ describe("POST /api/v1/payment/sessions: body size", function()
       assert.are.equal(201, srv:create_for(t).status)
     end)
 
+  it("refuses a body that ends before its Content-Length, whole as it may look", function()
+    local body = cjson.encode(valid(t))
+    local c = assert(socket.tcp())
+    c:settimeout(5)
+    assert(c:connect("127.0.0.1", srv.port))
+    assert(c:send("POST " .. SESSIONS .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+      "Authorization: Bearer " .. t.key.secret .. "\r\nContent-Type: application/json\r\n" ..
+      "Content-Length: " .. (#body + 50) .. "\r\n\r\n" .. body))
+    c:shutdown("send") -- the client gives up: the rest never comes
+    local r = h.read_response(c)
+    c:close()
+    assert_error(r, 400, "invalid_request")
+    assert.are.equal(201, srv:create_for(t).status)
+  end)
+
   it("refuses a chunked body over 64 KiB and stays healthy", function()
     local b = padded(70000)
     local chunks = {}
