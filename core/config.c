@@ -279,9 +279,34 @@ static int check_checkout(struct config *c, char *err, unsigned errlen)
     return 0;
 }
 
+/* The option arg names ("--name" or "--name=value"), or N_OPTIONS. */
+static size_t option_of(const char *arg)
+{
+    const char *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].flag) == len && strncmp(arg, options[i].flag, len) == 0)
+            return i;
+    return N_OPTIONS;
+}
+
+static size_t option_at(size_t field)
+{
+    size_t i = 0;
+
+    while (i < N_OPTIONS && options[i].field != field)
+        i++;
+    return i;
+}
+
 int config_parse_serve(struct config *c, int argc, char **argv, char *err,
                        unsigned errlen)
 {
+    int given[N_OPTIONS] = {0};
+    size_t key = option_at(offsetof(struct config, checkout_secret_key));
+    size_t key_file = option_at(offsetof(struct config, checkout_secret_key_file));
+
     memset(c, 0, sizeof *c);
     c->db_path = "./hostflow.db";
     c->listen = "127.0.0.1:8080";
@@ -302,19 +327,29 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
     c->checkout_frames_url = CHECKOUT_FRAMES_URL;
     c->checkout_timeout_ms = 10000;
 
+    /* a flag beats the environment, whatever the environment holds */
+    for (int a = 0; a < argc; a++) {
+        size_t i = option_of(argv[a]);
+
+        if (i < N_OPTIONS) {
+            given[i] = 1;
+            if (!strchr(argv[a], '='))
+                a++;
+        }
+    }
+    /* the secret key and its file are one setting: given as a flag, either
+     * beats both from the environment */
+    if (given[key] || given[key_file])
+        given[key] = given[key_file] = 1;
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const char *v = getenv(options[i].env);
-        if (v && *v && set(c, i, v, options[i].env, err, errlen) != 0)
+        if (!given[i] && v && *v && set(c, i, v, options[i].env, err, errlen) != 0)
             return -1;
     }
     for (int a = 0; a < argc; a++) {
         const char *arg = argv[a], *eq = strchr(arg, '='), *v;
-        size_t len = eq ? (size_t)(eq - arg) : strlen(arg), i;
+        size_t i = option_of(arg);
 
-        for (i = 0; i < N_OPTIONS; i++)
-            if (strlen(options[i].flag) == len &&
-                strncmp(arg, options[i].flag, len) == 0)
-                break;
         if (i == N_OPTIONS) {
             snprintf(err, errlen, "unknown option \"%s\" (see hostflow serve --help)", arg);
             return -1;

@@ -23,6 +23,12 @@ static const struct store_ops *backend_for(const char *path, char *err, size_t e
 {
     if (is_pg_url(path))
         return &store_pg_ops;
+    if (!*path || strcmp(path, ":memory:") == 0) {
+        /* SQLite would open a private database per connection: creates
+         * answered 201 and then not found, and all of it gone at exit */
+        snprintf(err, errlen, "--db needs a SQLite file path or a postgres:// URL");
+        return NULL;
+    }
     if (strchr(path, '=') && !strchr(path, '/')) {
         snprintf(err, errlen, "--db takes a SQLite file path or a postgres:// URL; a "
                  "libpq keyword string (host=... dbname=...) is not one: write it as "

@@ -282,6 +282,22 @@ describe("hostflow serve: refused configurations", function()
     assert.matches("threads", err)
   end)
 
+  it("takes a flag over the environment, whatever the environment holds", function()
+    local _, rc, err = serve("HOSTFLOW_THREADS=abc", "--listen", "127.0.0.1:" .. h.free_port(),
+      "--threads", "0")
+    assert.are.equal(2, rc)
+    assert.matches("--threads", err, 1, true)
+    assert.is_nil(err:find("HOSTFLOW_THREADS", 1, true), err)
+  end)
+
+  it("refuses an empty --db or :memory: rather than keep nothing", function()
+    for _, db in ipairs({ "--db=", "--db=:memory:" }) do
+      local _, rc, err = hostflow({ cwd = dir }, "tenant", "create", "Acme", db)
+      assert.are.equal(1, rc, db)
+      assert.matches("--db needs a SQLite file path or a postgres:// URL", err, 1, true)
+    end
+  end)
+
   it("refuses HOSTFLOW_THREADS=0 from the environment with exit 2", function()
     local _, rc = serve("HOSTFLOW_THREADS=0", "--listen", "127.0.0.1:" .. h.free_port())
     assert.are.equal(2, rc)
