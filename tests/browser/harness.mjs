@@ -60,6 +60,12 @@ export function tail(file, lines = 40) {
   }
 }
 
+// The secret part of a session URL: what follows "live_" or "test_" (it
+// may hold '_' itself).
+export function tokenOf(url) {
+  return url.match(/\/payment\/setup\/(?:test|live)_(.+)$/)[1];
+}
+
 // Note a secret a test has seen (key secret, URL token, cookie, csrf):
 // scripts/run-tests checks that none reaches a server log or database file.
 export function rememberSecret(value) {
@@ -210,6 +216,10 @@ export async function startHostflow({ dirPrefix, tenantName, keyArgs = [], serve
       '--policy-dir', path.join(env.dir, 'policies'), '--threads', '8', ...serverArgs],
     { cwd: env.dir, stdio: ['ignore', logFd, logFd], env: { ...process.env, ...serverEnv } });
     fs.closeSync(logFd);
+    // run-tests kills what a test process that died early left running
+    if (process.env.HOSTFLOW_TEST_TMP) {
+      fs.appendFileSync(path.join(process.env.HOSTFLOW_TEST_TMP, 'pids'), `${child.pid}\n`);
+    }
     let exited = false;
     child.once('exit', () => { exited = true; });
     const deadline = Date.now() + 10_000;
@@ -236,12 +246,15 @@ export async function startHostflow({ dirPrefix, tenantName, keyArgs = [], serve
 export async function stopHostflow(env, anyFailed) {
   if (env.browser) await env.browser.close().catch(() => {});
   const server = env.server;
+  let ended = null;
   if (server && server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
+    const exited = new Promise((r) => server.once('exit', (code, signal) => r({ code, signal })));
     server.kill('SIGTERM');
     const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
-    await exited;
+    ended = await exited;
     clearTimeout(timer);
+  } else if (server) {
+    ended = { code: server.exitCode, signal: server.signalCode };
   }
   if (env.returnServer) {
     env.returnServer.closeAllConnections();
@@ -253,4 +266,8 @@ export async function stopHostflow(env, anyFailed) {
   if (env.dir && !process.env.HOSTFLOW_TEST_TMP && !anyFailed) {
     fs.rmSync(env.dir, { recursive: true, force: true });
   }
+  // a server that crashed, or did not stop cleanly on SIGTERM, fails the file
+  assert.ok(!ended || (ended.code === 0 && ended.signal === null),
+    `hostflow ended with code ${ended && ended.code}, signal ${ended && ended.signal}; ` +
+    `log:\n${env.serverLog ? tail(env.serverLog) : ''}`);
 }

@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  TEST_TIMEOUT, apiRequest, rememberSecret, request, shot, startHostflow, stopHostflow,
+  TEST_TIMEOUT, apiRequest, rememberSecret, request, shot, startHostflow, stopHostflow, tokenOf,
   cliJson as cliJsonOn, withPage as withPageOf,
 } from './harness.mjs';
 
@@ -40,7 +40,7 @@ async function createSession() {
   assert.equal(r.status, 201, `create session: ${r.text}`);
   assert.match(r.json.id, /^hps_/);
   assert.match(r.json.url, new RegExp(`^http://127\\.0\\.0\\.1:${port}/payment/setup/test_[A-Za-z0-9]{8}[A-Za-z0-9_-]{43}$`));
-  rememberSecret(r.json.url.slice(r.json.url.lastIndexOf('_') + 1));
+  rememberSecret(tokenOf(r.json.url));
   return r.json;
 }
 
@@ -346,7 +346,7 @@ btest('i. phone viewport: a long tenant name without spaces wraps', async () => 
   });
   assert.equal(r.status, 201, `create session: ${r.text}`);
   const s = r.json;
-  rememberSecret(s.url.slice(s.url.lastIndexOf('_') + 1));
+  rememberSecret(tokenOf(s.url));
   const phone = { viewport: { width: 375, height: 667 }, deviceScaleFactor: 2,
     isMobile: true, hasTouch: true };
   await withPage(phone, async (page) => {

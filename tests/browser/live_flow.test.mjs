@@ -17,7 +17,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { startCheckoutStub } from '../helpers/checkout_stub.mjs';
 import {
-  TEST_TIMEOUT, apiRequest, rememberSecret, request, shot, startHostflow, stopHostflow,
+  TEST_TIMEOUT, apiRequest, rememberSecret, request, shot, startHostflow, stopHostflow, tokenOf,
   cliJson as cliJsonOn, withPage as withPageOf,
 } from './harness.mjs';
 
@@ -49,7 +49,7 @@ async function createSession() {
     { contractor, return_url: `${returnOrigin}/done?order=42` });
   assert.equal(r.status, 201, `create session: ${r.text}`);
   assert.match(r.json.url, /\/payment\/setup\/live_[A-Za-z0-9]{8}[A-Za-z0-9_-]{43}$/);
-  rememberSecret(r.json.url.slice(r.json.url.lastIndexOf('_') + 1));
+  rememberSecret(tokenOf(r.json.url));
   return r.json;
 }
 

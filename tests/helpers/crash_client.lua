@@ -40,6 +40,24 @@ local srv = { request = function(_, req) return h.request(port, req) end }
 local requests, errors = 0, 0
 local down_since = nil -- first wire failure since the last complete answer
 
+local function unexpected(step, id, r)
+  local body = tostring(r.body or ""):gsub("%s+", " "):sub(1, 200)
+  record("unexpected", step, id or "-", tostring(r.status), body)
+end
+
+-- What a socket says when the server is down, restarting or was killed
+-- mid-answer; any other error (a body that is not JSON, a header line
+-- without a colon) is the server's answer gone wrong.
+local WIRE_ERRORS = { "closed", "refused", "timeout", "reset", "broken pipe", "not connected" }
+
+local function wire_error(err)
+  err = tostring(err):lower()
+  for _, w in ipairs(WIRE_ERRORS) do
+    if err:find(w, 1, true) then return true end
+  end
+  return false
+end
+
 -- One exchange; the response, or nil after a wire failure (connection
 -- refused, reset, or an answer cut short).
 local function exchange(fn)
@@ -49,14 +67,12 @@ local function exchange(fn)
     down_since = nil
     return r
   end
+  if not ok and not wire_error(r) then
+    unexpected("answer", nil, { status = "malformed", body = tostring(r) })
+  end
   errors = errors + 1
   down_since = down_since or socket.gettime()
   return nil
-end
-
-local function unexpected(step, id, r)
-  local body = tostring(r.body or ""):gsub("%s+", " "):sub(1, 200)
-  record("unexpected", step, id or "-", tostring(r.status), body)
 end
 
 local function one_session()
@@ -71,7 +87,7 @@ local function one_session()
     return unexpected("create", nil, r)
   end
   local id, path = r.json.id, hosted.path_of(r.json.url)
-  h.remember_secret(path:match("/payment/setup/(.*)$"))
+  h.remember_secret(path:match("/payment/setup/%a+_(.*)$"))
   local plan = math.random() < 0.5 and "hosted" or "api"
   record("created", id)
   record("token", id, plan, path)

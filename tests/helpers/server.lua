@@ -240,8 +240,11 @@ function M.wait_port(port, timeout, alive)
     local c = socket.tcp()
     c:settimeout(0.2)
     local ok = c:connect("127.0.0.1", port)
+    -- a connect from an ephemeral port to itself succeeds with nobody
+    -- listening (TCP simultaneous open): that is no server
+    local _, from = c:getsockname()
     c:close()
-    if ok then return true end
+    if ok and tonumber(from) ~= port then return true end
     if alive and not alive() then return false end
     socket.sleep(0.02)
   end
@@ -268,34 +271,42 @@ function M.start(opts)
   local self = setmetatable({}, Server)
   self.dir = opts.dir or M.tmpdir()
   self.db = opts.db or M.new_db(self.dir)
-  self.port = M.free_port()
-  self.admin_port = M.free_port()
   self.log = self.dir .. "/server.log"
   self.policy = opts.policy or (M.root .. "/policies.example.lua")
   -- the example policy needs the checkout's policies/; a custom policy gets
   -- a directory of its own that a test may fill
   self.policy_dir = opts.policy_dir or (opts.policy and (self.dir .. "/policies")
     or (M.root .. "/policies"))
-  local args = { "serve", "--listen", "127.0.0.1:" .. self.port,
-    "--admin-listen", "127.0.0.1:" .. self.admin_port,
-    "--db", self.db, "--policy", self.policy, "--policy-dir", self.policy_dir,
-    "--threads", "8",
-    -- suites send bursts from one key and address; limits get their own spec
-    "--rate-create-key", "0", "--rate-create-ip", "0", "--rate-redeem-ip", "0" }
-  for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
-  local quoted = {}
-  for i, a in ipairs(args) do quoted[i] = sh_quote(a) end
   local env = ""
   for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
   local wrap = {}
   for i, a in ipairs(opts.wrap or {}) do wrap[i] = sh_quote(a) .. " " end
-  local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " .. table.concat(wrap) ..
-    sh_quote(M.bin) .. " " .. table.concat(quoted, " ") .. " >>" .. sh_quote(self.log) ..
-    " 2>&1 & echo $!")
-  self.pid = tonumber(pid:match("%d+"))
-  M.track_pid(self.pid)
-  if not M.wait_port(self.port, 10, function() return self:alive() end) then
-    error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
+  -- a free port can be taken by another socket before the server binds
+  -- it: then start again on others
+  for attempt = 1, 3 do
+    self.port = M.free_port()
+    self.admin_port = M.free_port()
+    local args = { "serve", "--listen", "127.0.0.1:" .. self.port,
+      "--admin-listen", "127.0.0.1:" .. self.admin_port,
+      "--db", self.db, "--policy", self.policy, "--policy-dir", self.policy_dir,
+      "--threads", "8",
+      -- suites send bursts from one key and address; limits get their own spec
+      "--rate-create-key", "0", "--rate-create-ip", "0", "--rate-redeem-ip", "0" }
+    for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
+    local quoted = {}
+    for i, a in ipairs(args) do quoted[i] = sh_quote(a) end
+    local logged = #(M.read_file(self.log) or "")
+    local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " ..
+      table.concat(wrap) .. sh_quote(M.bin) .. " " .. table.concat(quoted, " ") .. " >>" ..
+      sh_quote(self.log) .. " 2>&1 & echo $!")
+    self.pid = tonumber(pid:match("%d+"))
+    M.track_pid(self.pid)
+    if M.wait_port(self.port, 10, function() return self:alive() end) then break end
+    local said = (M.read_file(self.log) or ""):sub(logged + 1)
+    if attempt == 3 or not said:find("cannot listen on", 1, true) then
+      error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
+    end
+    self:stop()
   end
   if opts.wrap then
     self.wrapper_pid = self.pid
@@ -357,7 +368,7 @@ function Server:create(secret, body, headers)
   local r = self:request({ method = "POST", path = "/api/v1/payment/sessions", headers = h,
     body = type(body) == "table" and cjson.encode(body) or body })
   if r.json and type(r.json.url) == "string" then
-    M.remember_secret(r.json.url:match("/payment/setup/(.*)$"))
+    M.remember_secret(r.json.url:match("/payment/setup/%a+_(.*)$"))
   end
   return r
 end
