@@ -104,7 +104,7 @@ uninstall:
 clean:
 	rm -rf build build-sanitize
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(C_TESTS:%=$(BUILD)/%.d)
 
 # libFuzzer targets (tests/fuzz/README.md). `make fuzz FUZZ_SECONDS=N` builds
 # every target into build-fuzz/ with ASan + UBSan, runs each for N seconds

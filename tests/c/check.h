@@ -17,6 +17,7 @@ static int check_passed, check_failed;
             printf("not ok - %s (%s:%d: %s)\n", (name), __FILE__, __LINE__,  \
                    #cond);                                                   \
         }                                                                    \
+        fflush(stdout); /* a crash later must not lose this line */          \
     } while (0)
 
 #define CHECK_DONE() (printf("# %d passed, %d failed\n", check_passed,       \
