@@ -18,6 +18,15 @@ local function complete_path(f)
   return "/payment/sessions/" .. f.session.id .. "/complete"
 end
 
+-- The live card form's POST as raw bytes (to send several at once).
+local function raw_complete(f, token)
+  local body = hf.form_encode({ { "token", token }, { "csrf", f.csrf } })
+  return "POST " .. complete_path(f) .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+    "Connection: close\r\nCookie: " .. hf.COOKIE .. "=" .. f.cookie .. "\r\n" ..
+    "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " .. #body ..
+    "\r\n\r\n" .. body
+end
+
 -- POST the live card form: the token Frames made and the csrf value.
 local function complete(srv, f, token)
   local fields = {}
@@ -255,11 +264,7 @@ describe("live processor checkout (against the local stub)", function()
     for i = 1, 8 do
       flows[i] = open()
       flows[i].token = token()
-      local body = hf.form_encode({ { "token", flows[i].token }, { "csrf", flows[i].csrf } })
-      raws[i] = "POST " .. complete_path(flows[i]) .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
-        "Connection: close\r\nCookie: " .. hf.COOKIE .. "=" .. flows[i].cookie .. "\r\n" ..
-        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " .. #body ..
-        "\r\n\r\n" .. body
+      raws[i] = raw_complete(flows[i], flows[i].token)
     end
     local conns = {}
     for i = 1, 8 do
@@ -292,14 +297,10 @@ describe("live processor checkout (against the local stub)", function()
     local f = open()
     local conns = {}
     for i = 1, 2 do
-      local body = hf.form_encode({ { "token", token() }, { "csrf", f.csrf } })
       conns[i] = assert(socket.tcp())
       conns[i]:settimeout(10)
       assert(conns[i]:connect("127.0.0.1", srv.port))
-      assert(conns[i]:send("POST " .. complete_path(f) .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
-        "Connection: close\r\nCookie: " .. hf.COOKIE .. "=" .. f.cookie .. "\r\n" ..
-        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " .. #body ..
-        "\r\n\r\n" .. body))
+      assert(conns[i]:send(raw_complete(f, token())))
     end
     for i = 1, 2 do
       local r = h.read_response(conns[i], true)
@@ -316,14 +317,10 @@ describe("live processor checkout (against the local stub)", function()
     .. "names the instrument that belongs to no session", function()
     stub:mode("slow")
     local f = open()
-    local body = hf.form_encode({ { "token", token() }, { "csrf", f.csrf } })
     local c = assert(socket.tcp())
     c:settimeout(10)
     assert(c:connect("127.0.0.1", srv.port))
-    assert(c:send("POST " .. complete_path(f) .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
-      "Connection: close\r\nCookie: " .. hf.COOKIE .. "=" .. f.cookie .. "\r\n" ..
-      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " .. #body ..
-      "\r\n\r\n" .. body))
+    assert(c:send(raw_complete(f, token())))
     socket.sleep(0.2) -- the save is under way at the stub
     local cancelled = srv:post(t.key.secret, "/api/v1/payment/sessions/" .. f.session.id ..
       "/cancel")
@@ -463,8 +460,12 @@ describe("live processor checkout: settings serve refuses", function()
         "--checkout-frames-url", "javascript:alert(1)" },
         { HOSTFLOW_CHECKOUT_SECRET_KEY = secret }, "checkout%-frames%-url must be" },
       { "the secret key twice", { "--checkout-public-key", public,
+        "--checkout-secret-key", secret, "--checkout-secret-key-file", dir .. "/nope" }, {},
+        "not both" },
+      -- a flag beats the environment: the file named is read, not the key
+      { "a key file flag over the environment's key", { "--checkout-public-key", public,
         "--checkout-secret-key-file", dir .. "/nope" },
-        { HOSTFLOW_CHECKOUT_SECRET_KEY = secret }, "not both" },
+        { HOSTFLOW_CHECKOUT_SECRET_KEY = secret }, "cannot read" },
       { "a secret key file that cannot be read", { "--checkout-public-key", public,
         "--checkout-secret-key-file", dir .. "/nope" }, {}, "cannot read" },
       { "a timeout out of range", { "--checkout-timeout-ms", "0" }, {}, "from 100 to 120000" },
