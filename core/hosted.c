@@ -509,12 +509,15 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         log_msg(HF_LOG_INFO, "hosted: session %s card declined by %s", s.id, proc->name);
         goto out;
     }
-    if (store_session_complete(w->store, s.tenant_id, s.id, &result.saved, now_s(), &after) != 0) {
-        /* cancelled or expired while the processor kept the card: say
-         * which instrument is nobody's, for the operator to remove */
-        log_msg(HF_LOG_WARN, "hosted: session %s ended while its card was being saved; "
-                "%s instrument %s belongs to no session", s.id, proc->name,
-                result.saved.reference);
+    rc = store_session_complete(w->store, s.tenant_id, s.id, &result.saved, now_s(), &after);
+    if (rc != 0) {
+        /* the processor keeps the card all the same: say which instrument
+         * is nobody's, for the operator to remove */
+        log_msg(HF_LOG_WARN, "hosted: session %s %s; %s instrument %s belongs to no session",
+                s.id, rc == HF_ENOTPENDING || rc == HF_EEXPIRED
+                          ? "ended while its card was being saved"
+                          : "could not be recorded as completed",
+                proc->name, result.saved.reference);
         gone(resp);
         goto out;
     }
