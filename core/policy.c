@@ -189,10 +189,9 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     }
     /* with no block, osize is the type of the object being made */
     if (!ptr && osize == LUA_TSTRING && nsize > STRING_MAX) {
-        if (p->in_call) {
+        p->string_refused = 1; /* a literal in a text being compiled, too */
+        if (p->in_call)
             p->mem_exhausted = 1;
-            p->string_refused = 1;
-        }
         return NULL;
     }
     np = block_resize(p, ptr, osize, nsize);
@@ -269,13 +268,18 @@ static int guarded_call(struct policy *p, int nargs, int nresults)
     p->in_call = 0;
     if (p->mem_exhausted) {
         /* the policy caught the memory error and answered anyway, or the
-         * error (raised again by its pcall, maybe) says "not enough memory" */
-        lua_pop(p->L, rc == LUA_OK ? nresults : 1);
-        if (p->string_refused)
-            lua_pushfstring(p->L, "policy made a string over the %d KiB limit",
-                            (int)(STRING_MAX >> 10));
-        else
-            lua_pushliteral(p->L, "policy exceeded its memory limit");
+         * error (raised again by its pcall, maybe) says only "not enough
+         * memory"; a message that already says more is kept */
+        const char *said = rc == LUA_OK ? NULL : lua_tostring(p->L, -1);
+
+        if (!said || strcmp(said, "not enough memory") == 0) {
+            lua_pop(p->L, rc == LUA_OK ? nresults : 1);
+            if (p->string_refused)
+                lua_pushfstring(p->L, "policy made a string over the %d KiB limit",
+                                (int)(STRING_MAX >> 10));
+            else
+                lua_pushliteral(p->L, "policy exceeded its memory limit");
+        }
         rc = LUA_ERRMEM;
     }
     if (rc != LUA_OK) {
@@ -473,10 +477,18 @@ static const struct policy_text *find_module(const struct policy_source *src,
  * the function (or an error message) on the stack. */
 static int load_chunk(struct policy *p, const struct policy_text *t)
 {
-    int rc = luaL_loadbufferx(p->L, t->src, t->len, t->chunkname, "t");
+    int rc;
 
-    if (rc != LUA_OK)
+    p->string_refused = 0;
+    rc = luaL_loadbufferx(p->L, t->src, t->len, t->chunkname, "t");
+    if (rc != LUA_OK) {
+        if (p->string_refused) { /* say why, not just "not enough memory" */
+            lua_pop(p->L, 1);
+            lua_pushfstring(p->L, "%s: a string over the %d KiB limit", t->chunkname + 1,
+                            (int)(STRING_MAX >> 10));
+        }
         return HF_EPOLICY;
+    }
     lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_globals);
     lua_pushliteral(p->L, "_G");
     lua_rawget(p->L, -2);            /* the env proxy */
@@ -1244,22 +1256,24 @@ static int run_examples(struct policy *p, int *n, char *err, size_t errlen)
     return rc;
 }
 
-/* Compile every module, whether anything required it yet or not: a
- * syntax error in one that only some calls require stops the version here,
- * not those calls once it serves. */
-static int compile_modules(struct policy *p, char *err, size_t errlen)
+/* Load every module as require would, whether anything required it yet
+ * or not: a syntax error, or a top level that fails (one that sets a
+ * global, say), in a module only some calls require stops the version
+ * here, not those calls once it serves. */
+static int load_modules(struct policy *p, char *err, size_t errlen)
 {
     const struct policy_source *src = p->gen->src;
 
     for (size_t i = 0; i < src->n_modules; i++) {
-        const struct policy_text *t = &src->modules[i];
-        int rc = luaL_loadbufferx(p->L, t->src, t->len, t->chunkname, "t");
-
-        if (rc != LUA_OK)
+        lua_rawgeti(p->L, LUA_REGISTRYINDEX, p->ref_globals);
+        lua_getfield(p->L, -1, "require");
+        lua_remove(p->L, -2);
+        lua_pushstring(p->L, src->modules[i].name);
+        if (guarded_call(p, 1, 1) != 0) {
             snprintf(err, errlen, "%s", error_text(p->L));
-        lua_pop(p->L, 1);
-        if (rc != LUA_OK)
             return HF_EPOLICY;
+        }
+        lua_pop(p->L, 1);
     }
     return 0;
 }
@@ -1282,7 +1296,7 @@ static int gen_prepare(struct policy_source *src, struct generation **out,
     g->refs = 1;
     rc = state_build(NULL, g, &p, err, errlen);
     if (rc == 0) {
-        rc = compile_modules(p, err, errlen);
+        rc = load_modules(p, err, errlen);
         if (rc == 0)
             rc = run_examples(p, n_examples, err, errlen);
         policy_free(p);
