@@ -200,6 +200,31 @@ static void error_body(struct http_resp *resp, int status, const char *code,
     resp->error_code = code;
 }
 
+/* After an answer to a body it did not read whole, read and drop up to
+ * this much more of it: a client still sending when the connection closes
+ * would get a reset and could lose the answer; one that goes on past it is
+ * cut off. */
+#define LINGER_BYTES (1u << 20)
+
+static void linger_read(struct mg_connection *conn)
+{
+    char buf[16384];
+    size_t n = 0;
+    int r;
+
+    while (n < LINGER_BYTES && (r = mg_read(conn, buf, sizeof buf)) > 0)
+        n += (size_t)r;
+}
+
+/* The body was not read to its end: the connection cannot be reused.
+ * civetweb must know it too, or it would read and drop whatever length the
+ * client declared, for as long as the client sends. */
+static void close_after(struct mg_connection *conn, struct http_resp *resp)
+{
+    http_resp_header(resp, "Connection", "close");
+    mg_disable_connection_keep_alive(conn);
+}
+
 static int handle(struct mg_connection *conn, void *cbdata)
 {
     struct http_server *srv = cbdata;
@@ -226,16 +251,11 @@ static int handle(struct mg_connection *conn, void *cbdata)
     if (rc == 413) {
         error_body(&resp, 413, "invalid_request",
                    "Request body is larger than 65536 bytes.");
-        /* the rest of the body is unread: the connection cannot be reused.
-         * civetweb must know it too, or it would read and drop whatever
-         * length the client declared, for as long as the client sends */
-        http_resp_header(&resp, "Connection", "close");
-        mg_disable_connection_keep_alive(conn);
+        close_after(conn, &resp);
     } else if (rc == 400) {
         error_body(&resp, 400, "invalid_request",
                    "The request body ended before its declared length.");
-        http_resp_header(&resp, "Connection", "close");
-        mg_disable_connection_keep_alive(conn);
+        close_after(conn, &resp);
     } else if (rc != 0 || !worker || !worker->app_worker) {
         error_body(&resp, 500, "internal_error", "The server could not handle the request.");
     } else {
@@ -243,6 +263,8 @@ static int handle(struct mg_connection *conn, void *cbdata)
         bigstack_run(worker->stack, run_handler, &call);
     }
     send_response(conn, &req, &resp);
+    if (rc == 413)
+        linger_read(conn);
     duration_us = clock_mono_us() - start;
     metrics_http_request(metrics_route(req.method, req.path), resp.status, duration_us);
 
