@@ -385,21 +385,36 @@ struct saving {
     struct saving *next;
 };
 static pthread_mutex_t saving_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t saving_done = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t saving_done;
+static pthread_once_t saving_once = PTHREAD_ONCE_INIT;
 static struct saving *saving_now;
 
-#define SAVING_WAIT_S 60 /* longer than a processor call may take */
+static void saving_init(void)
+{
+    pthread_condattr_t monotonic; /* a step of the wall clock changes no wait */
+
+    pthread_condattr_init(&monotonic);
+    pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+    pthread_cond_init(&saving_done, &monotonic);
+    pthread_condattr_destroy(&monotonic);
+}
 
 /* Hold session id with me (saving_end lets go): 0 at once, 1 after a
- * request that held it first has let go, -1 when that took over
- * SAVING_WAIT_S (then not held). */
-static int saving_begin(struct saving *me, const char *id)
+ * request that held it first has let go, -1 when that took over wait_ms
+ * (then not held). */
+static int saving_begin(struct saving *me, const char *id, long long wait_ms)
 {
     struct timespec until;
     int waited = 0;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += SAVING_WAIT_S;
+    pthread_once(&saving_once, saving_init);
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(wait_ms / 1000);
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
     pthread_mutex_lock(&saving_lock);
     for (;;) {
         struct saving *x = saving_now;
@@ -476,7 +491,8 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         }
         src.card = &card;
     }
-    rc = saving_begin(&me, s.id);
+    /* the first save may take the processor's whole timeout, and more */
+    rc = saving_begin(&me, s.id, 2 * w->cfg->checkout_timeout_ms + 5000);
     held = rc >= 0;
     if (rc < 0) {
         c.decline = "The card could not be saved right now. Please try again in a moment.";
