@@ -76,7 +76,6 @@ void cli_print_json(struct json_t *o)
     json_free(o);
 }
 
-/* Lower-case host in place and check it is a bare host name; 0 or -1. */
 /* A name to keep and show: UTF-8 (as JSON output needs), no control
  * characters (as one line of text output needs), 1 to HF_NAME_MAX bytes. */
 static int name_ok(const char *name)
@@ -89,6 +88,7 @@ static int name_ok(const char *name)
     return n > 0 && n <= HF_NAME_MAX && json_utf8_ok(name, n);
 }
 
+/* Lower-case host in place and check it is a bare host name; 0 or -1. */
 static int normalise_host(char *host)
 {
     char buf[HF_URL_HOST_MAX + 16];

@@ -39,10 +39,10 @@ static int read_text(const char *path, const char *name, struct policy_text *t,
     size_t n;
 
     memset(t, 0, sizeof t[0]);
-    if (fd >= 0 && !f)
-        close(fd);
     if (!f) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return HF_EPOLICY;
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||

@@ -15,6 +15,23 @@ static int is_pg_url(const char *path)
     return strncmp(path, "postgres://", 11) == 0 || strncmp(path, "postgresql://", 13) == 0;
 }
 
+/* 1 when path starts like a libpq keyword string: "word=" (spaces around
+ * the = allowed), as in "host=/run/postgresql dbname=hostflow". */
+static int keyword_string(const char *path)
+{
+    const char *p = path;
+
+    while (*p == ' ')
+        p++;
+    if (!((*p >= 'a' && *p <= 'z') || *p == '_'))
+        return 0;
+    while ((*p >= 'a' && *p <= 'z') || *p == '_')
+        p++;
+    while (*p == ' ')
+        p++;
+    return *p == '=';
+}
+
 /* The store path names (a SQLite file unless a PostgreSQL URL); NULL with
  * err for a libpq keyword string ("host=db dbname=hostflow"), which would
  * otherwise open as a SQLite file of that name: each node on a database
@@ -29,7 +46,7 @@ static const struct store_ops *backend_for(const char *path, char *err, size_t e
         snprintf(err, errlen, "--db needs a SQLite file path or a postgres:// URL");
         return NULL;
     }
-    if (strchr(path, '=') && !strchr(path, '/')) {
+    if (keyword_string(path)) {
         snprintf(err, errlen, "--db takes a SQLite file path or a postgres:// URL; a "
                  "libpq keyword string (host=... dbname=...) is not one: write it as "
                  "postgresql://USER@HOST/DBNAME");

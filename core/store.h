@@ -89,8 +89,9 @@ void store_set_synchronous_full(int full);
 
 /* Open (creating and migrating as needed) the database at path: a SQLite
  * file, or the PostgreSQL database of a postgres:// URL (which must exist;
- * its tables are created). On failure returns HF_ESTORE with a sentence in
- * err, which never holds a password from the URL. */
+ * its tables are created). On failure returns HF_ESTORE (HF_EINVAL for a
+ * path that names no database: empty, :memory:, a libpq keyword string)
+ * with a sentence in err, which never holds a password from the URL. */
 int store_open(const char *path, struct store **out, char *err, size_t errlen);
 /* path as a log line may show it: a PostgreSQL URL without its password
  * or query string (which may carry password=...). */

@@ -1993,8 +1993,9 @@ static int do_claim(struct store *s, void *arg)
                 read_endpoint(st, &d->endpoint);
             sqlite3_reset(st);
             if (r == HF_ENOTFOUND) {
-                /* deleted, and the delete did not fail this one (it always
-                 * does here, but a row left pending would be due forever) */
+                /* deleted, and the delete did not fail this one: defensive
+                 * here, where the delete's own transaction fails them all,
+                 * but a row left pending would be due forever */
                 if (!(st = prep(s, Q_ENDPOINT_DELIVERIES_FAIL))) {
                     rc = HF_ESTORE;
                     break;

@@ -312,11 +312,13 @@ describe("hostflow serve: refused configurations", function()
 
   it("refuses a libpq keyword string as --db instead of making a file of that name",
     function()
-      local _, rc, err = hostflow({ cwd = dir }, "tenant", "create", "Acme", "--db",
-        "host=db dbname=hostflow password=kw-secret")
-      assert.are.equal(1, rc)
-      assert.matches("libpq keyword string", err, 1, true)
-      assert.is_nil(err:find("kw-secret", 1, true))
+      for _, db in ipairs({ "host=db dbname=hostflow password=kw-secret",
+        "host=/run/postgresql dbname=hostflow password=kw-secret" }) do
+        local _, rc, err = hostflow({ cwd = dir }, "tenant", "create", "Acme", "--db", db)
+        assert.are.equal(1, rc, db)
+        assert.matches("libpq keyword string", err, 1, true)
+        assert.is_nil(err:find("kw-secret", 1, true))
+      end
       assert.is_nil(h.read_file(dir .. "/host=db dbname=hostflow password=kw-secret"))
     end)
 
