@@ -17,7 +17,7 @@
 //   approve   201 with an instrument (src_…, scheme, last4 of the card
 //             tokenised here, else VISA/4242); a reused or malformed token
 //             gets 422 token_used / token_invalid
-//   slow      approve, half a second later
+//   slow      approve, half a second later (under the specs' 1 s timeout)
 //   decline   422 {"request_id","error_type":"request_invalid","error_codes"}
 //   fail      500        hang      no answer at all
 //   redirect  302 to /instruments-moved here (must not be followed)

@@ -301,7 +301,17 @@ function M.start(opts)
       sh_quote(self.log) .. " 2>&1 & echo $!")
     self.pid = tonumber(pid:match("%d+"))
     M.track_pid(self.pid)
-    if M.wait_port(self.port, 10, function() return self:alive() end) then break end
+    -- up when it says so: whatever answered on the port might be another
+    -- process that took it first
+    local function up()
+      return (M.read_file(self.log) or ""):sub(logged + 1)
+        :find("listening on 127.0.0.1:" .. self.port, 1, true) ~= nil
+    end
+    if M.wait_port(self.port, 10, function() return self:alive() end) then
+      local deadline = socket.gettime() + 10
+      while not up() and self:alive() and socket.gettime() < deadline do socket.sleep(0.02) end
+      if up() and self:alive() then break end
+    end
     local said = (M.read_file(self.log) or ""):sub(logged + 1)
     if attempt == 3 or not said:find("cannot listen on", 1, true) then
       error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))

@@ -269,7 +269,10 @@ describe("webhook delivery", function()
       local del = srv:request({ method = "DELETE", path = wh.PATH .. "/" .. gone.json.id,
         headers = { Authorization = "Bearer " .. t.test_key.secret } })
       assert.are.equal(200, del.status, del.body)
-      local event = h.sql(srv.db, "SELECT id FROM events ORDER BY seq LIMIT 1")
+      local s = srv:create(t.key.secret, h.session_body(t))
+      assert.are.equal(200, srv:post(t.key.secret,
+        "/api/v1/payment/sessions/" .. s.json.id .. "/cancel").status)
+      local event = h.sql(srv.db, "SELECT id FROM events ORDER BY seq DESC LIMIT 1")
       h.sql(srv.db, "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, attempts, " ..
         "next_attempt_ms, lease_until_ms) VALUES ('" .. event .. "', '" .. gone.json.id ..
         "', 'pending', 0, 0, 0)")
