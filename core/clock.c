@@ -1,4 +1,4 @@
-/* clock.c - the wall clock and the monotonic clock. */
+/* clock.c - the wall clock, the monotonic clock, a thread's CPU clock. */
 #define _POSIX_C_SOURCE 200809L
 #include "clock.h"
 
@@ -10,6 +10,14 @@ static long long ms_of(clockid_t id)
 
     clock_gettime(id, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long long us_of(clockid_t id)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 long long clock_wall_ms(void)
@@ -24,10 +32,18 @@ long long clock_mono_ms(void)
 
 long long clock_mono_us(void)
 {
-    struct timespec ts;
+    return us_of(CLOCK_MONOTONIC);
+}
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+void clock_mono_timespec(long long us, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(us / 1000000);
+    ts->tv_nsec = (long)(us % 1000000) * 1000;
+}
+
+long long clock_thread_cpu_us(void)
+{
+    return us_of(CLOCK_THREAD_CPUTIME_ID);
 }
 
 void clock_sleep_ms(int ms)

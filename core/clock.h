@@ -1,6 +1,8 @@
-/* clock.h - the two clocks hostflow reads. */
+/* clock.h - the clocks hostflow reads. */
 #ifndef HF_CLOCK_H
 #define HF_CLOCK_H
+
+#include <time.h>
 
 /* Wall-clock time since 1970: for what is stored or sent (due times,
  * signatures). */
@@ -9,6 +11,11 @@ long long clock_wall_ms(void);
 long long clock_mono_ms(void);
 /* The same in microseconds: for durations measured and short waits. */
 long long clock_mono_us(void);
+/* A clock_mono_us() time as the timespec a wait on a CLOCK_MONOTONIC
+ * condition variable takes. */
+void clock_mono_timespec(long long us, struct timespec *ts);
+/* CPU time the calling thread has used, in microseconds (a system call). */
+long long clock_thread_cpu_us(void);
 /* Sleep ms milliseconds (less if a signal interrupts it). */
 void clock_sleep_ms(int ms);
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "err.h"
 #include "hosted_pages.h"
 #include "log.h"
@@ -408,13 +409,7 @@ static int saving_begin(struct saving *me, const char *id, long long wait_ms)
     int waited = 0;
 
     pthread_once(&saving_once, saving_init);
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += (time_t)(wait_ms / 1000);
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    clock_mono_timespec(clock_mono_us() + wait_ms * 1000, &until);
     pthread_mutex_lock(&saving_lock);
     for (;;) {
         struct saving *x = saving_now;

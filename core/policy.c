@@ -200,14 +200,6 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return np;
 }
 
-static long long thread_cpu_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* 1 once the call has used more than CPU_LIMIT_US of its thread's CPU,
  * counted from the hook's first run (a call that never reaches it has run
  * under HOOK_EVERY instructions). The CPU clock is a system call, so it is
@@ -220,11 +212,11 @@ static int out_of_time(struct policy *p)
     if (!p->hook_fired) {
         p->hook_fired = 1;
         p->hook_wall_us = wall;
-        p->hook_cpu_us = thread_cpu_us();
+        p->hook_cpu_us = clock_thread_cpu_us();
         return 0;
     }
     return wall - p->hook_wall_us > CPU_LIMIT_US &&
-           thread_cpu_us() - p->hook_cpu_us > CPU_LIMIT_US;
+           clock_thread_cpu_us() - p->hook_cpu_us > CPU_LIMIT_US;
 }
 
 /* Raises every time it fires once the budget or the time is spent (the

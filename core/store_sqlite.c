@@ -420,12 +420,6 @@ static void run_batch_guarded(struct store *s, struct write_job *jobs)
             j->rc = HF_ESTORE;
 }
 
-static void deadline(struct timespec *ts, long long us)
-{
-    ts->tv_sec = us / 1000000;
-    ts->tv_nsec = (us % 1000000) * 1000;
-}
-
 /* Run jobs in the open transaction without savepoints (saving two
  * statements per job, and the page copies a savepoint keeps), appending
  * them to *tail. A job that fails having changed nothing (it refused
@@ -527,7 +521,7 @@ static void write_batch(struct store_writer *w)
             break;
         /* wake for what arrives meanwhile every POLL_US, or at once when
          * the last expected write is queued */
-        deadline(&until, now + POLL_US < due ? now + POLL_US : due);
+        clock_mono_timespec(now + POLL_US < due ? now + POLL_US : due, &until);
         w->gathering = 1;
         pthread_cond_timedwait(&w->work, &w->lock, &until);
         w->gathering = 0;
