@@ -1,5 +1,5 @@
 /* admin_client.c - one HTTP request to the admin listener over a socket. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* asprintf, explicit_bzero */
 #include "admin_client.h"
 
 #include <errno.h>
@@ -13,15 +13,17 @@
 
 #define RESPONSE_MAX (256 * 1024)
 
+/* A connected socket to the first of the address's answers that accepts
+ * (a name such as localhost may resolve to ::1 before 127.0.0.1), or -1. */
 static int connect_to(const char *listen, int timeout_ms, char *err, size_t errlen)
 {
     char host[256];
     const char *colon = strrchr(listen, ':');
     struct addrinfo hints = {0}, *res = NULL;
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-    int fd = -1, rc;
+    int fd = -1, rc, why = 0;
 
-    if (!colon || (size_t)(colon - listen) >= sizeof host) {
+    if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host) {
         snprintf(err, errlen, "admin address must be ADDR:PORT, got \"%s\"", listen);
         return -1;
     }
@@ -33,41 +35,65 @@ static int connect_to(const char *listen, int timeout_ms, char *err, size_t errl
         snprintf(err, errlen, "%s: %s", listen, gai_strerror(rc));
         return -1;
     }
-    fd = socket(res->ai_family, res->ai_socktype, res->ai_protocol);
-    if (fd >= 0) {
+    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+        if (fd < 0) {
+            why = errno;
+            continue;
+        }
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-            snprintf(err, errlen, "cannot reach the admin listener at %s: %s "
-                     "(is hostflow serve running? set --admin-listen)", listen,
-                     strerror(errno));
+        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
+            why = errno;
             close(fd);
             fd = -1;
         }
-    } else {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
     }
     freeaddrinfo(res);
+    if (fd < 0)
+        snprintf(err, errlen, "cannot reach the admin listener at %s: %s "
+                 "(is hostflow serve running? set --admin-listen)", listen, strerror(why));
     return fd;
+}
+
+/* Write all of buf; 0 or -1. */
+static int write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }
 
 int admin_client_request(const char *listen, const char *method, const char *path,
                          const char *token, int timeout_ms, int *status,
                          char **body, char *err, size_t errlen)
 {
-    char req[1024], *buf, *start;
+    char *req = NULL, *buf, *start;
     size_t n = 0;
     ssize_t r;
-    int fd = connect_to(listen, timeout_ms, err, errlen), len;
+    int fd = connect_to(listen, timeout_ms, err, errlen), len, sent;
 
     if (fd < 0)
         return -1;
-    len = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
+    /* the token's length is the operator's choice: no fixed buffer */
+    len = asprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n"
                    "Content-Length: 0\r\n%s%s%s\r\n",
                    method, path, listen, token ? "Authorization: Bearer " : "",
                    token ? token : "", token ? "\r\n" : "");
-    if (len < 0 || (size_t)len >= sizeof req || write(fd, req, (size_t)len) != len) {
+    sent = len >= 0 && write_all(fd, req, (size_t)len) == 0;
+    if (len >= 0) {
+        explicit_bzero(req, (size_t)len); /* it holds the token */
+        free(req);
+    }
+    if (!sent) {
         snprintf(err, errlen, "cannot send the request to %s", listen);
         close(fd);
         return -1;

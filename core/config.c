@@ -106,6 +106,11 @@ static int check_listen(const char *what, const char *v, char *err, unsigned err
         snprintf(err, errlen, "%s must be ADDR:PORT, got \"%s\"", what, v);
         return -1;
     }
+    if (v[0] == '[') { /* Debian's civetweb is built without IPv6 */
+        snprintf(err, errlen, "%s: this build listens on IPv4 addresses only, got \"%s\"",
+                 what, v);
+        return -1;
+    }
     port = strtol(colon + 1, &end, 10);
     if (*end == 's' || *end == 'r') {
         snprintf(err, errlen, "%s: TLS is terminated in front of hostflow; "

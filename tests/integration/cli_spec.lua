@@ -298,6 +298,14 @@ describe("hostflow serve: refused configurations", function()
     end
   end)
 
+  it("refuses an IPv6 listen address with exit 2: civetweb here has no IPv6", function()
+    for _, flag in ipairs({ "--listen", "--admin-listen" }) do
+      local _, rc, err = serve(nil, flag, "[::1]:" .. h.free_port())
+      assert.are.equal(2, rc, flag)
+      assert.matches(flag .. ": this build listens on IPv4 addresses only", err, 1, true)
+    end
+  end)
+
   it("refuses HOSTFLOW_THREADS=0 from the environment with exit 2", function()
     local _, rc = serve("HOSTFLOW_THREADS=0", "--listen", "127.0.0.1:" .. h.free_port())
     assert.are.equal(2, rc)

@@ -89,6 +89,24 @@ describe("policy engine: reload", function()
     assert.are.equal(out:match("version (%x+)"), version())
   end)
 
+  it("hostflow policy reload sends a long admin token, and reaches a name:port", function()
+    local token = ("t"):rep(3000)
+    local guarded = h.start({ env = { HOSTFLOW_ADMIN_TOKEN = token } })
+    local function reload(listen, tok)
+      return h.run((tok and ("HOSTFLOW_ADMIN_TOKEN=" .. h.sh_quote(tok) .. " ") or "") ..
+        h.sh_quote(h.bin) .. " policy reload --admin-listen " .. h.sh_quote(listen) .. " 2>&1")
+    end
+    local out, rc = reload("127.0.0.1:" .. guarded.admin_port, token)
+    assert.are.equal(0, rc, out)
+    assert.matches("policy version %x+ active", out)
+    out, rc = reload("127.0.0.1:" .. guarded.admin_port, token:sub(2))
+    assert.are.equal(1, rc, out)
+    assert.matches("HTTP 403", out)
+    guarded:stop()
+    out, rc = reload("localhost:" .. srv.admin_port)
+    assert.are.equal(0, rc, out)
+  end)
+
   local refusals = {
     { "a syntax error", base_policy:gsub("function policy.check_return_url%(url, ctx%)",
       "function policy.check_return_url(url, ctx"), "policy.lua:3:" },
