@@ -11,6 +11,7 @@
 #include "admin.h"
 #include "cli.h"
 #include "config.h"
+#include "err.h"
 #include "expiry.h"
 #include "http.h"
 #include "httpc.h"
@@ -127,7 +128,8 @@ static const char serve_usage[] =
 
 /* Check the database before accepting any connection (and migrate it), so
  * a bad path stops start-up with its reason. */
-static int preflight(const struct config *cfg, int *has_endpoints)
+static int preflight(const struct config *cfg, struct webhook_endpoint *newest,
+                     int *has_endpoints)
 {
     struct store *s;
     char err[1024];
@@ -141,12 +143,33 @@ static int preflight(const struct config *cfg, int *has_endpoints)
         log_msg(HF_LOG_ERROR, "%s", err);
         return -1;
     }
-    /* whether a webhook key must exist already (see webhook_key_load) */
-    rc = store_endpoints_exist(s, has_endpoints);
+    /* whether a webhook key must exist already (see webhook_key_load), and
+     * a secret it must open */
+    rc = store_endpoint_newest(s, newest);
+    *has_endpoints = rc == 0;
+    if (rc == HF_ENOTFOUND)
+        rc = 0;
     store_close(s);
     if (rc != 0)
         log_msg(HF_LOG_ERROR, "cannot read the database at start-up");
     return rc == 0 ? 0 : -1;
+}
+
+/* The key file must open the secrets this database holds: a node given
+ * another key (or a new one) would sign every event with garbage. */
+static int key_opens_endpoints(const struct config *cfg,
+                               const unsigned char key[HF_SEAL_KEY_BYTES],
+                               const struct webhook_endpoint *newest)
+{
+    char plain[HF_WEBHOOK_SECRET_CHARS + 1];
+    int rc = webhook_secret_open(key, newest, plain);
+
+    token_wipe(plain, sizeof plain);
+    if (rc != 0)
+        log_msg(HF_LOG_ERROR, "webhook key file %s does not open the endpoint secrets in "
+                "this database (they were sealed with another key): every node needs the "
+                "same key file", cfg->webhook_key_file);
+    return rc;
 }
 
 static void reload_on_signal(struct policy_engine *engine)
@@ -170,6 +193,7 @@ static int serve(int argc, char **argv)
     struct webhook_sender *sender = NULL;
     struct webhook_options hooks;
     int has_endpoints = 0;
+    struct webhook_endpoint newest_endpoint;
     unsigned char webhook_key[HF_SEAL_KEY_BYTES];
     struct worker_limits limits = {0};
 
@@ -227,7 +251,7 @@ static int serve(int argc, char **argv)
     store_set_synchronous_full(cfg.sync_full);
     signal(SIGPIPE, SIG_IGN);
 
-    if (preflight(&cfg, &has_endpoints) != 0)
+    if (preflight(&cfg, &newest_endpoint, &has_endpoints) != 0)
         goto out;
     if (processor_setup(&cfg, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
@@ -254,6 +278,8 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
+    if (has_endpoints && key_opens_endpoints(&cfg, webhook_key, &newest_endpoint) != 0)
+        goto out;
     hooks = (struct webhook_options){cfg.db_path, webhook_key, cfg.webhook_timeout_ms,
                                      cfg.webhook_retry_base_ms, cfg.webhook_retry_for};
     if (webhook_sender_start(&hooks, &sender, err, sizeof err) != 0) {

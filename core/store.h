@@ -288,9 +288,9 @@ int store_endpoint_get(struct store *s, const char *tenant_id, const char *mode,
 int store_endpoint_delete(struct store *s, const char *tenant_id, const char *mode,
                           const char *id, long long now);
 
-/* *yes = 1 when any endpoint was ever recorded (deleted ones count: their
- * secrets were sealed too). */
-int store_endpoints_exist(struct store *s, int *yes);
+/* The endpoint recorded last, deleted ones included (their secrets were
+ * sealed too): 0 and *out, or HF_ENOTFOUND when there was never one. */
+int store_endpoint_newest(struct store *s, struct webhook_endpoint *out);
 
 /* Claim up to max deliveries due at now_ms for lease_ms, oldest first but
  * at most HF_WEBHOOK_PER_ENDPOINT in flight per endpoint: nobody else

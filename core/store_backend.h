@@ -118,7 +118,7 @@
                       size_t *len),                                             \
       (s, version, bundle, len))                                                \
     X(policy_wait, (struct store *s, int timeout_ms), (s, timeout_ms))           \
-    X(endpoints_exist, (struct store *s, int *yes), (s, yes))
+    X(endpoint_newest, (struct store *s, struct webhook_endpoint *out), (s, out))
 
 struct store_ops {
     const char *name;          /* "sqlite", "postgres": for log lines */

@@ -238,7 +238,8 @@ static const char *const migrations[] = {
     X(ENDPOINT_DELIVERIES_FAIL, 0, "UPDATE webhook_deliveries SET status = 'failed', " \
       "lease_until_ms = 0, last_error = 'endpoint deleted' "                   \
       "WHERE endpoint_id = $1 AND status = 'pending'")                         \
-    X(ENDPOINTS_ANY, 1, "SELECT 1 FROM webhook_endpoints LIMIT 1")            \
+    X(ENDPOINT_NEWEST, 1, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints " \
+      "ORDER BY created DESC, id DESC LIMIT 1")                                \
     X(DELIVERY_DUE_ANY, 1, "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' " \
       "AND next_attempt_ms <= $1 AND lease_until_ms <= $1 LIMIT 1")            \
     X(DELIVERIES_CLAIM, 0, "UPDATE webhook_deliveries d SET lease_until_ms = $1 + $3 " \
@@ -1508,15 +1509,17 @@ static int pg_endpoint_delete(struct store *s, const char *tenant_id, const char
     return tx_finish(s, rc);
 }
 
-static int pg_endpoints_exist(struct store *s, int *yes)
+static int pg_endpoint_newest(struct store *s, struct webhook_endpoint *out)
 {
     struct params p = {0};
-    PGresult *r = NULL;
-    int rc = lookup(s, Q_ENDPOINTS_ANY, &p, &r);
+    PGresult *r;
+    int rc;
 
-    PQclear(r);
-    *yes = rc == 0;
-    return rc == HF_ENOTFOUND ? 0 : rc;
+    if ((rc = lookup(s, Q_ENDPOINT_NEWEST, &p, &r)) == 0) {
+        read_endpoint(r, 0, out);
+        PQclear(r);
+    }
+    return rc;
 }
 
 /* Leases are taken with FOR UPDATE SKIP LOCKED: nodes claiming at the
@@ -1856,5 +1859,5 @@ const struct store_ops store_pg_ops = {
     .policy_history = pg_policy_history,
     .policy_bundle = pg_policy_bundle,
     .policy_wait = pg_policy_wait,
-    .endpoints_exist = pg_endpoints_exist,
+    .endpoint_newest = pg_endpoint_newest,
 };

@@ -212,7 +212,7 @@ static const struct migration migrations[] = {
     X(ENDPOINT_DELETE, "UPDATE webhook_endpoints SET deleted_at = ?4 WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_DELIVERIES_FAIL, "UPDATE webhook_deliveries SET status = 'failed', lease_until_ms = 0, last_error = 'endpoint deleted' WHERE endpoint_id = ?1 AND status = 'pending'") \
     X(DELIVERIES_DUE, "SELECT d.event_id, d.endpoint_id, ev.type, ev.created, ev.session_id, ev.tenant_id, d.attempts FROM (SELECT event_id, endpoint_id, attempts, next_attempt_ms, row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_ms) AS k FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= ?1 AND lease_until_ms <= ?1) d JOIN events ev ON ev.id = d.event_id LEFT JOIN (" LEASED ") busy ON busy.endpoint_id = d.endpoint_id WHERE d.k + coalesce(busy.n, 0) <= ?3 ORDER BY d.next_attempt_ms LIMIT ?2") \
-    X(ENDPOINTS_ANY, "SELECT 1 FROM webhook_endpoints LIMIT 1") \
+    X(ENDPOINT_NEWEST, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints ORDER BY created DESC, rowid DESC LIMIT 1") \
     X(DELIVERY_DUE_ANY, "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= ?1 AND lease_until_ms <= ?1 LIMIT 1") \
     X(ENDPOINT_BY_ID, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL") \
     X(DELIVERY_LEASE, "UPDATE webhook_deliveries SET lease_until_ms = ?3 WHERE event_id = ?1 AND endpoint_id = ?2") \
@@ -2261,17 +2261,18 @@ static int sqlite_policy_bundle(struct store *s, const char *version, char **bun
     sqlite3_reset(st);
     return rc;
 }
-static int sqlite_endpoints_exist(struct store *s, int *yes)
+static int sqlite_endpoint_newest(struct store *s, struct webhook_endpoint *out)
 {
-    sqlite3_stmt *st = prep(s, Q_ENDPOINTS_ANY);
+    sqlite3_stmt *st = prep(s, Q_ENDPOINT_NEWEST);
     int rc;
 
     if (!st)
         return HF_ESTORE;
     rc = found(sqlite3_step(st));
+    if (rc == 0)
+        read_endpoint(st, out);
     sqlite3_reset(st);
-    *yes = rc == 0;
-    return rc == HF_ENOTFOUND ? 0 : rc;
+    return rc;
 }
 
 /* SQLite cannot announce a publish to other processes: the caller polls. */
@@ -2326,5 +2327,5 @@ const struct store_ops store_sqlite_ops = {
     .policy_active = sqlite_policy_active,
     .policy_bundle = sqlite_policy_bundle,
     .policy_wait = sqlite_policy_wait,
-    .endpoints_exist = sqlite_endpoints_exist,
+    .endpoint_newest = sqlite_endpoint_newest,
 };

@@ -388,6 +388,26 @@ describe("webhook retries and durability", function()
     assert.is_nil(h.read_file(key), "no new key was made in its place")
   end)
 
+  it("refuses to start with another key than the one that sealed its endpoints", function()
+    local dir, srv, t = loopback_server()
+    assert.are.equal(201, wh.create(srv, t.test_key.secret, "https://hooks.example.com/").status)
+    srv:stop()
+    local key = h.backend == "postgres" and (dir .. "/hostflow.webhook-key")
+      or (srv.db .. ".webhook-key")
+    local right = assert(h.read_file(key))
+    local other = right:sub(2) .. string.char((right:byte(1) + 1) % 256)
+    h.write_file(key, other)
+    local ok, err = pcall(h.start, { dir = dir, db = srv.db })
+    assert.is_false(ok)
+    assert.matches("does not open the endpoint secrets in this database", err)
+    assert.are.equal(other, h.read_file(key), "the key file is left as it was")
+    -- the right key back: it starts
+    h.write_file(key, right)
+    srv = h.start({ dir = dir, db = srv.db })
+    assert.is_true(srv:alive())
+    srv:stop()
+  end)
+
   it("counts a 2xx with a large body as delivered, and goes round no proxy", function()
     -- a proxy nobody runs: a delivery that used it would fail
     local dead = "http://127.0.0.1:9"
