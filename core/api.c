@@ -157,7 +157,66 @@ static const char *decision_of(const struct policy_verdict *v)
 }
 
 /* What one attempt at creating a session came to. */
-enum created { CREATED, ANSWERED, STALE };
+enum created { CREATED, ANSWERED, STALE, LATER };
+
+/* The 201 of a session, its URL built from the token. */
+static void reply_created(struct http_resp *resp, const struct session *s,
+                          const char *public_url, const char *token)
+{
+    char url[512 + HF_URL_TOKEN_CHARS];
+
+    snprintf(url, sizeof url, "%s/payment/setup/%s_%s", public_url, s->mode, token);
+    api_reply_text(resp, 201, session_json(s, url));
+    resp->body_secret = 1;
+    token_wipe(url, sizeof url);
+    metrics_session_created();
+}
+
+/* The writer's answer to a later insert (on its thread). */
+static void inserted_later(void *arg, int rc)
+{
+    struct later_create *c = arg;
+
+    if (rc == 0)
+        reply_created(c->resp, &c->session, c->public_url, c->token);
+    else if (rc != HF_ESTALE)
+        api_fail(c->resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
+    token_wipe(c->token, sizeof c->token);
+    if (rc == HF_ESTALE) { /* access changed under it: answered again from a snapshot */
+        c->again = 1;
+        http_later_answer_again(c->later);
+    } else {
+        http_later_send(c->later);
+    }
+}
+
+/* Leave the insert and the answer to the writer, so that this thread does
+ * not sleep until the commit: LATER, STALE, or ANSWERED when it must be
+ * inserted here after all (nothing was queued). */
+static enum created insert_later(struct worker *w, const struct http_req *req,
+                                 struct http_resp *resp, const struct session *s,
+                                 const char *token, const unsigned char *token_hash,
+                                 long long now, int rate)
+{
+    struct later_create *c = &w->later;
+    int rc;
+
+    if (!(c->later = http_later_begin(req, resp, &c->resp)))
+        return ANSWERED;
+    c->session = *s;
+    memcpy(c->token, token, sizeof c->token);
+    memcpy(c->token_hash, token_hash, sizeof c->token_hash);
+    c->public_url = w->cfg->public_url;
+    c->rate = rate;
+    c->again = 0;
+    rc = store_session_insert_later(w->store, &c->session, c->token_hash, now,
+                                    inserted_later, c);
+    if (rc == 0)
+        return LATER;
+    token_wipe(c->token, sizeof c->token);
+    http_later_cancel(c->later);
+    return rc == HF_ESTALE ? STALE : ANSWERED;
+}
 
 /* rate: the rate limits' answer for this request, or -1 until taken (an
  * attempt run again does not count twice). */
@@ -285,6 +344,12 @@ static enum created create_session(struct worker *w, const struct api_key *key,
     /* the key hashes "<mode>_<token>": the URL only works with its prefix */
     snprintf(url, sizeof url, "%s_%s", s.mode, token);
     token_url_key(url, strlen(url), token_digest);
+    token_wipe(url, sizeof url);
+    if (!idem.key && (outcome = insert_later(w, req, resp, &s, token, token_digest, now,
+                                             *rate)) != ANSWERED) {
+        token_wipe(token, sizeof token);
+        goto out;
+    }
     rc = store_session_insert(w->store, &s, token_digest, idem.key ? &idem : NULL, now);
     if (rc == HF_ESTALE) {
         outcome = STALE;
@@ -296,14 +361,9 @@ static enum created create_session(struct worker *w, const struct api_key *key,
     } else if (rc != 0) {
         api_fail(resp, HF_ESTORE, NULL, "The server could not handle the request.", NULL);
     } else {
-        snprintf(url, sizeof url, "%s/payment/setup/%s_%s", w->cfg->public_url,
-                 s.mode, token);
-        api_reply_text(resp, 201, session_json(&s, url));
-        resp->body_secret = 1;
-        metrics_session_created();
+        reply_created(resp, &s, w->cfg->public_url, token);
         outcome = CREATED;
     }
-    token_wipe(url, sizeof url);
     token_wipe(token, sizeof token);
 out:
     json_free(body);
@@ -533,9 +593,14 @@ static void forget_answer(struct http_resp *resp)
 static void create_route(struct worker *w, const struct http_req *req, struct http_resp *resp)
 {
     struct api_key key;
-    int rate = -1;
+    int rate = -1, first = 1;
 
-    for (int optimistic = 1; optimistic >= 0; optimistic--) {
+    if (w->later.again) { /* the writer found access changed under the first try */
+        w->later.again = 0;
+        rate = w->later.rate;
+        first = 0;
+    }
+    for (int optimistic = first; optimistic >= 0; optimistic--) {
         enum created outcome = ANSWERED;
 
         if (optimistic)
@@ -544,7 +609,8 @@ static void create_route(struct worker *w, const struct http_req *req, struct ht
             store_read_begin(w->store);
         if (authorize(w, req, &key, resp) == 0)
             outcome = create_session(w, &key, req, &rate, resp);
-        if (outcome == CREATED || (outcome == ANSWERED && store_read_current(w->store))) {
+        if (outcome == CREATED || outcome == LATER ||
+            (outcome == ANSWERED && store_read_current(w->store))) {
             store_read_end(w->store);
             return;
         }

@@ -4,11 +4,18 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <linux/futex.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <string.h>
 #include <strings.h>
@@ -27,10 +34,45 @@ struct http_server {
     struct sockaddr_in addr;     /* the listener, to wake it when stopping */
 };
 
+#define SAVED_MAX 16384          /* civetweb's max_request_size below */
+#define SAVED_HEADERS_MAX 64     /* civetweb's MG_MAX_HEADERS */
+
+enum later_state {
+    LATER_NONE,                  /* nothing outstanding */
+    LATER_QUEUED,                /* another thread answers */
+    LATER_UNSENT,                /* answered; the worker sends the rest */
+    LATER_AGAIN,                 /* the worker answers again, then closes */
+};
+
+/* A request whose answer another thread gives: what it needs of the
+ * request, copied (civetweb reuses its buffer for the next one), and the
+ * answer. One per worker thread: a connection takes no new request while
+ * its answer is outstanding. */
+struct http_later {
+    _Atomic int state;           /* enum later_state; a futex word */
+    _Atomic int waiting;         /* the worker thread sleeps on state */
+    int fd;                      /* the connection's socket */
+    long long start;             /* when the request arrived */
+    struct http_req req;         /* its strings point into saved */
+    struct http_resp resp;
+    const char *query;
+    const char *names[SAVED_HEADERS_MAX], *values[SAVED_HEADERS_MAX];
+    int n_headers;
+    char saved[SAVED_MAX + 512];
+    size_t saved_used;
+    char *unsent;                /* LATER_UNSENT: the whole answer, and how */
+    size_t unsent_len, unsent_from; /* much of it went out already */
+};
+
 /* What one civetweb worker thread owns. */
 struct http_worker {
     void *app_worker;            /* the application's per-thread state */
     struct bigstack *stack;      /* handlers run here, not on civetweb's 100 KiB */
+    int fd;                      /* the connection's socket once found, or -1 */
+    int requests;                /* requests on this connection so far */
+    int later_begun;             /* this request's answer is later's */
+    long long start;             /* when this request arrived */
+    struct http_later later;
     char body[HF_BODY_MAX + 2];  /* the request body, reused by every request */
 };
 
@@ -73,19 +115,26 @@ static const char *reason(int status)
 
 const char *http_req_header(const struct http_req *req, const char *name)
 {
-    return mg_get_header((const struct mg_connection *)req->conn, name);
+    const struct http_later *l = req->again;
+
+    if (!l)
+        return mg_get_header((const struct mg_connection *)req->conn, name);
+    for (int i = 0; i < l->n_headers; i++)
+        if (strcasecmp(l->names[i], name) == 0)
+            return l->values[i];
+    return NULL;
 }
 
 int http_query_param(const struct http_req *req, const char *name, char *out,
                      size_t outlen)
 {
-    const struct mg_request_info *ri =
-        mg_get_request_info((const struct mg_connection *)req->conn);
+    const char *query = req->again ? req->again->query
+        : mg_get_request_info((const struct mg_connection *)req->conn)->query_string;
     int n;
 
-    if (!ri->query_string)
+    if (!query)
         return -1;
-    n = mg_get_var(ri->query_string, strlen(ri->query_string), name, out, outlen);
+    n = mg_get_var(query, strlen(query), name, out, outlen);
     return n >= 0 ? 0 : n == -1 ? -1 : -2;
 }
 
@@ -120,12 +169,12 @@ void http_resp_header(struct http_resp *resp, const char *name, const char *valu
              name, value);
 }
 
-/* Headers and body in one buffer, one mg_write: one syscall per response. */
-static void send_response(struct mg_connection *conn, const struct http_req *req,
+/* The status line and headers into head (HF_RESP_HEADERS_MAX + 512);
+ * their length. */
+static size_t format_head(char *head, const struct http_req *req,
                           const struct http_resp *resp)
 {
-    char head[HF_RESP_HEADERS_MAX + 512];
-    int n = snprintf(head, sizeof head,
+    int n = snprintf(head, HF_RESP_HEADERS_MAX + 512,
                      "HTTP/1.1 %d %s\r\n"
                      "Content-Type: %s\r\n"
                      "Content-Length: %zu\r\n"
@@ -135,23 +184,54 @@ static void send_response(struct mg_connection *conn, const struct http_req *req
                      resp->status, reason(resp->status),
                      resp->content_type ? resp->content_type : "application/json",
                      resp->body_len, req->request_id, resp->headers);
+
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Headers and body in one malloc'd buffer (its length in *len), for one
+ * write: one syscall per response. NULL when out of memory. */
+static char *format_response(const struct http_req *req, const struct http_resp *resp,
+                             size_t *len)
+{
+    char head[HF_RESP_HEADERS_MAX + 512];
+    size_t n = format_head(head, req, resp);
     /* HEAD: the headers GET would send, no body */
     size_t body_len = strcmp(req->method, "HEAD") == 0 ? 0 : resp->body_len;
-    size_t total = (size_t)n + body_len;
-    char *buf = malloc(total);
+    char *buf = malloc(n + body_len);
+
+    if (buf) {
+        memcpy(buf, head, n);
+        if (body_len)
+            memcpy(buf + n, resp->body, body_len);
+        *len = n + body_len;
+    }
+    return buf;
+}
+
+/* Drop a formatted response, wiped first when it carries a secret. */
+static void drop_response(char *buf, size_t len, const struct http_resp *resp)
+{
+    if (buf && resp->body_secret)
+        token_wipe(buf, len);
+    free(buf);
+}
+
+static void send_response(struct mg_connection *conn, const struct http_req *req,
+                          const struct http_resp *resp)
+{
+    size_t total;
+    char *buf = format_response(req, resp, &total);
 
     if (!buf) {
-        mg_write(conn, head, (size_t)n);
-        mg_write(conn, resp->body, body_len);
+        char head[HF_RESP_HEADERS_MAX + 512];
+
+        mg_write(conn, head, format_head(head, req, resp));
+        if (strcmp(req->method, "HEAD") != 0)
+            mg_write(conn, resp->body, resp->body_len);
         return;
     }
-    memcpy(buf, head, (size_t)n);
-    if (body_len)
-        memcpy(buf + n, resp->body, body_len);
     mg_write(conn, buf, total);
-    if (resp->body_secret)
-        token_wipe(buf, total);
-    free(buf);
+    drop_response(buf, total, resp);
 }
 
 /* Read at most HF_BODY_MAX bytes of body; 0, 413 when there is more, 400
@@ -225,6 +305,306 @@ static void close_after(struct mg_connection *conn, struct http_resp *resp)
     mg_disable_connection_keep_alive(conn);
 }
 
+/* The request's line for the log, and its metrics. */
+static void account(const struct http_req *req, const struct http_resp *resp,
+                    long long duration_us)
+{
+    metrics_http_request(metrics_route(req->method, req->path), resp->status, duration_us);
+    log_request(&(struct log_request){
+        .request_id = req->request_id,
+        .method = req->method,
+        .path = req->path,
+        .status = resp->status,
+        .duration_us = duration_us,
+        .tenant = resp->tenant[0] ? resp->tenant : NULL,
+        .policy_version = resp->policy_version[0] ? resp->policy_version : NULL,
+        .decision = resp->decision,
+        .error_code = resp->error_code,
+        .policy_us = resp->policy_us,
+    });
+}
+
+/* The handler's answer is done with: card numbers and secrets must not
+ * outlive the request. */
+static void forget_request(struct http_req *req, struct http_resp *resp)
+{
+    if (resp->body_secret && resp->body)
+        token_wipe(resp->body, resp->body_len);
+    free(resp->body);
+    resp->body = NULL;
+    if (req->body)
+        token_wipe((char *)req->body, req->body_len);
+}
+
+/* ---- answers given later ---------------------------------------------- */
+
+/* Publish st; wake the worker thread if it waits for it. After this the
+ * worker may reuse l at once. */
+static void later_publish(struct http_later *l, int st)
+{
+    atomic_store(&l->state, st);
+    if (atomic_load(&l->waiting))
+        syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Wait until no other thread is answering l; its state then. */
+static int later_wait(struct http_later *l)
+{
+    int st;
+
+    while ((st = atomic_load(&l->state)) == LATER_QUEUED) {
+        atomic_store(&l->waiting, 1);
+        if (atomic_load(&l->state) == LATER_QUEUED)
+            syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, LATER_QUEUED, NULL, NULL, 0);
+        atomic_store(&l->waiting, 0);
+    }
+    return st;
+}
+
+/* Send what the socket takes now; how much that was (all of it, or less
+ * when its buffer is full or the client has gone: a gone client's bytes
+ * count as sent, there is nobody to send them to). */
+static size_t send_now(int fd, const char *buf, size_t len)
+{
+    size_t sent = 0;
+
+    while (sent < len) {
+        ssize_t n = send(fd, buf + sent, len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+        if (n > 0)
+            sent += (size_t)n;
+        else if (n < 0 && errno == EINTR)
+            continue;
+        else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        else
+            return len;
+    }
+    return sent;
+}
+
+/* Send all of buf, waiting for the socket at most timeout_ms in all (as
+ * civetweb's request_timeout_ms). */
+static void send_waiting(int fd, const char *buf, size_t len, int timeout_ms)
+{
+    long long until = clock_mono_us() + (long long)timeout_ms * 1000;
+
+    for (;;) {
+        size_t n = send_now(fd, buf, len);
+        struct pollfd p = {fd, POLLOUT, 0};
+        long long left = until - clock_mono_us();
+
+        buf += n;
+        len -= n;
+        if (len == 0 || left <= 0 || poll(&p, 1, (int)(left / 1000) + 1) < 0)
+            return;
+    }
+}
+
+/* 1 when fd is the TCP connection ri arrived on: its peer's address and
+ * port, and our port. */
+static int is_connection(int fd, const struct mg_request_info *ri)
+{
+    struct sockaddr_in peer, local;
+    socklen_t plen = sizeof peer, llen = sizeof local;
+    char addr[INET_ADDRSTRLEN];
+
+    if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0 || plen != sizeof peer ||
+        peer.sin_family != AF_INET || ntohs(peer.sin_port) != ri->remote_port ||
+        getsockname(fd, (struct sockaddr *)&local, &llen) != 0 || llen != sizeof local ||
+        ntohs(local.sin_port) != ri->server_port ||
+        !inet_ntop(AF_INET, &peer.sin_addr, addr, sizeof addr))
+        return 0;
+    return strcmp(addr, ri->remote_addr) == 0;
+}
+
+/* The socket of the request's connection, which civetweb does not tell:
+ * found among the descriptors by its addresses once per connection, and
+ * checked again at every use, for a number is reused once its connection
+ * closes. -1 when not found. */
+static int connection_socket(struct http_worker *w, const struct mg_request_info *ri)
+{
+    struct rlimit lim;
+    int max = 1024;
+
+    if (w->fd >= 0 && is_connection(w->fd, ri))
+        return w->fd;
+    w->fd = -1;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+        max = lim.rlim_cur < 65536 ? (int)lim.rlim_cur : 65536;
+    for (int fd = 0; fd < max; fd++)
+        if (is_connection(fd, ri))
+            return w->fd = fd;
+    return -1;
+}
+
+/* A copy of s in l->saved; NULL when it is full. */
+static const char *save(struct http_later *l, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *at = l->saved + l->saved_used;
+
+    if (n > sizeof l->saved - l->saved_used)
+        return NULL;
+    memcpy(at, s, n);
+    l->saved_used += n;
+    return at;
+}
+
+/* Copy what a handler may read of the request into l; 0, or -1 when it
+ * does not fit. */
+static int save_request(struct http_later *l, const struct http_req *req,
+                        const struct mg_request_info *ri)
+{
+    l->saved_used = 0;
+    l->req = *req;
+    l->req.conn = NULL;
+    l->req.again = l;
+    l->req.method = save(l, req->method);
+    l->req.path = save(l, req->path);
+    l->req.remote_addr = save(l, req->remote_addr);
+    l->req.request_id = save(l, req->request_id);
+    l->query = ri->query_string ? save(l, ri->query_string) : "";
+    l->n_headers = 0;
+    for (int i = 0; i < ri->num_headers && i < SAVED_HEADERS_MAX; i++) {
+        l->names[i] = save(l, ri->http_headers[i].name);
+        l->values[i] = save(l, ri->http_headers[i].value);
+        if (!l->names[i] || !l->values[i])
+            return -1;
+        l->n_headers++;
+    }
+    if (!ri->query_string)
+        l->query = NULL;
+    return l->req.method && l->req.path && l->req.remote_addr && l->req.request_id &&
+           (!ri->query_string || l->query) ? 0 : -1;
+}
+
+struct http_later *http_later_begin(const struct http_req *req, struct http_resp *resp,
+                                    struct http_resp **later_resp)
+{
+    const struct mg_connection *conn = req->conn;
+    const struct mg_request_info *ri;
+    struct http_worker *w;
+    struct http_later *l;
+
+    if (!conn || !(w = mg_get_thread_pointer(conn)))
+        return NULL;
+    /* finding a connection's socket costs more than one wait: not for its
+     * first request, which may be its only one */
+    ri = mg_get_request_info(conn);
+    if (w->requests < 2 || (w->later.fd = connection_socket(w, ri)) < 0)
+        return NULL;
+    l = &w->later;
+    if (save_request(l, req, ri) != 0)
+        return NULL;
+    l->start = w->start;
+    l->resp = *resp;
+    atomic_store(&l->state, LATER_QUEUED);
+    w->later_begun = 1;
+    *later_resp = &l->resp;
+    return l;
+}
+
+void http_later_cancel(struct http_later *l)
+{
+    struct http_worker *w = (struct http_worker *)((char *)l - offsetof(struct http_worker, later));
+
+    free(l->resp.body);
+    l->resp.body = NULL;
+    w->later_begun = 0;
+    atomic_store(&l->state, LATER_NONE);
+}
+
+void http_later_send(struct http_later *l)
+{
+    size_t len = 0, sent;
+    char *buf = format_response(&l->req, &l->resp, &len);
+
+    account(&l->req, &l->resp, clock_mono_us() - l->start);
+    if (!buf) {
+        static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\n"
+                                  "Content-Length: 0\r\nConnection: close\r\n\r\n";
+
+        send_now(l->fd, oom, sizeof oom - 1);
+        shutdown(l->fd, SHUT_RD); /* the connection ends with that answer */
+        forget_request(&l->req, &l->resp);
+        later_publish(l, LATER_NONE);
+        return;
+    }
+    sent = send_now(l->fd, buf, len);
+    if (sent < len) { /* a client that reads slowly: not this thread's wait */
+        l->unsent = buf;
+        l->unsent_len = len;
+        l->unsent_from = sent;
+        later_publish(l, LATER_UNSENT);
+        return;
+    }
+    drop_response(buf, len, &l->resp);
+    forget_request(&l->req, &l->resp);
+    later_publish(l, LATER_NONE);
+}
+
+void http_later_answer_again(struct http_later *l)
+{
+    /* wake the worker thread from its wait for the next request: it reads
+     * the end of the stream, and civetweb closes the connection, calling
+     * connection_closing first. Before publishing: the worker closes the
+     * socket soon after. */
+    shutdown(l->fd, SHUT_RD);
+    later_publish(l, LATER_AGAIN);
+}
+
+/* Finish what a later answer left to this thread: the rest of a slow
+ * client's answer, or the request answered again. Returns 1 when the
+ * connection must close. */
+static int later_settle(struct http_server *srv, struct http_worker *w)
+{
+    struct http_later *l = &w->later;
+    int st;
+
+    if (!w->later_begun)
+        return 0;
+    w->later_begun = 0;
+    st = later_wait(l);
+    if (st == LATER_UNSENT) {
+        send_waiting(l->fd, l->unsent + l->unsent_from, l->unsent_len - l->unsent_from, 10000);
+        drop_response(l->unsent, l->unsent_len, &l->resp);
+        l->unsent = NULL;
+        forget_request(&l->req, &l->resp);
+    } else if (st == LATER_AGAIN) {
+        struct http_resp resp = {.status = 500};
+        struct handler_call call = {srv->app, w->app_worker, &l->req, &resp};
+        size_t len;
+        char *buf;
+
+        bigstack_run(w->stack, run_handler, &call);
+        http_resp_header(&resp, "Connection", "close");
+        if ((buf = format_response(&l->req, &resp, &len))) {
+            send_waiting(l->fd, buf, len, 10000);
+            drop_response(buf, len, &resp);
+        }
+        account(&l->req, &resp, clock_mono_us() - l->start);
+        forget_request(&l->req, &resp);
+        free(l->resp.body);
+        l->resp.body = NULL;
+    }
+    atomic_store(&l->state, LATER_NONE);
+    return st == LATER_AGAIN;
+}
+
+/* civetweb's connection_close: before the socket closes, whatever is
+ * outstanding on it is answered. */
+static void connection_closing(const struct mg_connection *conn)
+{
+    struct http_worker *w = mg_get_thread_pointer(conn);
+
+    if (!w)
+        return;
+    later_settle(mg_get_user_data(mg_get_context(conn)), w);
+    w->fd = -1;
+    w->requests = 0;
+}
+
 static int handle(struct mg_connection *conn, void *cbdata)
 {
     struct http_server *srv = cbdata;
@@ -233,9 +613,14 @@ static int handle(struct mg_connection *conn, void *cbdata)
     char request_id[32], *body = NULL;
     struct http_req req;
     struct http_resp resp;
-    long long start = clock_mono_us(), duration_us;
+    long long start = clock_mono_us();
     int rc;
 
+    /* a pipelined request waits for the answer before it */
+    if (worker && later_settle(srv, worker)) {
+        mg_disable_connection_keep_alive(conn);
+        return 503; /* unanswered: the connection closes after the answer before */
+    }
     token_id("req_", request_id, sizeof request_id);
     memset(&req, 0, sizeof req);
     memset(&resp, 0, sizeof resp);
@@ -245,6 +630,10 @@ static int handle(struct mg_connection *conn, void *cbdata)
     req.remote_addr = ri->remote_addr;
     req.request_id = request_id;
     req.conn = conn;
+    if (worker) {
+        worker->requests++;
+        worker->start = start;
+    }
 
     rc = worker ? read_body(conn, worker->body, &body, &req.body_len) : 500;
     req.body = body;
@@ -261,30 +650,14 @@ static int handle(struct mg_connection *conn, void *cbdata)
     } else {
         struct handler_call call = {srv->app, worker->app_worker, &req, &resp};
         bigstack_run(worker->stack, run_handler, &call);
+        if (worker->later_begun)
+            return 202; /* answered by another thread; for civetweb's records */
     }
     send_response(conn, &req, &resp);
     if (rc == 413)
         linger_read(conn);
-    duration_us = clock_mono_us() - start;
-    metrics_http_request(metrics_route(req.method, req.path), resp.status, duration_us);
-
-    log_request(&(struct log_request){
-        .request_id = request_id,
-        .method = req.method,
-        .path = req.path,
-        .status = resp.status,
-        .duration_us = duration_us,
-        .tenant = resp.tenant[0] ? resp.tenant : NULL,
-        .policy_version = resp.policy_version[0] ? resp.policy_version : NULL,
-        .decision = resp.decision,
-        .error_code = resp.error_code,
-        .policy_us = resp.policy_us,
-    });
-    if (resp.body_secret && resp.body)
-        token_wipe(resp.body, resp.body_len);
-    free(resp.body);
-    if (body) /* card numbers and secrets must not outlive the request */
-        token_wipe(body, req.body_len);
+    account(&req, &resp, clock_mono_us() - start);
+    forget_request(&req, &resp);
     return resp.status;
 }
 
@@ -298,6 +671,7 @@ static void *init_thread(const struct mg_context *ctx, int thread_type)
     w = calloc(1, sizeof *w);
     if (!w)
         return NULL;
+    w->fd = -1;
     w->stack = bigstack_new();
     if (w->stack)
         w->app_worker = srv->app->worker_new(srv->app->data);
@@ -381,6 +755,7 @@ int http_start(const char *listen, int threads_n, int keep_alive_ms, const struc
     cb.init_thread = init_thread;
     cb.exit_thread = exit_thread;
     cb.log_message = log_message;
+    cb.connection_close = connection_closing;
     /* no log_access callback and no access_log_file: civetweb then skips
      * its access log entirely (it would print raw paths, tokens included,
      * and format a local time per request); our log_request line replaces it */

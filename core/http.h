@@ -17,6 +17,7 @@ struct http_req {
     const char *remote_addr;
     const char *request_id;    /* also sent back as Request-Id */
     const void *conn;          /* http.c's; handlers pass it back only */
+    const struct http_later *again; /* http.c's: a request answered again */
 };
 
 struct http_resp {
@@ -50,6 +51,30 @@ int http_req_cookie(const struct http_req *req, const char *name, char *out,
  * into out: same returns as http_query_param. */
 int http_form_field(const struct http_req *req, const char *name, char *out,
                     size_t outlen);
+
+/* ---- answers given later, by another thread ---------------------------
+ * A handler whose answer waits on another thread (a group commit) can
+ * leave the answering to that thread: the worker thread then goes back to
+ * its connection instead of sleeping, and the connection takes no new
+ * request until the answer is sent. */
+struct http_later;
+
+/* The request's answer may be given later: *resp is where it goes (a copy
+ * of resp, which the handler must then leave alone). NULL when it cannot
+ * be (the handler answers as usual): a connection's first request, a
+ * request answered again. The http_later must then reach exactly one of
+ * the three functions below. */
+struct http_later *http_later_begin(const struct http_req *req, struct http_resp *resp,
+                                    struct http_resp **later_resp);
+/* Send *later_resp and log the request; any thread, once. Never blocks:
+ * what the socket does not take at once the worker thread sends. */
+void http_later_send(struct http_later *l);
+/* Answer the request again on its worker thread (handle is called again
+ * with req->again set) and close the connection after; any thread, once. */
+void http_later_answer_again(struct http_later *l);
+/* The handler answers after all; on the handler's thread, before it
+ * returns. */
+void http_later_cancel(struct http_later *l);
 
 /* Append one "name: value" header line to resp. */
 void http_resp_header(struct http_resp *resp, const char *name, const char *value);

@@ -154,6 +154,18 @@ int store_contractor_check(struct store *s, const char *tenant_id,
 int store_session_insert(struct store *s, struct session *in,
                          const unsigned char token_hash[HF_HASH_BYTES],
                          const struct idempotency *idem, long long now);
+/* store_session_insert without an idempotency key and without waiting:
+ * 0 once the insert is queued, and done(arg, rc) runs later on the writer
+ * thread with what store_session_insert would have returned (0 once the
+ * row is committed, HF_ESTALE, HF_ESTORE). in and token_hash must stay
+ * valid until then, and done must not block: every request of the batch
+ * waits for it. Any other return (HF_ESTALE included) means nothing was
+ * queued; HF_ESTORE also where inserts are answered only synchronously
+ * (PostgreSQL, a connection without a writer) and while the connection's
+ * previous later insert is unanswered (it has room for one). */
+int store_session_insert_later(struct store *s, struct session *in,
+                               const unsigned char token_hash[HF_HASH_BYTES], long long now,
+                               void (*done)(void *arg, int rc), void *arg);
 /* Look up an idempotency key before doing any work; same results as above,
  * or HF_ENOTFOUND when unused. */
 int store_idempotency_find(struct store *s, const char *tenant_id,

@@ -50,6 +50,11 @@
                        const unsigned char token_hash[HF_HASH_BYTES],           \
                        const struct idempotency *idem, long long now),          \
       (s, in, token_hash, idem, now))                                           \
+    X(session_insert_later, (struct store *s, struct session *in,               \
+                             const unsigned char token_hash[HF_HASH_BYTES],     \
+                             long long now, void (*done)(void *arg, int rc),    \
+                             void *arg),                                        \
+      (s, in, token_hash, now, done, arg))                                      \
     X(idempotency_find, (struct store *s, const char *tenant_id,                \
                          const struct idempotency *idem, long long now,         \
                          struct session *out),                                  \

@@ -1121,6 +1121,17 @@ static int pg_idempotency_find(struct store *s, const char *tenant_id,
  * serialises across nodes: of two requests with one key, the second
  * waits for the first to commit and then finds its row. A row older than
  * HF_IDEMPOTENCY_TTL is taken over. */
+/* Each PostgreSQL insert is a transaction of its own, answered at once:
+ * the caller inserts with pg_session_insert instead. */
+static int pg_session_insert_later(struct store *s, struct session *in,
+                                   const unsigned char token_hash[HF_HASH_BYTES],
+                                   long long now, void (*done)(void *arg, int rc),
+                                   void *arg)
+{
+    (void)s, (void)in, (void)token_hash, (void)now, (void)done, (void)arg;
+    return HF_ESTORE;
+}
+
 static int pg_session_insert(struct store *s, struct session *in,
                              const unsigned char token_hash[HF_HASH_BYTES],
                              const struct idempotency *idem, long long now)
@@ -1836,6 +1847,7 @@ const struct store_ops store_pg_ops = {
     .contractor_create = pg_contractor_create,
     .contractor_check = pg_contractor_check,
     .session_insert = pg_session_insert,
+    .session_insert_later = pg_session_insert_later,
     .idempotency_find = pg_idempotency_find,
     .session_get = pg_session_get,
     .session_list = pg_session_list,

@@ -256,6 +256,36 @@ static const char *const stmt_sql[] = {
 #undef STMT_SQL
 };
 
+/* One write waiting for its group commit; lives on the submitter's stack,
+ * or in its store (a later insert). */
+struct write_job {
+    int (*fn)(struct store *s, void *arg); /* runs inside the batch transaction */
+    void *arg;
+    int rc;                     /* fn's result, or HF_ESTORE if the commit failed */
+    _Atomic int done;           /* set once rc is final; the job may die at once */
+    /* a job nobody waits for: called instead, on the writer thread, once rc
+     * is final */
+    void (*answer)(struct write_job *job);
+    struct write_job *next;
+};
+
+struct insert_args {
+    struct session *in;
+    const unsigned char *token_hash;
+    const struct idempotency *idem;
+    long long now;
+    long long expect_gen;       /* an optimistic request's assumption, or 0 */
+};
+
+/* An insert whose request does not wait for it (store_session_insert_later). */
+struct later_insert {
+    struct write_job job;
+    struct insert_args args;
+    void (*done)(void *arg, int rc);
+    void *arg;
+    _Atomic int busy;           /* queued and not yet answered */
+};
+
 struct store {
     const struct store_ops *ops; /* &store_sqlite_ops (store_backend.h) */
     sqlite3 *db;                /* the connection; one thread at a time */
@@ -274,16 +304,9 @@ struct store {
      * lock: one read serves the batch */
     long long writing_gen;
     int expected;               /* counted in writer->expected */
+    struct later_insert later;  /* one at a time: its request holds the thread */
 };
 
-/* One write waiting for its group commit; lives on the submitter's stack. */
-struct write_job {
-    int (*fn)(struct store *s, void *arg); /* runs inside the batch transaction */
-    void *arg;
-    int rc;                     /* fn's result, or HF_ESTORE if the commit failed */
-    _Atomic int done;           /* set once rc is final; the job may die at once */
-    struct write_job *next;
-};
 
 struct store_writer {
     const struct store_ops *ops; /* &store_sqlite_ops */
@@ -532,14 +555,23 @@ static void write_batch(struct store_writer *w)
     pthread_mutex_unlock(&w->lock);
     n += run_jobs(w->store, jobs, &tail, &broken);
     commit_batch(w, batch, n, broken);
-    while (batch) {
-        struct write_job *next = batch->next; /* the job dies once done */
-        atomic_store_explicit(&batch->done, 1, memory_order_release);
-        batch = next;
+    for (struct write_job **j = &batch; *j;) {
+        if ((*j)->answer) { /* kept for after the wake */
+            j = &(*j)->next;
+            continue;
+        }
+        struct write_job *next = (*j)->next; /* the job dies once done */
+        atomic_store_explicit(&(*j)->done, 1, memory_order_release);
+        *j = next;
     }
     /* one call wakes the whole batch */
     atomic_fetch_add(word, 1);
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    while (batch) {
+        struct write_job *next = batch->next;
+        batch->answer(batch);
+        batch = next;
+    }
     restart_wal(w);
     pthread_mutex_lock(&w->lock);
 }
@@ -614,26 +646,35 @@ static int stop_expecting(struct store *s)
 /* Queue fn and wait until its batch has ended. Every job of a batch waits
  * on the same word, chosen by the batch's parity: while batch k is open
  * only jobs of k and k + 1 exist. */
-static int submit(struct store_writer *w, struct store *s,
-                  int (*fn)(struct store *, void *), void *arg)
+/* Queue job; *seen is the futex word of its batch as it was then. */
+static _Atomic unsigned *enqueue(struct store_writer *w, struct store *s,
+                                 struct write_job *job, unsigned *seen)
 {
-    struct write_job job = {.fn = fn, .arg = arg};
     _Atomic unsigned *word;
-    unsigned seen;
 
     pthread_mutex_lock(&w->lock);
     if (w->tail)
-        w->tail->next = &job;
+        w->tail->next = job;
     else
-        w->head = &job;
-    w->tail = &job;
+        w->head = job;
+    w->tail = job;
     word = &w->ended[w->taken & 1];
-    seen = atomic_load(word);
+    *seen = atomic_load(word);
     /* an idle writer starts a batch; a gathering one is woken only by the
      * last expected write, else it looks every POLL_US */
     if (stop_expecting(s) || !w->gathering)
         pthread_cond_signal(&w->work);
     pthread_mutex_unlock(&w->lock);
+    return word;
+}
+
+static int submit(struct store_writer *w, struct store *s,
+                  int (*fn)(struct store *, void *), void *arg)
+{
+    struct write_job job = {.fn = fn, .arg = arg};
+    unsigned seen;
+    _Atomic unsigned *word = enqueue(w, s, &job, &seen);
+
     while (!atomic_load_explicit(&job.done, memory_order_acquire)) {
         syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
         seen = atomic_load(word);
@@ -1362,14 +1403,6 @@ static int sqlite_idempotency_find(struct store *s, const char *tenant_id,
     return idem_lookup(s, tenant_id, idem, now, out);
 }
 
-struct insert_args {
-    struct session *in;
-    const unsigned char *token_hash;
-    const struct idempotency *idem;
-    long long now;
-    long long expect_gen;       /* an optimistic request's assumption, or 0 */
-};
-
 static int do_session_insert(struct store *s, void *arg)
 {
     struct insert_args *a = arg;
@@ -1438,6 +1471,42 @@ static int sqlite_session_insert(struct store *s, struct session *in,
     if (s->optimistic && s->stale)
         return HF_ESTALE;
     return in_transaction(s, do_session_insert, &a);
+}
+
+static void answer_later(struct write_job *job)
+{
+    struct later_insert *l = (struct later_insert *)job;
+    void (*done)(void *, int) = l->done;
+    void *arg = l->arg;
+    int rc = job->rc;
+
+    /* free before done: done lets the request's thread go on to its next */
+    atomic_store(&l->busy, 0);
+    done(arg, rc);
+}
+
+static int sqlite_session_insert_later(struct store *s, struct session *in,
+                                       const unsigned char token_hash[HF_HASH_BYTES],
+                                       long long now, void (*done)(void *arg, int rc),
+                                       void *arg)
+{
+    struct later_insert *l = &s->later;
+    unsigned seen;
+
+    if (!s->writer || atomic_load(&l->busy))
+        return HF_ESTORE;
+    if (s->optimistic && s->stale)
+        return HF_ESTALE;
+    atomic_store(&l->busy, 1);
+    l->args = (struct insert_args){in, token_hash, NULL, now,
+                                   s->optimistic ? s->assumed_gen : 0};
+    l->job = (struct write_job){.fn = do_session_insert, .arg = &l->args,
+                                .answer = answer_later};
+    l->done = done;
+    l->arg = arg;
+    end_snapshot(s); /* as in_transaction: no snapshot held past the queue */
+    enqueue(s->writer, s, &l->job, &seen);
+    return 0;
 }
 
 /* seq of a cursor id under tenant; HF_ENOTFOUND if it names nothing. */
@@ -2304,6 +2373,7 @@ const struct store_ops store_sqlite_ops = {
     .contractor_create = sqlite_contractor_create,
     .contractor_check = sqlite_contractor_check,
     .session_insert = sqlite_session_insert,
+    .session_insert_later = sqlite_session_insert_later,
     .idempotency_find = sqlite_idempotency_find,
     .session_get = sqlite_session_get,
     .session_list = sqlite_session_list,

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "http.h"
 #include "store.h"
+#include "token.h"
 
 struct policy_engine;
 struct policy;
@@ -28,6 +29,19 @@ struct worker_shared {
     const unsigned char *webhook_key; /* seals endpoint secrets (HF_SEAL_KEY_BYTES) */
 };
 
+/* A create whose insert the writer answers (api.c): what the answer needs
+ * until then. */
+struct later_create {
+    struct session session;
+    char token[HF_URL_TOKEN_CHARS + 1];
+    unsigned char token_hash[HF_HASH_BYTES];
+    const char *public_url;
+    struct http_later *later;
+    struct http_resp *resp;
+    int rate;                     /* the rate limits' answer, for an answer again */
+    int again;                    /* answered again: from a snapshot, limits taken */
+};
+
 struct worker {
     const struct config *cfg;
     const struct worker_limits *limits;
@@ -37,6 +51,7 @@ struct worker {
     struct policy *policy;        /* the Lua state borrowed for this request (policy_acquire) */
     struct tenant tenant;         /* scratch: the tenant of the request */
     struct session *page;         /* scratch: HF_LIST_LIMIT_MAX sessions */
+    struct later_create later;    /* this thread's create in the writer's hands */
 };
 
 /* A worker for a struct worker_shared; NULL when it cannot be set up

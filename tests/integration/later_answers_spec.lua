@@ -1,0 +1,150 @@
+-- Creates on a kept-alive connection: from its second request on, the
+-- worker thread leaves the insert and the answer to the writer thread,
+-- which sends the 201 once the row is committed. Order on the connection,
+-- a client gone before its answer, an answer given again when access
+-- changed under the writer, and a stop with answers outstanding.
+local h = require("helpers.server")
+local socket = require("socket")
+
+local function create_bytes(port, t, n)
+  local body = h.json.encode({ contractor = t.contractor.id,
+    return_url = "https://app.example.com/done?n=" .. n })
+  return "POST /api/v1/payment/sessions HTTP/1.1\r\nHost: 127.0.0.1:" .. port ..
+    "\r\nAuthorization: Bearer " .. t.key.secret ..
+    "\r\nContent-Type: application/json\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body
+end
+
+-- A kept-alive connection that has answered one create already.
+local function warm_connection(srv, t)
+  local c = assert(socket.tcp())
+  c:settimeout(10)
+  assert(c:connect("127.0.0.1", srv.port))
+  assert(c:send(create_bytes(srv.port, t, 0)))
+  local r = h.read_response(c)
+  assert.are.equal(201, r.status)
+  h.remember_secret(r.json.url:match("_([^_/]+)$"))
+  return c, r
+end
+
+local function sessions(srv, t)
+  local r = srv:get(t.key.secret, "/api/v1/payment/sessions?limit=100")
+  assert.are.equal(200, r.status)
+  return r.json
+end
+
+local function eventually(pred, seconds)
+  local deadline = socket.gettime() + seconds
+  repeat
+    if pred() then return true end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return false
+end
+
+describe("answers the writer sends", function()
+  local srv, t
+
+  before_each(function() srv, t = h.start_with_tenants({}, "Acme") end)
+  after_each(function() srv:stop() end)
+
+  it("answers pipelined creates in order, each with its own committed session", function()
+    local c = warm_connection(srv, t)
+    local burst = {}
+    for n = 1, 8 do burst[n] = create_bytes(srv.port, t, n) end
+    assert(c:send(table.concat(burst)))
+    local ids, seen = {}, {}
+    for n = 1, 8 do
+      local r = h.read_response(c)
+      assert.are.equal(201, r.status, r.body)
+      assert.are.equal("https://app.example.com/done?n=" .. n, r.json.return_url)
+      h.remember_secret(r.json.url:match("_([^_/]+)$"))
+      assert.is_nil(seen[r.headers["request-id"]])
+      seen[r.headers["request-id"]] = true
+      ids[#ids + 1] = r.json.id
+    end
+    c:close()
+    local listed = {}
+    for _, s in ipairs(sessions(srv, t)) do listed[s.id] = true end
+    for _, id in ipairs(ids) do assert.is_true(listed[id], id) end
+    local log = srv:log_text()
+    for rid in pairs(seen) do
+      assert.truthy(log:find("id=" .. rid .. " POST /api/v1/payment/sessions status=201", 1, true), rid)
+    end
+  end)
+
+  it("commits and logs a create whose client left before its answer", function()
+    local c = warm_connection(srv, t)
+    assert(c:send(create_bytes(srv.port, t, 1)))
+    c:close()
+    assert.is_true(eventually(function()
+      local _, count = srv:log_text():gsub("POST /api/v1/payment/sessions status=201", "")
+      return count == 2
+    end, 5))
+    assert.are.equal(2, #sessions(srv, t))
+    assert.is_true(srv:alive())
+  end)
+
+  it("answers again from a snapshot, and closes, when a key was revoked under the writer #sqlite_only",
+    function()
+      local c = warm_connection(srv, t)
+      local out, rc = h.cli(srv.db, "key", "revoke", t.key.id)
+      assert.are.equal(0, rc, out)
+      assert(c:send(create_bytes(srv.port, t, 1)))
+      local r = h.read_response(c)
+      h.assert_error(r, 403, "invalid_api_key")
+      assert.are.equal("close", r.headers["connection"])
+      assert.is_nil(c:receive(1), "the connection is closed after that answer")
+      c:close()
+      local list = srv:get(t.test_key.secret, "/api/v1/payment/sessions?limit=100")
+      assert.are.equal(1, #list.json, "only the first create was made")
+      local _, count = srv:log_text():gsub("POST /api/v1/payment/sessions status=201", "")
+      assert.are.equal(1, count, "only the first create was made")
+    end)
+
+  it("answers again with a 201, once, when access changed but the answer did not #sqlite_only",
+    function()
+    local c = warm_connection(srv, t)
+    local out, rc = h.cli(srv.db, "tenant", "set-redirect-hosts", t.id,
+      "app.example.com", "new.example.com")
+    assert.are.equal(0, rc, out)
+    assert(c:send(create_bytes(srv.port, t, 1)))
+    local r = h.read_response(c)
+    assert.are.equal(201, r.status, r.body)
+    h.remember_secret(r.json.url:match("_([^_/]+)$"))
+    assert.are.equal("close", r.headers["connection"])
+    c:close()
+    local list = sessions(srv, t)
+    assert.are.equal(2, #list)
+    assert.are.equal(r.json.id, list[1].id)
+  end)
+
+  it("sends every outstanding answer before a stop closes the connections #sqlite_only",
+    function()
+      local conns = {}
+      for i = 1, 6 do conns[i] = warm_connection(srv, t) end
+      -- another process holds the write lock: the creates wait in the
+      -- writer's hands while the server is asked to stop
+      local marker = srv.dir .. "/locked"
+      h.write_file(srv.dir .. "/lock.sql", "BEGIN IMMEDIATE;\n.shell touch " .. marker ..
+        "\n.shell sleep 1.5\nCOMMIT;\n")
+      h.run("(sqlite3 " .. h.sh_quote(srv.db) .. " <" .. h.sh_quote(srv.dir .. "/lock.sql") ..
+        " >/dev/null 2>&1 &)")
+      assert.is_true(eventually(function() return h.read_file(marker) ~= nil end, 5))
+      for i, c in ipairs(conns) do assert(c:send(create_bytes(srv.port, t, i))) end
+      socket.sleep(0.3)
+      h.run("kill -TERM " .. srv.pid)
+      local created = {}
+      for _, c in ipairs(conns) do
+        local r = h.read_response(c)
+        assert.are.equal(201, r.status, r.body)
+        h.remember_secret(r.json.url:match("_([^_/]+)$"))
+        created[#created + 1] = r.json.id
+        c:close()
+      end
+      assert.is_true(eventually(function() return not srv:alive() end, 10))
+      srv = h.start({ dir = srv.dir, db = srv.db })
+      local listed = {}
+      for _, s in ipairs(sessions(srv, t)) do listed[s.id] = true end
+      for _, id in ipairs(created) do assert.is_true(listed[id], "acknowledged, then lost: " .. id) end
+    end)
+end)
