@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -40,8 +42,9 @@ struct http_server {
 enum later_state {
     LATER_NONE,                  /* nothing outstanding */
     LATER_QUEUED,                /* another thread answers */
-    LATER_UNSENT,                /* answered; the worker sends the rest */
+    LATER_UNSENT,                /* answered; the worker sends the rest, then closes */
     LATER_AGAIN,                 /* the worker answers again, then closes */
+    LATER_WAITING = 0x100,       /* or'ed in: the worker thread sleeps on the state */
 };
 
 /* A request whose answer another thread gives: what it needs of the
@@ -50,7 +53,7 @@ enum later_state {
  * its answer is outstanding. */
 struct http_later {
     _Atomic int state;           /* enum later_state; a futex word */
-    _Atomic int waiting;         /* the worker thread sleeps on state */
+    _Atomic int closing;         /* civetweb closes the connection after the answer */
     int fd;                      /* the connection's socket */
     long long start;             /* when the request arrived */
     struct http_req req;         /* its strings point into saved */
@@ -68,7 +71,8 @@ struct http_later {
 struct http_worker {
     void *app_worker;            /* the application's per-thread state */
     struct bigstack *stack;      /* handlers run here, not on civetweb's 100 KiB */
-    int fd;                      /* the connection's socket once found, or -1 */
+    int fd;                      /* the connection's socket once found; -1 not
+                                  * looked for yet, -2 not found */
     int requests;                /* requests on this connection so far */
     int later_begun;             /* this request's answer is later's */
     long long start;             /* when this request arrived */
@@ -338,25 +342,27 @@ static void forget_request(struct http_req *req, struct http_resp *resp)
 
 /* ---- answers given later ---------------------------------------------- */
 
-/* Publish st; wake the worker thread if it waits for it. After this the
- * worker may reuse l at once. */
+/* Publish st and wake the worker thread if it sleeps on the state. Nothing
+ * of l is read after the exchange: the worker may reuse it, or exit and
+ * free it, at once (the wake only names the address). */
 static void later_publish(struct http_later *l, int st)
 {
-    atomic_store(&l->state, st);
-    if (atomic_load(&l->waiting))
+    if (atomic_exchange(&l->state, st) & LATER_WAITING)
         syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 /* Wait until no other thread is answering l; its state then. */
 static int later_wait(struct http_later *l)
 {
-    int st;
+    int st = atomic_load(&l->state);
 
-    while ((st = atomic_load(&l->state)) == LATER_QUEUED) {
-        atomic_store(&l->waiting, 1);
-        if (atomic_load(&l->state) == LATER_QUEUED)
-            syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, LATER_QUEUED, NULL, NULL, 0);
-        atomic_store(&l->waiting, 0);
+    while ((st & ~LATER_WAITING) == LATER_QUEUED) {
+        if (st == LATER_QUEUED &&
+            !atomic_compare_exchange_strong(&l->state, &st, LATER_QUEUED | LATER_WAITING))
+            continue; /* published meanwhile: st holds the new state */
+        syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, LATER_QUEUED | LATER_WAITING,
+                NULL, NULL, 0);
+        st = atomic_load(&l->state);
     }
     return st;
 }
@@ -383,11 +389,13 @@ static size_t send_now(int fd, const char *buf, size_t len)
     return sent;
 }
 
-/* Send all of buf, waiting for the socket at most timeout_ms in all (as
- * civetweb's request_timeout_ms). */
-static void send_waiting(int fd, const char *buf, size_t len, int timeout_ms)
+#define SEND_TIMEOUT_MS 10000     /* civetweb's request_timeout_ms below */
+
+/* Send all of buf, waiting for the socket at most SEND_TIMEOUT_MS in all;
+ * 0, or -1 when it did not all go out. */
+static int send_waiting(int fd, const char *buf, size_t len)
 {
-    long long until = clock_mono_us() + (long long)timeout_ms * 1000;
+    long long until = clock_mono_us() + SEND_TIMEOUT_MS * 1000LL;
 
     for (;;) {
         size_t n = send_now(fd, buf, len);
@@ -396,8 +404,34 @@ static void send_waiting(int fd, const char *buf, size_t len, int timeout_ms)
 
         buf += n;
         len -= n;
-        if (len == 0 || left <= 0 || poll(&p, 1, (int)(left / 1000) + 1) < 0)
+        if (len == 0)
+            return 0;
+        if (left <= 0 || (poll(&p, 1, (int)(left / 1000) + 1) < 0 && errno != EINTR))
+            return -1;
+    }
+}
+
+/* The answer before a close went out: end our side and read what the
+ * client still sends until it closes its own (bounded), so that closing
+ * with unread data does not reset the connection and take the answer with
+ * it. civetweb's own lingering cannot, once the reading side is shut. */
+static void linger_closing(int fd)
+{
+    long long until = clock_mono_us() + 1000000;
+    size_t n = 0;
+    char buf[4096];
+
+    shutdown(fd, SHUT_WR);
+    while (n < LINGER_BYTES) {
+        struct pollfd p = {fd, POLLIN, 0};
+        long long left = until - clock_mono_us();
+        ssize_t r;
+
+        if (left <= 0 || poll(&p, 1, (int)(left / 1000) + 1) <= 0)
             return;
+        if ((r = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) <= 0)
+            return;
+        n += (size_t)r;
     }
 }
 
@@ -425,13 +459,15 @@ static int is_connection(int fd, const struct mg_request_info *ri)
 static int connection_socket(struct http_worker *w, const struct mg_request_info *ri)
 {
     struct rlimit lim;
-    int max = 1024;
+    int max = 65536;
 
+    if (w->fd == -2) /* looked for on this connection already */
+        return -1;
     if (w->fd >= 0 && is_connection(w->fd, ri))
         return w->fd;
-    w->fd = -1;
-    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
-        max = lim.rlim_cur < 65536 ? (int)lim.rlim_cur : 65536;
+    w->fd = -2;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < (rlim_t)max)
+        max = (int)lim.rlim_cur;
     for (int fd = 0; fd < max; fd++)
         if (is_connection(fd, ri))
             return w->fd = fd;
@@ -487,18 +523,30 @@ struct http_later *http_later_begin(const struct http_req *req, struct http_resp
     struct http_worker *w;
     struct http_later *l;
 
-    if (!conn || !(w = mg_get_thread_pointer(conn)))
+    int queued = 0;
+
+    if (req->again || !conn || !(w = mg_get_thread_pointer(conn)))
         return NULL;
     /* finding a connection's socket costs more than one wait: not for its
      * first request, which may be its only one */
     ri = mg_get_request_info(conn);
     if (w->requests < 2 || (w->later.fd = connection_socket(w, ri)) < 0)
         return NULL;
-    l = &w->later;
-    if (save_request(l, req, ri) != 0)
+    /* earlier answers the client's window has not let out yet (a client
+     * reading slowly): this one might not fit, and the writer must not wait */
+    if (ioctl(w->later.fd, SIOCOUTQNSD, &queued) != 0 || queued > 0)
         return NULL;
+    l = &w->later;
+    if (save_request(l, req, ri) != 0) {
+        token_wipe(l->saved, l->saved_used);
+        return NULL;
+    }
+    atomic_store(&l->closing, 0);
     l->start = w->start;
-    l->resp = *resp;
+    l->resp = *resp; /* headers and log fields so far; the body is the answer's */
+    l->resp.body = NULL;
+    l->resp.body_len = 0;
+    l->resp.body_secret = 0;
     atomic_store(&l->state, LATER_QUEUED);
     w->later_begun = 1;
     *later_resp = &l->resp;
@@ -509,33 +557,43 @@ void http_later_cancel(struct http_later *l)
 {
     struct http_worker *w = (struct http_worker *)((char *)l - offsetof(struct http_worker, later));
 
-    free(l->resp.body);
-    l->resp.body = NULL;
     w->later_begun = 0;
+    token_wipe(l->saved, l->saved_used);
     atomic_store(&l->state, LATER_NONE);
 }
 
 void http_later_send(struct http_later *l)
 {
     size_t len = 0, sent;
-    char *buf = format_response(&l->req, &l->resp, &len);
+    char *buf;
 
-    account(&l->req, &l->resp, clock_mono_us() - l->start);
-    if (!buf) {
+    if (atomic_load(&l->closing)) /* civetweb waits to close the connection */
+        http_resp_header(&l->resp, "Connection", "close");
+    if (!(buf = format_response(&l->req, &l->resp, &len))) {
         static const char oom[] = "HTTP/1.1 500 Internal Server Error\r\n"
                                   "Content-Length: 0\r\nConnection: close\r\n\r\n";
 
+        l->resp.status = 500;
+        account(&l->req, &l->resp, clock_mono_us() - l->start);
         send_now(l->fd, oom, sizeof oom - 1);
         shutdown(l->fd, SHUT_RD); /* the connection ends with that answer */
         forget_request(&l->req, &l->resp);
+        token_wipe(l->saved, l->saved_used);
         later_publish(l, LATER_NONE);
         return;
     }
+    account(&l->req, &l->resp, clock_mono_us() - l->start);
+    metrics_http_answer_later();
     sent = send_now(l->fd, buf, len);
-    if (sent < len) { /* a client that reads slowly: not this thread's wait */
+    token_wipe(l->saved, l->saved_used);
+    if (sent < len) {
+        /* the socket is full: the worker thread sends the rest and
+         * closes, woken from its wait for the next request by the end of
+         * the reading side (this thread never waits for a client) */
         l->unsent = buf;
         l->unsent_len = len;
         l->unsent_from = sent;
+        shutdown(l->fd, SHUT_RD);
         later_publish(l, LATER_UNSENT);
         return;
     }
@@ -557,7 +615,7 @@ void http_later_answer_again(struct http_later *l)
 /* Finish what a later answer left to this thread: the rest of a slow
  * client's answer, or the request answered again. Returns 1 when the
  * connection must close. */
-static int later_settle(struct http_server *srv, struct http_worker *w)
+static int later_settle(struct http_server *srv, struct http_worker *w, int closing)
 {
     struct http_later *l = &w->later;
     int st;
@@ -565,9 +623,13 @@ static int later_settle(struct http_server *srv, struct http_worker *w)
     if (!w->later_begun)
         return 0;
     w->later_begun = 0;
+    if (closing)
+        atomic_store(&l->closing, 1);
     st = later_wait(l);
     if (st == LATER_UNSENT) {
-        send_waiting(l->fd, l->unsent + l->unsent_from, l->unsent_len - l->unsent_from, 10000);
+        if (send_waiting(l->fd, l->unsent + l->unsent_from,
+                         l->unsent_len - l->unsent_from) == 0)
+            linger_closing(l->fd);
         drop_response(l->unsent, l->unsent_len, &l->resp);
         l->unsent = NULL;
         forget_request(&l->req, &l->resp);
@@ -580,16 +642,16 @@ static int later_settle(struct http_server *srv, struct http_worker *w)
         bigstack_run(w->stack, run_handler, &call);
         http_resp_header(&resp, "Connection", "close");
         if ((buf = format_response(&l->req, &resp, &len))) {
-            send_waiting(l->fd, buf, len, 10000);
+            if (send_waiting(l->fd, buf, len) == 0)
+                linger_closing(l->fd);
             drop_response(buf, len, &resp);
         }
         account(&l->req, &resp, clock_mono_us() - l->start);
         forget_request(&l->req, &resp);
-        free(l->resp.body);
-        l->resp.body = NULL;
+        token_wipe(l->saved, l->saved_used);
     }
     atomic_store(&l->state, LATER_NONE);
-    return st == LATER_AGAIN;
+    return st == LATER_UNSENT || st == LATER_AGAIN;
 }
 
 /* civetweb's connection_close: before the socket closes, whatever is
@@ -600,9 +662,23 @@ static void connection_closing(const struct mg_connection *conn)
 
     if (!w)
         return;
-    later_settle(mg_get_user_data(mg_get_context(conn)), w);
+    later_settle(mg_get_user_data(mg_get_context(conn)), w, 1);
     w->fd = -1;
     w->requests = 0;
+}
+
+/* civetweb's http_error: civetweb answers a malformed or oversized next
+ * request itself; the answer before it goes first. 0 (nothing more is
+ * sent) when the connection closes after that answer. */
+static int error_answer(struct mg_connection *conn, int status, const char *message)
+{
+    struct http_worker *w = mg_get_thread_pointer(conn);
+
+    (void)status;
+    (void)message;
+    if (w && later_settle(mg_get_user_data(mg_get_context(conn)), w, 0))
+        return 0;
+    return 1;
 }
 
 static int handle(struct mg_connection *conn, void *cbdata)
@@ -617,7 +693,7 @@ static int handle(struct mg_connection *conn, void *cbdata)
     int rc;
 
     /* a pipelined request waits for the answer before it */
-    if (worker && later_settle(srv, worker)) {
+    if (worker && later_settle(srv, worker, 0)) {
         mg_disable_connection_keep_alive(conn);
         return 503; /* unanswered: the connection closes after the answer before */
     }
@@ -756,6 +832,7 @@ int http_start(const char *listen, int threads_n, int keep_alive_ms, const struc
     cb.exit_thread = exit_thread;
     cb.log_message = log_message;
     cb.connection_close = connection_closing;
+    cb.http_error = error_answer;
     /* no log_access callback and no access_log_file: civetweb then skips
      * its access log entirely (it would print raw paths, tokens included,
      * and format a local time per request); our log_request line replaces it */

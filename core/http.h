@@ -59,11 +59,12 @@ int http_form_field(const struct http_req *req, const char *name, char *out,
  * request until the answer is sent. */
 struct http_later;
 
-/* The request's answer may be given later: *resp is where it goes (a copy
- * of resp, which the handler must then leave alone). NULL when it cannot
- * be (the handler answers as usual): a connection's first request, a
- * request answered again. The http_later must then reach exactly one of
- * the three functions below. */
+/* The request's answer may be given later: *later_resp is where it goes
+ * (resp's headers and log fields so far, no body; the handler then leaves
+ * resp alone). NULL when it cannot be, and the handler answers as usual: a
+ * connection's first request, a request answered again, a socket whose
+ * earlier answers the client has not taken yet. The http_later must then
+ * reach exactly one of the three functions below. */
 struct http_later *http_later_begin(const struct http_req *req, struct http_resp *resp,
                                     struct http_resp **later_resp);
 /* Send *later_resp and log the request; any thread, once. Never blocks:

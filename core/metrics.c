@@ -120,6 +120,7 @@ static atomic_ulong http_requests[METRICS_ROUTE_COUNT][N_STATUSES + 1];
 static struct histogram http_duration[METRICS_ROUTE_COUNT];
 static atomic_ulong policy_decisions[N_CHECKS][N_DECISIONS];
 static struct histogram policy_duration;
+static atomic_ulong http_answers_later;
 static atomic_ulong sessions_created, sessions_completed, sessions_cancelled,
     sessions_expired, store_busy_retries, store_group_commits, store_group_commit_writes;
 static atomic_ulong webhook_deliveries[3];
@@ -236,6 +237,7 @@ void metrics_policy_decision(const char *check, enum metrics_outcome outcome,
     observe(&policy_duration, &policy_layout, duration_us);
 }
 
+void metrics_http_answer_later(void) { ADD(http_answers_later, 1); }
 void metrics_session_created(void) { ADD(sessions_created, 1); }
 void metrics_session_completed(void) { ADD(sessions_completed, 1); }
 void metrics_session_cancelled(void) { ADD(sessions_cancelled, 1); }
@@ -432,6 +434,10 @@ char *metrics_render(const struct policy_status *st)
         return NULL;
     b.p[0] = '\0';
     render_http(&b);
+    put_counter(&b, "hostflow_http_answers_by_writer_total",
+                "Answers the SQLite writer sent once their batch committed, "
+                "the request's worker thread having gone back to its connection.",
+                &http_answers_later);
     render_policy(&b, st);
     put_counter(&b, "hostflow_sessions_created_total", "Sessions created.",
                 &sessions_created);

@@ -57,6 +57,8 @@ void metrics_policy_decision(const char *check, enum metrics_outcome outcome,
  * POST /api/v1/payment/sessions (after its commit; not for an idempotent
  * replay, which creates nothing). */
 void metrics_session_created(void);
+/* An answer given by another thread than the request's (http_later_send). */
+void metrics_http_answer_later(void);
 /* hostflow_sessions_completed_total: call once per session that moved
  * pending -> completed (the hosted card form succeeded and committed). */
 void metrics_session_completed(void);

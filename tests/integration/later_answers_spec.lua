@@ -32,6 +32,13 @@ local function sessions(srv, t)
   return r.json
 end
 
+-- How many answers the writer has sent (0 on PostgreSQL: there every
+-- create waits for its own transaction).
+local function by_writer(srv)
+  local m = srv:admin("GET", "/metrics")
+  return tonumber(m.body:match("\nhostflow_http_answers_by_writer_total (%d+)"))
+end
+
 local function eventually(pred, seconds)
   local deadline = socket.gettime() + seconds
   repeat
@@ -49,6 +56,7 @@ describe("answers the writer sends", function()
 
   it("answers pipelined creates in order, each with its own committed session", function()
     local c = warm_connection(srv, t)
+    local before = by_writer(srv)
     local burst = {}
     for n = 1, 8 do burst[n] = create_bytes(srv.port, t, n) end
     assert(c:send(table.concat(burst)))
@@ -63,6 +71,7 @@ describe("answers the writer sends", function()
       ids[#ids + 1] = r.json.id
     end
     c:close()
+    assert.are.equal(h.backend == "sqlite" and 8 or 0, by_writer(srv) - before)
     local listed = {}
     for _, s in ipairs(sessions(srv, t)) do listed[s.id] = true end
     for _, id in ipairs(ids) do assert.is_true(listed[id], id) end
@@ -71,6 +80,19 @@ describe("answers the writer sends", function()
       assert.truthy(log:find("id=" .. rid .. " POST /api/v1/payment/sessions status=201", 1, true), rid)
     end
   end)
+
+  it("answers a create before civetweb's own answer to a malformed request behind it",
+    function()
+      local c = warm_connection(srv, t)
+      assert(c:send(create_bytes(srv.port, t, 1) .. "NOT HTTP\r\n\r\n"))
+      local r = h.read_response(c)
+      assert.are.equal(201, r.status, r.body)
+      assert.are.equal("https://app.example.com/done?n=1", r.json.return_url)
+      h.remember_secret(r.json.url:match("_([^_/]+)$"))
+      local second = h.read_response(c, true)
+      assert.is_true(second.status == nil or second.status >= 400, tostring(second.status))
+      c:close()
+    end)
 
   it("commits and logs a create whose client left before its answer", function()
     local c = warm_connection(srv, t)
@@ -120,19 +142,25 @@ describe("answers the writer sends", function()
 
   it("sends every outstanding answer before a stop closes the connections #sqlite_only",
     function()
+      srv:stop()
+      srv = h.start({ dir = srv.dir, db = srv.db, args = { "--keep-alive-ms", "30000" } })
       local conns = {}
       for i = 1, 6 do conns[i] = warm_connection(srv, t) end
-      -- another process holds the write lock: the creates wait in the
-      -- writer's hands while the server is asked to stop
-      local marker = srv.dir .. "/locked"
-      h.write_file(srv.dir .. "/lock.sql", "BEGIN IMMEDIATE;\n.shell touch " .. marker ..
-        "\n.shell sleep 1.5\nCOMMIT;\n")
+      -- another process holds the write lock until told to let go: the
+      -- creates wait in the writer's hands while the server is asked to stop
+      local locked, release = srv.dir .. "/locked", srv.dir .. "/release"
+      h.write_file(srv.dir .. "/lock.sql", "BEGIN IMMEDIATE;\n.shell touch " .. locked ..
+        "\n.shell i=0; while [ ! -e " .. release .. " ] && [ $i -lt 400 ]; do sleep 0.025;" ..
+        " i=$((i+1)); done\nCOMMIT;\n")
       h.run("(sqlite3 " .. h.sh_quote(srv.db) .. " <" .. h.sh_quote(srv.dir .. "/lock.sql") ..
         " >/dev/null 2>&1 &)")
-      assert.is_true(eventually(function() return h.read_file(marker) ~= nil end, 5))
+      assert.is_true(eventually(function() return h.read_file(locked) ~= nil end, 5))
       for i, c in ipairs(conns) do assert(c:send(create_bytes(srv.port, t, i))) end
       socket.sleep(0.3)
       h.run("kill -TERM " .. srv.pid)
+      socket.sleep(0.3)
+      assert.is_true(srv:alive(), "the stop waits for the answers the writer owes")
+      h.write_file(release, "")
       local created = {}
       for _, c in ipairs(conns) do
         local r = h.read_response(c)
@@ -142,9 +170,12 @@ describe("answers the writer sends", function()
         c:close()
       end
       assert.is_true(eventually(function() return not srv:alive() end, 10))
+      local log = srv:log_text()
       srv = h.start({ dir = srv.dir, db = srv.db })
       local listed = {}
       for _, s in ipairs(sessions(srv, t)) do listed[s.id] = true end
       for _, id in ipairs(created) do assert.is_true(listed[id], "acknowledged, then lost: " .. id) end
+      local _, answered = log:gsub("POST /api/v1/payment/sessions status=201", "")
+      assert.are.equal(12, answered, "six warm-up creates and six the stop waited for")
     end)
 end)
