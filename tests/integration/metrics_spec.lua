@@ -351,6 +351,7 @@ describe("GET /metrics", function()
     end)
     for _, family in ipairs({
       "hostflow_http_requests_total", "hostflow_http_request_duration_seconds",
+      "hostflow_http_answers_by_writer_total",
       "hostflow_policy_decisions_total", "hostflow_policy_call_duration_seconds",
       "hostflow_policy_info", "hostflow_policy_loaded_timestamp_seconds",
       "hostflow_policy_reloads_total", "hostflow_sessions_created_total",
