@@ -249,7 +249,9 @@ describe("live processor checkout (against the local stub)", function()
     -- a client that skips Frames and posts a card number gets nowhere
     local card = hf.complete(srv, f, hf.good_card())
     assert.are.equal(422, card.status, card.body)
-    assert.is_nil(card.body:find("4242", 1, true))
+    -- the number, not any "4242": random ids and csrf values may hold that
+    assert.is_nil(card.body:find("4242424242424242", 1, true))
+    assert.is_nil(card.body:find("4242 4242", 1, true))
     assert.are.equal(0, #stub:requests())
     assert.are.equal("pending", status_of(srv, t, f.session.id))
     -- and a wrong csrf value is refused before any of that
