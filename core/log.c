@@ -158,6 +158,34 @@ static void timestamp(char buf[64])
 
 /* Write one finished line in one call under the stream's lock, so lines
  * of concurrent threads never interleave. */
+#define HELD_MAX (64 * 1024)
+
+/* This thread's held lines (log_hold), NULL when it holds none. */
+static _Thread_local char *held;
+static _Thread_local size_t held_len;
+static _Thread_local int holding;
+
+static void write_out(const char *buf, size_t n)
+{
+    flockfile(stderr);
+    fwrite(buf, 1, n, stderr);
+    fflush(stderr);
+    funlockfile(stderr);
+}
+
+void log_hold(void)
+{
+    holding = 1;
+}
+
+void log_release(void)
+{
+    holding = 0;
+    if (held_len)
+        write_out(held, held_len);
+    held_len = 0;
+}
+
 static void emit(const char *line)
 {
     size_t n = strlen(line);
@@ -167,10 +195,16 @@ static void emit(const char *line)
         n = sizeof buf - 2;
     memcpy(buf, line, n);
     buf[n++] = '\n';
-    flockfile(stderr);
-    fwrite(buf, 1, n, stderr);
-    fflush(stderr);
-    funlockfile(stderr);
+    if (holding && (held || (held = malloc(HELD_MAX)))) {
+        if (held_len + n > HELD_MAX) {
+            write_out(held, held_len);
+            held_len = 0;
+        }
+        memcpy(held + held_len, buf, n);
+        held_len += n;
+        return;
+    }
+    write_out(buf, n);
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

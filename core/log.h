@@ -31,6 +31,12 @@ struct log_request {
 };
 void log_request(const struct log_request *r);
 
+/* Between log_hold and log_release the calling thread's lines are kept and
+ * then written together, with one write: for a thread that logs a batch
+ * of lines at once (the SQLite writer answering a group commit). */
+void log_hold(void);
+void log_release(void);
+
 /* Copy in to out (size outlen, always NUL-terminated) with hosted-flow URL
  * tokens, API key secrets, Checkout.com secret keys and card tokens, and
  * the password of a URL ("scheme://user:[redacted]@")

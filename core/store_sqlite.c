@@ -567,11 +567,13 @@ static void write_batch(struct store_writer *w)
     /* one call wakes the whole batch */
     atomic_fetch_add(word, 1);
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    log_hold(); /* the batch's request lines: one write */
     while (batch) {
         struct write_job *next = batch->next;
         batch->answer(batch);
         batch = next;
     }
+    log_release();
     restart_wal(w);
     pthread_mutex_lock(&w->lock);
 }

@@ -64,6 +64,30 @@ static void long_message_with_a_token(void)
     log_msg(HF_LOG_WARN, "%4075s%s", "", "live_S3CR3TS3CR3TS3CR3TS3CR3TS3CR3TS3CR3TS3C");
 }
 
+/* lines held, then released: nothing before the release, all in order
+ * after it; a hold past its buffer writes what it kept and goes on */
+static char at_hold[256];
+
+static void held_lines(void)
+{
+    log_setup(0, HF_LOG_INFO);
+    log_hold();
+    log_msg(HF_LOG_INFO, "first held");
+    log_msg(HF_LOG_INFO, "second held");
+    fflush(stderr);
+    snprintf(at_hold, sizeof at_hold, "%ld", lseek(2, 0, SEEK_CUR));
+    log_release();
+    log_msg(HF_LOG_INFO, "after release");
+}
+
+static void many_held_lines(void)
+{
+    log_hold();
+    for (int i = 0; i < 2000; i++)
+        log_msg(HF_LOG_INFO, "line %04d %100s", i, "");
+    log_release();
+}
+
 int main(void)
 {
     char small[8], out[16384];
@@ -115,6 +139,21 @@ int main(void)
     printed(request_with_binary_path, out, sizeof out);
     CHECK("a path that is not UTF-8 is kept in a JSON line",
           strstr(out, "\"path\":\"/payment/x%FF%FE\""));
+    printed(held_lines, out, sizeof out);
+    CHECK("held lines are written at the release, in order, and later ones after them",
+          strcmp(at_hold, "0") == 0 && strstr(out, "first held") &&
+          strstr(out, "second held") > strstr(out, "first held") &&
+          strstr(out, "after release") > strstr(out, "second held"));
+    {
+        static char big[400000];
+        char want[32];
+
+        printed(many_held_lines, big, sizeof big);
+        snprintf(want, sizeof want, "line %04d ", 1999);
+        CHECK("a hold longer than its buffer loses no line",
+              strstr(big, "line 0000 ") && strstr(big, want) &&
+              strstr(big, want) > strstr(big, "line 1000 "));
+    }
     printed(long_message_with_a_token, out, sizeof out);
     CHECK("a token at the end of an over-long message is redacted, not cut",
           strstr(out, "live_[redacted]") && !strstr(out, "S3CR3T"));
