@@ -111,6 +111,16 @@ function M.write_file(path, data)
   f:close()
 end
 
+-- true once pred() is, polled until seconds have passed; false after.
+function M.wait_for(pred, seconds)
+  local deadline = socket.gettime() + seconds
+  repeat
+    if pred() then return true end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return false
+end
+
 -- Run `hostflow ARGS... --db DB`; returns stdout, exit code, stderr.
 function M.cli(db, ...)
   local args = {}

@@ -39,14 +39,7 @@ local function by_writer(srv)
   return tonumber(m.body:match("\nhostflow_http_answers_by_writer_total (%d+)"))
 end
 
-local function eventually(pred, seconds)
-  local deadline = socket.gettime() + seconds
-  repeat
-    if pred() then return true end
-    socket.sleep(0.02)
-  until socket.gettime() > deadline
-  return false
-end
+local eventually = h.wait_for
 
 describe("answers the writer sends", function()
   local srv, t

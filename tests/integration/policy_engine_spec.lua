@@ -24,14 +24,7 @@ local function save(path, text)
   assert(os.rename(path .. ".tmp", path))
 end
 
-local function wait_for(pred, seconds)
-  local deadline = socket.gettime() + seconds
-  repeat
-    if pred() then return true end
-    socket.sleep(0.05)
-  until socket.gettime() > deadline
-  return false
-end
+local wait_for = h.wait_for
 
 describe("policy engine: reload", function()
   local srv, t, u, file

@@ -374,12 +374,18 @@ describe("webhook retries and durability", function()
     assert.are.equal("delivered", wh.events(srv.db)[1].status)
   end)
 
-  it("refuses to start when the key that sealed its endpoints is missing", function()
+  -- A stopped server whose database has one endpoint; and its key file.
+  local function stopped_with_endpoint()
     local dir, srv, t = loopback_server()
     assert.are.equal(201, wh.create(srv, t.test_key.secret, "https://hooks.example.com/").status)
     srv:stop()
     local key = h.backend == "postgres" and (dir .. "/hostflow.webhook-key")
       or (srv.db .. ".webhook-key")
+    return dir, srv, key
+  end
+
+  it("refuses to start when the key that sealed its endpoints is missing", function()
+    local dir, srv, key = stopped_with_endpoint()
     assert.is_truthy(h.read_file(key), "the key file is where the README says")
     os.remove(key)
     local ok, err = pcall(h.start, { dir = dir, db = srv.db })
@@ -389,11 +395,7 @@ describe("webhook retries and durability", function()
   end)
 
   it("refuses to start with another key than the one that sealed its endpoints", function()
-    local dir, srv, t = loopback_server()
-    assert.are.equal(201, wh.create(srv, t.test_key.secret, "https://hooks.example.com/").status)
-    srv:stop()
-    local key = h.backend == "postgres" and (dir .. "/hostflow.webhook-key")
-      or (srv.db .. ".webhook-key")
+    local dir, srv, key = stopped_with_endpoint()
     local right = assert(h.read_file(key))
     local other = right:sub(2) .. string.char((right:byte(1) + 1) % 256)
     h.write_file(key, other)
