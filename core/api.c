@@ -201,7 +201,8 @@ static enum created insert_later(struct worker *w, const struct http_req *req,
     struct later_create *c = &w->later;
     int rc;
 
-    if (!(c->later = http_later_begin(req, resp, &c->resp)))
+    if (!store_inserts_later(w->store) ||
+        !(c->later = http_later_begin(req, resp, &c->resp)))
         return ANSWERED;
     c->session = *s;
     memcpy(c->token, token, sizeof c->token);

@@ -576,10 +576,14 @@ void http_later_send(struct http_later *l)
         l->resp.status = 500;
         account(&l->req, &l->resp, clock_mono_us() - l->start);
         send_now(l->fd, oom, sizeof oom - 1);
-        shutdown(l->fd, SHUT_RD); /* the connection ends with that answer */
         forget_request(&l->req, &l->resp);
         token_wipe(l->saved, l->saved_used);
-        later_publish(l, LATER_NONE);
+        /* the connection ends with that answer: nothing left to send, but
+         * the worker closes it, unanswered pipelined requests and all */
+        l->unsent = NULL;
+        l->unsent_len = l->unsent_from = 0;
+        shutdown(l->fd, SHUT_RD);
+        later_publish(l, LATER_UNSENT);
         return;
     }
     account(&l->req, &l->resp, clock_mono_us() - l->start);
@@ -645,6 +649,12 @@ static int later_settle(struct http_server *srv, struct http_worker *w, int clos
             if (send_waiting(l->fd, buf, len) == 0)
                 linger_closing(l->fd);
             drop_response(buf, len, &resp);
+        } else { /* out of memory: head and body apart */
+            char head[HF_RESP_HEADERS_MAX + 512];
+
+            if (send_waiting(l->fd, head, format_head(head, &l->req, &resp)) == 0 &&
+                send_waiting(l->fd, resp.body, resp.body_len) == 0)
+                linger_closing(l->fd);
         }
         account(&l->req, &resp, clock_mono_us() - l->start);
         forget_request(&l->req, &resp);
@@ -667,9 +677,25 @@ static void connection_closing(const struct mg_connection *conn)
     w->requests = 0;
 }
 
+/* civetweb's begin_request, before it looks at the request at all (it
+ * answers some itself, such as CORS preflights): a pipelined request waits
+ * for the answer before it. 0 lets civetweb go on; 503 (for its records;
+ * nothing is sent) when the connection closes after that answer. */
+static int request_begins(struct mg_connection *conn)
+{
+    struct http_worker *w = mg_get_thread_pointer(conn);
+
+    if (w && later_settle(mg_get_user_data(mg_get_context(conn)), w, 0)) {
+        mg_disable_connection_keep_alive(conn);
+        return 503;
+    }
+    return 0;
+}
+
 /* civetweb's http_error: civetweb answers a malformed or oversized next
- * request itself; the answer before it goes first. 0 (nothing more is
- * sent) when the connection closes after that answer. */
+ * request itself, before any begin_request; the answer before it goes
+ * first. 0 (nothing more is sent) when the connection closes after that
+ * answer. */
 static int error_answer(struct mg_connection *conn, int status, const char *message)
 {
     struct http_worker *w = mg_get_thread_pointer(conn);
@@ -692,11 +718,6 @@ static int handle(struct mg_connection *conn, void *cbdata)
     long long start = clock_mono_us();
     int rc;
 
-    /* a pipelined request waits for the answer before it */
-    if (worker && later_settle(srv, worker, 0)) {
-        mg_disable_connection_keep_alive(conn);
-        return 503; /* unanswered: the connection closes after the answer before */
-    }
     token_id("req_", request_id, sizeof request_id);
     memset(&req, 0, sizeof req);
     memset(&resp, 0, sizeof resp);
@@ -833,6 +854,7 @@ int http_start(const char *listen, int threads_n, int keep_alive_ms, const struc
     cb.log_message = log_message;
     cb.connection_close = connection_closing;
     cb.http_error = error_answer;
+    cb.begin_request = request_begins;
     /* no log_access callback and no access_log_file: civetweb then skips
      * its access log entirely (it would print raw paths, tokens included,
      * and format a local time per request); our log_request line replaces it */

@@ -163,6 +163,9 @@ int store_session_insert(struct store *s, struct session *in,
  * queued; HF_ESTORE also where inserts are answered only synchronously
  * (PostgreSQL, a connection without a writer) and while the connection's
  * previous later insert is unanswered (it has room for one). */
+/* 1 when this connection answers inserts later (store_session_insert_later
+ * can queue), 0 when it only inserts synchronously. */
+int store_inserts_later(struct store *s);
 int store_session_insert_later(struct store *s, struct session *in,
                                const unsigned char token_hash[HF_HASH_BYTES], long long now,
                                void (*done)(void *arg, int rc), void *arg);

@@ -50,6 +50,7 @@
                        const unsigned char token_hash[HF_HASH_BYTES],           \
                        const struct idempotency *idem, long long now),          \
       (s, in, token_hash, idem, now))                                           \
+    X(inserts_later, (struct store *s), (s))                                   \
     X(session_insert_later, (struct store *s, struct session *in,               \
                              const unsigned char token_hash[HF_HASH_BYTES],     \
                              long long now, void (*done)(void *arg, int rc),    \

@@ -1123,6 +1123,12 @@ static int pg_idempotency_find(struct store *s, const char *tenant_id,
  * HF_IDEMPOTENCY_TTL is taken over. */
 /* Each PostgreSQL insert is a transaction of its own, answered at once:
  * the caller inserts with pg_session_insert instead. */
+static int pg_inserts_later(struct store *s)
+{
+    (void)s;
+    return 0;
+}
+
 static int pg_session_insert_later(struct store *s, struct session *in,
                                    const unsigned char token_hash[HF_HASH_BYTES],
                                    long long now, void (*done)(void *arg, int rc),
@@ -1847,6 +1853,7 @@ const struct store_ops store_pg_ops = {
     .contractor_create = pg_contractor_create,
     .contractor_check = pg_contractor_check,
     .session_insert = pg_session_insert,
+    .inserts_later = pg_inserts_later,
     .session_insert_later = pg_session_insert_later,
     .idempotency_find = pg_idempotency_find,
     .session_get = pg_session_get,

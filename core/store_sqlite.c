@@ -1487,6 +1487,11 @@ static void answer_later(struct write_job *job)
     done(arg, rc);
 }
 
+static int sqlite_inserts_later(struct store *s)
+{
+    return s->writer != NULL;
+}
+
 static int sqlite_session_insert_later(struct store *s, struct session *in,
                                        const unsigned char token_hash[HF_HASH_BYTES],
                                        long long now, void (*done)(void *arg, int rc),
@@ -2375,6 +2380,7 @@ const struct store_ops store_sqlite_ops = {
     .contractor_create = sqlite_contractor_create,
     .contractor_check = sqlite_contractor_check,
     .session_insert = sqlite_session_insert,
+    .inserts_later = sqlite_inserts_later,
     .session_insert_later = sqlite_session_insert_later,
     .idempotency_find = sqlite_idempotency_find,
     .session_get = sqlite_session_get,
