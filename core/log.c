@@ -184,6 +184,8 @@ void log_release(void)
     if (held_len)
         write_out(held, held_len);
     held_len = 0;
+    free(held); /* not kept: a thread-local buffer would outlive its thread */
+    held = NULL;
 }
 
 static void emit(const char *line)
