@@ -18,7 +18,8 @@ SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c work
         hosted_pages.c processor.c processor_test.c processor_checkout.c httpc.c \
         expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c policy_store.c \
-        store.c store_sqlite.c store_pg.c access_cache.c url.c netaddr.c token.c json.c buf.c log.c err.c
+        store.c store_sqlite.c store_pg.c access_cache.c url.c netaddr.c token.c json.c buf.c log.c err.c \
+        fdio.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
@@ -44,7 +45,7 @@ $(BUILD)/test_access_cache: $(BUILD)/access_cache.o $(BUILD)/token.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
 $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
-$(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/token.o \
+$(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/fdio.o $(BUILD)/token.o \
     $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
     $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
     $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o $(BUILD)/access_cache.o

@@ -11,6 +11,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "fdio.h"
+
 #define RESPONSE_MAX (256 * 1024)
 
 /* A connected socket to the first of the address's answers that accepts
@@ -56,22 +58,6 @@ static int connect_to(const char *listen, int timeout_ms, char *err, size_t errl
     return fd;
 }
 
-/* Write all of buf; 0 or -1. */
-static int write_all(int fd, const char *buf, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, buf, n);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        buf += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int admin_client_request(const char *listen, const char *method, const char *path,
                          const char *token, int timeout_ms, int *status,
                          char **body, char *err, size_t errlen)
@@ -88,7 +74,7 @@ int admin_client_request(const char *listen, const char *method, const char *pat
                    "Content-Length: 0\r\n%s%s%s\r\n",
                    method, path, listen, token ? "Authorization: Bearer " : "",
                    token ? token : "", token ? "\r\n" : "");
-    sent = len >= 0 && write_all(fd, req, (size_t)len) == 0;
+    sent = len >= 0 && fd_write_all(fd, req, (size_t)len) == 0;
     if (len >= 0) {
         explicit_bzero(req, (size_t)len); /* it holds the token */
         free(req);

@@ -351,6 +351,17 @@ static void later_publish(struct http_later *l, int st)
         syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+/* Publish st for a worker thread that must close the connection: shut
+ * its reading side first, so that the worker wakes from its wait for the
+ * next request (it reads the end of the stream, and civetweb closes the
+ * connection, calling connection_closing first). Before publishing: once
+ * published, the worker may close the socket at any moment. */
+static void later_publish_closing(struct http_later *l, int st)
+{
+    shutdown(l->fd, SHUT_RD);
+    later_publish(l, st);
+}
+
 /* Wait until no other thread is answering l; its state then. */
 static int later_wait(struct http_later *l)
 {
@@ -500,7 +511,7 @@ static int save_request(struct http_later *l, const struct http_req *req,
     l->req.path = save(l, req->path);
     l->req.remote_addr = save(l, req->remote_addr);
     l->req.request_id = save(l, req->request_id);
-    l->query = ri->query_string ? save(l, ri->query_string) : "";
+    l->query = ri->query_string ? save(l, ri->query_string) : NULL;
     l->n_headers = 0;
     for (int i = 0; i < ri->num_headers && i < SAVED_HEADERS_MAX; i++) {
         l->names[i] = save(l, ri->http_headers[i].name);
@@ -509,8 +520,6 @@ static int save_request(struct http_later *l, const struct http_req *req,
             return -1;
         l->n_headers++;
     }
-    if (!ri->query_string)
-        l->query = NULL;
     return l->req.method && l->req.path && l->req.remote_addr && l->req.request_id &&
            (!ri->query_string || l->query) ? 0 : -1;
 }
@@ -582,8 +591,7 @@ void http_later_send(struct http_later *l)
          * the worker closes it, unanswered pipelined requests and all */
         l->unsent = NULL;
         l->unsent_len = l->unsent_from = 0;
-        shutdown(l->fd, SHUT_RD);
-        later_publish(l, LATER_UNSENT);
+        later_publish_closing(l, LATER_UNSENT);
         return;
     }
     account(&l->req, &l->resp, clock_mono_us() - l->start);
@@ -592,13 +600,11 @@ void http_later_send(struct http_later *l)
     token_wipe(l->saved, l->saved_used);
     if (sent < len) {
         /* the socket is full: the worker thread sends the rest and
-         * closes, woken from its wait for the next request by the end of
-         * the reading side (this thread never waits for a client) */
+         * closes (this thread never waits for a client) */
         l->unsent = buf;
         l->unsent_len = len;
         l->unsent_from = sent;
-        shutdown(l->fd, SHUT_RD);
-        later_publish(l, LATER_UNSENT);
+        later_publish_closing(l, LATER_UNSENT);
         return;
     }
     drop_response(buf, len, &l->resp);
@@ -608,12 +614,7 @@ void http_later_send(struct http_later *l)
 
 void http_later_answer_again(struct http_later *l)
 {
-    /* wake the worker thread from its wait for the next request: it reads
-     * the end of the stream, and civetweb closes the connection, calling
-     * connection_closing first. Before publishing: the worker closes the
-     * socket soon after. */
-    shutdown(l->fd, SHUT_RD);
-    later_publish(l, LATER_AGAIN);
+    later_publish_closing(l, LATER_AGAIN);
 }
 
 /* Finish what a later answer left to this thread: the rest of a slow

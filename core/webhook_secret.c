@@ -9,37 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "log.h"
-
-static int read_all(int fd, unsigned char *buf, size_t n)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-static int write_all(int fd, const unsigned char *buf, size_t n)
-{
-    size_t put = 0;
-
-    while (put < n) {
-        ssize_t r = write(fd, buf + put, n - put);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        put += (size_t)r;
-    }
-    return 0;
-}
 
 /* fsync the directory that holds path, so that a name just linked into
  * it is on disk (best effort: the key itself is already synced). */
@@ -78,7 +49,7 @@ static int create_key(const char *path, char *err, size_t errlen)
         return -1;
     }
     token_random(key, sizeof key);
-    rc = write_all(fd, key, sizeof key);
+    rc = fd_write_all(fd, key, sizeof key);
     token_wipe(key, sizeof key);
     if (rc == 0)
         rc = fsync(fd);
@@ -120,7 +91,7 @@ int webhook_key_load(const char *path, int may_create,
         snprintf(err, errlen, "cannot open webhook key file %s: %s", path, strerror(errno));
         return -1;
     }
-    rc = read_all(fd, key, HF_SEAL_KEY_BYTES);
+    rc = fd_read_all(fd, key, HF_SEAL_KEY_BYTES);
     if (rc == 0 && read(fd, &extra, 1) != 0)
         rc = -1; /* longer than a key: not one of ours */
     if (rc == 0 && fstat(fd, &st) == 0 && (st.st_mode & 077))
