@@ -17,7 +17,7 @@ SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c work
         clock.c session_json.c webhook_api.c webhook_secret.c webhook.c cli_events.c \
         hosted_pages.c processor.c processor_test.c processor_checkout.c httpc.c \
         expiry.c admin.c metrics.c \
-        policy.c policy_source.c policy_strlib.c policy_tablib.c pattern.c policy_watch.c policy_store.c \
+        policy.c policy_source.c policy_strlib.c policy_tablib.c policy_charge.c pattern.c policy_watch.c policy_store.c \
         store.c store_sqlite.c store_pg.c access_cache.c url.c netaddr.c token.c json.c buf.c log.c err.c \
         fdio.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
@@ -50,10 +50,10 @@ $(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/fdi
     $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
     $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o $(BUILD)/access_cache.o
 $(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/clock.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
-    $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/metrics.o \
+    $(BUILD)/policy_tablib.o $(BUILD)/policy_charge.o $(BUILD)/pattern.o $(BUILD)/metrics.o \
     $(BUILD)/url.o $(BUILD)/netaddr.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
 $(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/clock.o $(BUILD)/policy_source.o \
-    $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/netaddr.o \
+    $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/policy_charge.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/netaddr.o \
     $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/metrics.o \
     $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
@@ -118,7 +118,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -g -O1 $(FUZZ_SAN)
 FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log fuzz_bundle
-FUZZ_POLICY_OBJS := policy.o clock.o policy_source.o policy_strlib.o policy_tablib.o pattern.o \
+FUZZ_POLICY_OBJS := policy.o clock.o policy_source.o policy_strlib.o policy_tablib.o policy_charge.o pattern.o \
                     metrics.o url.o netaddr.o token.o log.o json.o buf.o err.o
 
 $(FUZZ_BUILD)/obj/%.o: core/%.c

@@ -235,7 +235,7 @@ static enum created create_session(struct worker *w, const struct api_key *key,
     char err[256], token[HF_URL_TOKEN_CHARS + 1], url[512 + HF_URL_TOKEN_CHARS];
     char idem_scoped[HF_IDEMPOTENCY_KEY_MAX + 16];
     unsigned char token_digest[HF_HASH_BYTES];
-    long long now = (long long)time(NULL), tenant_us = 0;
+    long long now = (long long)time(NULL);
     enum created outcome = ANSWERED;
     int rc, retry_after = *rate;
 
@@ -308,16 +308,19 @@ static enum created create_session(struct worker *w, const struct api_key *key,
         .now = now, .rate_limited = retry_after > 0, .retry_after = retry_after};
     buf_copy(resp->policy_version, sizeof resp->policy_version, policy_version(w->policy));
     rc = policy_check_tenant(w->policy, &ctx, &verdict);
-    tenant_us = verdict.us;
-    if (rc == 0 && verdict.allow)
+    resp->policy_us = verdict.us;
+    resp->policy_instructions = verdict.instructions;
+    if (rc == 0 && verdict.allow) {
         rc = policy_check_return_url(w->policy, return_url, &u, &ctx, &verdict);
+        resp->policy_us += verdict.us;
+        resp->policy_instructions += verdict.instructions;
+    }
     policy_release(w->engine, &w->policy); /* not held while the insert waits */
     if (rc != 0) {
         api_policy_error(resp);
         goto out;
     }
     resp->decision = decision_of(&verdict);
-    resp->policy_us = tenant_us + verdict.us;
     if (!verdict.allow) {
         int is_url = strcmp(verdict.code, "invalid_return_url") == 0;
         api_fail(resp, HF_EDENIED, verdict.code, verdict.message,

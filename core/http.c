@@ -325,6 +325,7 @@ static void account(const struct http_req *req, const struct http_resp *resp,
         .decision = resp->decision,
         .error_code = resp->error_code,
         .policy_us = resp->policy_us,
+        .policy_instructions = resp->policy_instructions,
     });
 }
 

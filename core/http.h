@@ -33,6 +33,7 @@ struct http_resp {
     const char *decision;
     const char *error_code;
     long long policy_us;           /* time spent in the policy, 0 if none */
+    long policy_instructions;      /* of its budget it used (policy_verdict) */
 };
 
 /* The request header name (case-insensitive); NULL when absent. */

@@ -276,12 +276,13 @@ static void path_field(const char *in, char *out, size_t outlen)
 
 void log_request(const struct log_request *r)
 {
-    char redacted[1024], path[3 * sizeof redacted], ts[64], policy_us[40] = "";
+    char redacted[1024], path[3 * sizeof redacted], ts[64], policy_us[80] = "";
 
     if (HF_LOG_INFO < min_level)
         return;
     if (r->decision)
-        snprintf(policy_us, sizeof policy_us, " policy_us=%lld", r->policy_us);
+        snprintf(policy_us, sizeof policy_us, " policy_us=%lld policy_instructions=%ld",
+                 r->policy_us, r->policy_instructions);
     log_redact(r->path ? r->path : "", redacted, sizeof redacted);
     path_field(redacted, path, sizeof path);
     timestamp(ts);
@@ -304,6 +305,7 @@ void log_request(const struct log_request *r)
         if (r->decision) {
             json_put_string(o, "decision", r->decision);
             json_put_int(o, "policy_us", r->policy_us);
+            json_put_int(o, "policy_instructions", r->policy_instructions);
         }
         if (r->error_code)
             json_put_string(o, "error_code", r->error_code);

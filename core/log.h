@@ -28,6 +28,7 @@ struct log_request {
     const char *decision;       /* "allow", "deny", "error" or NULL */
     const char *error_code;
     long long policy_us;        /* time in the policy; logged when decision is set */
+    long policy_instructions;   /* of its budget; logged with policy_us */
 };
 void log_request(const struct log_request *r);
 

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "metrics.h"
+#include "policy_charge.h"
 #include "policy_source.h"
 #include "policy_strlib.h"
 #include "policy_tablib.h"
@@ -33,7 +34,7 @@
 #define MEMORY_LIMIT (16u << 20)       /* bytes per Lua state */
 #define MEMORY_RESERVE (1u << 20)      /* more, for hostflow's own pushes outside calls */
 #define INSTRUCTION_BUDGET 1000000L    /* VM instructions (or match steps) per call */
-#define HOOK_EVERY 1000                /* instructions between hook checks */
+#define HOOK_EVERY 100                 /* instructions between hook checks */
 /* One instruction can cost as much as its strings are long (comparing or
  * joining two of them, upper() on one): the budget counts instructions, so
  * strings are capped and each call's CPU time is bounded too. */
@@ -84,6 +85,9 @@ struct policy {
     int hook_fired;                  /* the count hook has run in this call */
     long long hook_wall_us;          /* when it first ran, on the monotonic clock */
     long long hook_cpu_us;           /* and on the thread's CPU clock */
+    int stopped;                     /* a limit stopped the call: nothing more runs */
+    char stop_message[LUA_IDSIZE + 96]; /* what the hook raises from then on */
+    long instructions;               /* budget the last guarded call used */
     struct policy_engine *engine;    /* NULL for a standalone check */
     struct generation *gen;          /* the version this state runs */
     int spoiled;                     /* an error left it suspect: rebuild */
@@ -219,31 +223,64 @@ static int out_of_time(struct policy *p)
            clock_thread_cpu_us() - p->hook_cpu_us > CPU_LIMIT_US;
 }
 
-/* Raises every time it fires once the budget or the time is spent (the
- * budget is then left at 0), so a pcall inside the policy that catches the
- * first error meets the next one at once. */
+/* 1 when a limit has stopped the current call. */
+static int spent(const struct policy *p)
+{
+    return p->budget_left <= 0 || p->mem_exhausted;
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Once a limit is hit nothing more of the policy may run: not the message
+ * handler of an xpcall (Lua runs it with hooks off when the error came from
+ * a hook), not the __close handlers met on the way out. So from then on the
+ * hook fires before every instruction and every call, C functions
+ * included, and raises again. The message is made once, where the limit
+ * was hit: that is where the operator must look. */
+static void stop_call(struct policy *p, lua_State *L, lua_Debug *ar)
+{
+    const char *what = p->mem_exhausted ? "memory limit"
+                       : p->over_time  ? "time limit" : "instruction budget";
+
+    char where[LUA_IDSIZE + 16] = "";
+
+    p->instructions = INSTRUCTION_BUDGET - (p->budget_left > 0 ? p->budget_left : 0);
+    p->budget_left = 0;
+    p->stopped = 1;
+    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
+        snprintf(where, sizeof where, "%s:%d: ", ar->short_src, ar->currentline);
+    if (p->string_refused)
+        snprintf(p->stop_message, sizeof p->stop_message,
+                 "%spolicy made a string over the %d KiB limit", where, (int)(STRING_MAX >> 10));
+    else
+        snprintf(p->stop_message, sizeof p->stop_message, "%spolicy exceeded its %s", where,
+                 what);
+    lua_sethook(L, budget_hook, LUA_MASKCALL | LUA_MASKCOUNT, 1);
+}
+
+/* The count hook: charges HOOK_EVERY instructions and watches the clock.
+ * Raises every time it fires once the budget, the time or the memory is
+ * spent, so a pcall inside the policy that catches the first error meets
+ * the next one at once. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct policy *p;
-    const char *what;
 
     lua_getallocf(L, (void **)&p);
-    p->budget_left -= HOOK_EVERY;
-    if (p->budget_left > 0 && !p->over_time && !(p->over_time = out_of_time(p)))
-        return;
-    p->budget_left = 0;
-    what = p->over_time ? "time limit" : "instruction budget";
-    /* say where it was running: that is where the operator must look */
-    if (lua_getinfo(L, "Sl", ar) && ar->currentline > 0)
-        lua_pushfstring(L, "%s:%d: policy exceeded its %s", ar->short_src,
-                        ar->currentline, what);
-    else
-        lua_pushfstring(L, "policy exceeded its %s", what);
+    if (!p->stopped) {
+        if (ar->event == LUA_HOOKCOUNT)
+            p->budget_left -= HOOK_EVERY;
+        if (!spent(p) && !(p->over_time = out_of_time(p)))
+            return;
+        stop_call(p, L, ar);
+    }
+    lua_pushstring(L, p->stop_message);
     lua_error(L);
 }
 
 /* Call the function below nargs arguments with the budget armed. On error
- * leaves the message on the stack, marks the state spoiled, HF_EPOLICY. */
+ * leaves the message on the stack, marks the state spoiled, HF_EPOLICY.
+ * Either way p->instructions says how much of the budget the call used. */
 static int guarded_call(struct policy *p, int nargs, int nresults)
 {
     int rc;
@@ -253,11 +290,14 @@ static int guarded_call(struct policy *p, int nargs, int nresults)
     p->string_refused = 0;
     p->over_time = 0;
     p->hook_fired = 0;
+    p->stopped = 0;
     p->in_call = 1;
     lua_sethook(p->L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     rc = lua_pcall(p->L, nargs, nresults, 0);
     lua_sethook(p->L, NULL, 0, 0);
     p->in_call = 0;
+    if (!p->stopped) /* else counted where the stop came */
+        p->instructions = INSTRUCTION_BUDGET - (p->budget_left > 0 ? p->budget_left : 0);
     if (p->mem_exhausted) {
         /* the policy caught the memory error and answered anyway, or the
          * error (raised again by its pcall, maybe) says only "not enough
@@ -285,7 +325,7 @@ static int guarded_call(struct policy *p, int nargs, int nresults)
  * policy's own pcall are raised again. */
 static int limit_hit(const struct policy *p, int status)
 {
-    return p->budget_left <= 0 || p->mem_exhausted || status == LUA_ERRMEM;
+    return spent(p) || status == LUA_ERRMEM;
 }
 
 /* pcall that cannot swallow a hit limit: the hook's or the allocator's
@@ -306,6 +346,22 @@ static int budget_pcall(lua_State *L)
     return lua_gettop(L);
 }
 
+/* xpcall's message handler, the policy's own as upvalue 1: skipped once a
+ * limit is hit. Lua runs a handler with hooks off when the error came from
+ * a hook, so nothing could stop the policy's handler then. */
+static int guarded_handler(lua_State *L)
+{
+    struct policy *p;
+
+    lua_getallocf(L, (void **)&p);
+    if (spent(p))
+        return 1;                    /* the message as it is */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 /* xpcall(f, handler, ...) with the same rule as budget_pcall. */
 static int budget_xpcall(lua_State *L)
 {
@@ -314,6 +370,9 @@ static int budget_xpcall(lua_State *L)
 
     lua_getallocf(L, (void **)&p);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, guarded_handler, 1);
+    lua_replace(L, 2);
     lua_pushboolean(L, 1);           /* slot for the status */
     lua_pushvalue(L, 1);             /* f */
     lua_rotate(L, 3, 2);             /* f, handler, true, f, args... */
@@ -663,6 +722,15 @@ static void open_libraries(struct policy *p)
         {LUA_TABLIBNAME, luaopen_table}, {LUA_MATHLIBNAME, luaopen_math},
         {LUA_UTF8LIBNAME, luaopen_utf8}, {LUA_OSLIBNAME, luaopen_os},
         {NULL, NULL}};
+    /* what policy_strlib.c and policy_tablib.c do not already charge, of
+     * the functions whose work grows with their arguments */
+    static const char *const string_charged[] = {
+        "byte", "char", "format", "lower", "upper", "reverse", "sub", "pack", "packsize",
+        "unpack", NULL};
+    static const char *const utf8_charged[] = {"char", "codepoint", "len", "offset", NULL};
+    static const char *const base_charged[] = {"tonumber", NULL};
+    static const char *const arith_charged[] = {
+        "__add", "__sub", "__mul", "__mod", "__pow", "__div", "__idiv", "__unm", NULL};
     lua_State *L = p->L;
 
     for (const luaL_Reg *l = libs; l->name; l++) {
@@ -675,12 +743,21 @@ static void open_libraries(struct policy *p)
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
     policy_strlib_install(L, lua_gettop(L), &p->budget_left);
+    policy_charge_wrap(L, -1, string_charged, &p->budget_left);
     lua_pop(L, 1);
     lua_getglobal(L, LUA_TABLIBNAME);
     policy_tablib_install(L, lua_gettop(L), &p->budget_left);
     lua_pop(L, 1);
+    lua_getglobal(L, LUA_UTF8LIBNAME);
+    policy_charge_wrap(L, -1, utf8_charged, &p->budget_left);
+    lua_pop(L, 1);
+    lua_pushglobaltable(L);
+    policy_charge_wrap(L, -1, base_charged, &p->budget_left);
+    lua_pop(L, 1);
+    /* "1e5" + 1: the string metatable converts with strtod */
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
+    policy_charge_wrap(L, -1, arith_charged, &p->budget_left);
     lua_pushliteral(L, "locked");
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 2);
@@ -916,6 +993,7 @@ static int push_function(struct policy *p, const char *tenant_id, const char *na
 {
     lua_State *L = p->L;
 
+    p->instructions = 0;             /* a check that calls nothing uses nothing */
     lua_rawgeti(L, LUA_REGISTRYINDEX, p->ref_tenants);
     lua_pushstring(L, tenant_id);
     if (lua_rawget(L, -2) == LUA_TTABLE) {
@@ -946,6 +1024,7 @@ static int finish_call(struct policy *p, int base, int rc, const char *check,
     long long us = clock_mono_us() - started;
 
     v->us = us;
+    v->instructions = p->instructions;
     if (rc != 0)
         snprintf(p->last_error, sizeof p->last_error, "%s", error_text(p->L));
     if (!p->engine) { /* a state running examples: its calls are not decisions */
@@ -957,8 +1036,8 @@ static int finish_call(struct policy *p, int base, int rc, const char *check,
                             v->code, us);
     if (rc != 0)
         log_msg(HF_LOG_WARN, "policy decision tenant=%s check=%s decision=error "
-                "version=%s us=%lld error=%s", ctx->tenant->id, check,
-                policy_version(p), us, p->last_error);
+                "version=%s us=%lld instructions=%ld error=%s", ctx->tenant->id, check,
+                policy_version(p), us, v->instructions, p->last_error);
     else /* the request's own log line carries the outcome; this is detail */
         log_msg(HF_LOG_DEBUG, "policy decision tenant=%s check=%s decision=%s%s%s "
                 "version=%s us=%lld", ctx->tenant->id, check,

@@ -48,6 +48,9 @@ struct policy_verdict {
     char message[HF_POLICY_MESSAGE_MAX + 1];
     int status;                 /* HTTP status for a deny */
     long long us;               /* how long the policy took to answer */
+    long instructions;          /* budget it used: VM instructions (counted in
+                                 * hundreds by the hook) and the work charged
+                                 * by C functions (a match step, 16 bytes) */
 };
 
 /* What GET /admin/v1/policy shows. */

@@ -80,12 +80,13 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
         .path = req->path, .remote_addr = req->remote_addr, .now = (long long)time(NULL)};
     rc = policy_check_webhook_url(w->policy, url, &u, &ctx, &v);
     policy_release(w->engine, &w->policy);
+    resp->policy_us = v.us;
+    resp->policy_instructions = v.instructions;
     if (rc != 0) {
         api_policy_error(resp);
         goto out;
     }
     resp->decision = v.allow ? "allow" : "deny";
-    resp->policy_us = v.us;
     if (!v.allow) {
         bad_url(resp, v.message);
         goto out;

@@ -47,18 +47,21 @@ static struct policy_ctx ctx_for(const struct tenant *t)
                                .remote_addr = "127.0.0.1", .now = 1700000000};
 }
 
+static long asked_instructions; /* what the last ask's call used */
+
 /* check_return_url of raw for tenant t: 1 allow, 0 deny, -1 policy error. */
 static int ask(struct policy *p, const struct tenant *t, const char *raw)
 {
     struct policy_ctx ctx = ctx_for(t);
     struct policy_verdict v;
     struct url u;
+    int rc;
 
     if (url_parse(raw, strlen(raw), &u) != URL_OK)
         return -2;
-    if (policy_check_return_url(p, raw, &u, &ctx, &v) != 0)
-        return -1;
-    return v.allow;
+    rc = policy_check_return_url(p, raw, &u, &ctx, &v);
+    asked_instructions = v.instructions;
+    return rc != 0 ? -1 : v.allow;
 }
 
 static const char shared_policy[] =
@@ -502,6 +505,34 @@ static const char probe_policy[] =
     "probes['/xpcallloop'] = function() while true do xpcall(function() while true do end end, "
     "function(m) return m end) end end\n"
 
+    /* what Lua runs on the way out of a stopped call: a message handler
+     * (run with hooks off when the hook raised), __close handlers, and
+     * C functions whose work grows with their arguments */
+    "local function spin() while true do end end\n"
+    "probes['/handlerloop'] = function() xpcall(spin, spin) return true end\n"
+    "probes['/handlerfor'] = function() xpcall(spin, function(e) for i = 1, 1e9 do end return e end) "
+    "return true end\n"
+    "probes['/handlerraise'] = function() xpcall(spin, function(e) spin() end) return true end\n"
+    "probes['/handlernest'] = function() xpcall(spin, function(e) "
+    "xpcall(spin, spin) spin() end) return true end\n"
+    "local zs = ('z'):rep(250000)\n"
+    "local function heavy() for i = 1, 1e9 do tonumber(zs, 36) end end\n"
+    "probes['/closeloop'] = function() local x <close> = setmetatable({}, { __close = spin }) "
+    "spin() end\n"
+    "probes['/closeheavy'] = function() local function nest(n) "
+    "if n == 0 then return spin() end "
+    "local x <close> = setmetatable({}, { __close = heavy }) nest(n - 1) end nest(50) end\n"
+    "probes['/closepcall'] = function() for i = 1, 1e9 do pcall(function() "
+    "local x <close> = setmetatable({}, { __close = heavy }) spin() end) end end\n"
+    "probes['/closedeep'] = function() local mt = { __close = heavy } "
+    "local function nest(n) local x <close> = setmetatable({}, mt) "
+    "if n > 0 then nest(n - 1) end end nest(1e9) end\n"
+    "probes['/tonumber'] = heavy\n"
+    "probes['/arith'] = function() local d = ('9'):rep(250000) for i = 1, 1e9 do local _ = d + 0 end end\n"
+    "probes['/utf8len'] = function() for i = 1, 1e9 do utf8.len(zs) end end\n"
+    "probes['/byte'] = function() for i = 1, 1e9 do zs:byte(1, -1) end end\n"
+    "probes['/upper'] = function() for i = 1, 1e9 do zs:upper() end end\n"
+
     "probes['/requireargs'] = function() local m = require('argsmod', {}) "
     "return type(m) == 'table' and require('argsmod', 'x') == m end\n"
 
@@ -525,7 +556,11 @@ static void test_sandbox(void)
         "/loop", "/pcallloop", "/xpcallloop", "/errorloop", "/memory", "/pcallmemory", "/rep", "/match",
         "/find", "/gsub", "/gmatch", "/concat", "/sort", "/tmove", "/tinsert", "/tremove",
         "/tconcat", "/tinsert2", "/tremove2", "/tsort2", "/bigstring", "/longeq",
-        "/longupper", "/swallowmem", NULL};
+        "/longupper", "/swallowmem", "/handlerloop", "/handlerfor", "/handlerraise",
+        "/handlernest", "/closeloop", "/closeheavy", "/closepcall", "/closedeep", "/tonumber",
+        "/arith", "/utf8len", "/byte", "/upper", NULL};
+    static const char *const charged[] = {
+        "/tonumber", "/arith", "/utf8len", "/byte", "/upper", NULL};
     struct policy_engine *e = NULL;
     struct policy *w = NULL;
     char err[HF_POLICY_ERROR_MAX], path[256], name[128], url[256];
@@ -555,13 +590,22 @@ static void test_sandbox(void)
         t0 = now_s();
         answer = ask(w, &tenant_a, url);
         took = now_s() - t0;
-        printf("# %s stopped after %.3f s\n", stopped[i], took);
+        printf("# %s stopped after %.3f s, %ld instructions\n", stopped[i], took,
+               asked_instructions);
         snprintf(name, sizeof name, "limit stops %s with a policy error well under 1 s",
                  stopped[i]);
         CHECK(name, answer == -1 && took < 1.0);
         policy_sync(e, &w);
         snprintf(name, sizeof name, "the worker answers normally after %s", stopped[i]);
         CHECK(name, ask(w, &tenant_a, "https://probe.test/ok") == 1);
+    }
+    /* a C function's work is charged by its input: the budget, not the
+     * clock read between two hook runs, stops a loop of them */
+    for (int i = 0; charged[i]; i++) {
+        snprintf(url, sizeof url, "https://probe.test%s", charged[i]);
+        policy_sync(e, &w);
+        snprintf(name, sizeof name, "%s is charged for the length of its strings", charged[i]);
+        CHECK(name, ask(w, &tenant_a, url) == -1 && asked_instructions > 200000);
     }
     policy_free(w);
     policy_engine_free(e);
@@ -573,6 +617,7 @@ int main(void)
     char path[256];
 
     log_setup(0, HF_LOG_OFF);
+    alarm(120); /* a limit that fails to stop a probe ends the run, not hangs it */
     snprintf(dir, sizeof dir, "/tmp/hostflow-policy.XXXXXX");
     if (!mkdtemp(dir))
         return 1;

@@ -249,3 +249,82 @@ describe("policy engine: reload storm", function()
       " KiB over the last 500 reloads")
   end)
 end)
+
+-- Lua runs an xpcall's message handler with hooks off when the error came
+-- from the count hook, and runs __close handlers on the way out of an
+-- error: neither may outlive the call's limits.
+describe("policy engine: code that runs after a limit is hit", function()
+  local hostile_override = [[
+local shared = ...
+return { check_return_url = function(url, ctx)
+  xpcall(function() while true do end end, function(e) while true do end end)
+  return true end }
+]]
+  local heavy_closers = [[
+local shared = ...
+local zs = ("z"):rep(250000)
+local function heavy() for i = 1, 1e9 do tonumber(zs, 36) end end
+local function nest(n)
+  local x <close> = setmetatable({}, { __close = heavy })
+  if n > 0 then return nest(n - 1) end
+  while true do end
+end
+return { check_return_url = function(url, ctx) nest(50) return true end }
+]]
+
+  for _, case in ipairs({ { "a message handler that loops", hostile_override },
+                          { "__close handlers that run heavy C calls", heavy_closers } }) do
+    it("stops " .. case[1] .. " with 500 policy_error, logs its cost, and stops on SIGTERM",
+      function()
+        local srv = h.start({ policy = h.root .. "/tests/fixtures/policy_probes.lua" })
+        local t = h.tenant(srv.db, "T", { "probe.test" })
+        h.run("mkdir -p " .. h.sh_quote(srv.policy_dir .. "/tenants"))
+        h.write_file(srv.policy_dir .. "/tenants/" .. t.key.tenant .. ".lua", case[2])
+        assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+        local t0 = socket.gettime()
+        local r = srv:create(t.key.secret, { contractor = t.contractor.id,
+          return_url = "https://probe.test/ok" })
+        local took = socket.gettime() - t0
+        assert.are.equal(500, r.status)
+        assert.are.equal("policy_error", r.json.error_code)
+        assert.is_true(took < 1, case[1] .. " took " .. took .. " s")
+        -- the request's line carries the real time and instructions
+        local line
+        assert.is_true(wait_for(function()
+          line = srv:log_text():match("[^\n]*" .. r.headers["request-id"] .. "[^\n]*")
+          return line ~= nil
+        end, 5))
+        local us, instructions = line:match("decision=error policy_us=(%d+) policy_instructions=(%d+)")
+        assert.is_truthy(us, line)
+        assert.is_true(tonumber(us) > 0 and tonumber(instructions) > 0, line)
+        h.run("kill -TERM " .. srv.pid)
+        assert.is_true(wait_for(function() return not srv:alive() end, 5),
+          "still running 5 s after SIGTERM")
+        srv:stop()
+      end)
+  end
+
+  it("stops the same code at an override's top level in policy check and reload", function()
+    local srv = h.start({ policy = h.root .. "/tests/fixtures/policy_probes.lua" })
+    local t = h.tenant(srv.db, "T", { "probe.test" })
+    local override = srv.policy_dir .. "/tenants/" .. t.key.tenant .. ".lua"
+    h.run("mkdir -p " .. h.sh_quote(srv.policy_dir .. "/tenants"))
+    h.write_file(override, [[
+local shared = ...
+xpcall(function() while true do end end, function(e) while true do end end)
+return {}
+]])
+    local t0 = socket.gettime()
+    local out, rc, err = h.cli(nil, "policy", "check", srv.policy, "--policy-dir", srv.policy_dir)
+    assert.are.equal(1, rc)
+    assert.truthy((out .. err):find(t.key.tenant .. ".lua:2: policy exceeded its", 1, true),
+      out .. err)
+    local r = srv:admin("POST", "/admin/v1/policy/reload")
+    assert.are.equal(422, r.status)
+    assert.truthy(r.json.message:find("policy exceeded its", 1, true), r.json.message)
+    assert.is_true(socket.gettime() - t0 < 2)
+    assert.are.equal(201, srv:create(t.key.secret, { contractor = t.contractor.id,
+      return_url = "https://probe.test/ok" }).status)
+    srv:stop()
+  end)
+end)
