@@ -139,6 +139,14 @@ static const char *const migrations[] = {
     /* 5: deliveries in flight per endpoint, for a fair claim */
     "CREATE INDEX webhook_deliveries_leased ON webhook_deliveries (endpoint_id) "
     "  WHERE lease_until_ms > 0;",
+
+    /* 6 (SQLite's 9): sessions are read and listed under (tenant, mode):
+     * one mode's list must not walk the other mode's sessions */
+    "DROP INDEX sessions_by_tenant;"
+    "DROP INDEX sessions_by_contractor;"
+    "CREATE INDEX sessions_by_tenant_mode ON sessions (tenant_id, mode, seq);"
+    "CREATE INDEX sessions_by_tenant_mode_contractor ON sessions "
+    "  (tenant_id, mode, contractor_id, seq);",
 };
 
 /* The session as the API shows it, "now" being parameter now: a pending

@@ -166,6 +166,14 @@ static const struct migration migrations[] = {
 
     /* 8: the sessions status CHECK without IN (status_check_without_in) */
     {.fn = status_check_without_in},
+
+    /* 9: sessions are read and listed under (tenant, mode): one mode's list
+     * must not walk the other mode's sessions */
+    {.sql = "DROP INDEX sessions_by_tenant;"
+    "DROP INDEX sessions_by_contractor;"
+    "CREATE INDEX sessions_by_tenant_mode ON sessions (tenant_id, mode, seq);"
+    "CREATE INDEX sessions_by_tenant_mode_contractor ON sessions "
+    "  (tenant_id, mode, contractor_id, seq);"},
 };
 
 /* Every statement the store runs, prepared once per connection. */
