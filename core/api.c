@@ -262,7 +262,7 @@ static enum created create_session(struct worker *w, const struct api_key *key,
         snprintf(idem_scoped, sizeof idem_scoped, "%s:%s", key->mode, idem_key);
         idem.key = idem_scoped;
         token_hash(req->body, req->body_len, idem.request_hash);
-        rc = store_idempotency_find(w->store, key->tenant_id, &idem, now, &s);
+        rc = store_idempotency_find(w->store, key->tenant_id, key->mode, &idem, now, &s);
         if (rc == HF_EEXISTS) {
             replay(resp, &s);
             goto out;
@@ -395,7 +395,8 @@ static void get_session(struct worker *w, const struct api_key *key,
                         const char *id, struct http_resp *resp)
 {
     struct session s;
-    int rc = store_session_get(w->store, key->tenant_id, id, (long long)time(NULL), &s);
+    int rc = store_session_get(w->store, key->tenant_id, key->mode, id, (long long)time(NULL),
+                               &s);
 
     if (rc == HF_ENOTFOUND)
         not_found(resp);
@@ -409,7 +410,8 @@ static void cancel_session(struct worker *w, const struct api_key *key,
                            const char *id, struct http_resp *resp)
 {
     struct session s;
-    int rc = store_session_cancel(w->store, key->tenant_id, id, (long long)time(NULL), &s);
+    int rc = store_session_cancel(w->store, key->tenant_id, key->mode, id,
+                                  (long long)time(NULL), &s);
 
     if (rc == 0) {
         metrics_session_cancelled();
@@ -487,7 +489,7 @@ static void list_sessions(struct worker *w, const struct api_key *key,
              "ending_before");
         return;
     }
-    rc = store_session_list(w->store, key->tenant_id, &q, (long long)time(NULL),
+    rc = store_session_list(w->store, key->tenant_id, key->mode, &q, (long long)time(NULL),
                             w->page, &n);
     if (rc == HF_ENOTFOUND) {
         const char *param = q.starting_after ? "starting_after" : "ending_before";

@@ -495,7 +495,8 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         goto out;
     }
     if (rc == 1) { /* another request of this session went first: follow it */
-        int found = store_session_get(w->store, s.tenant_id, s.id, now_s(), &after) == 0;
+        int found = store_session_get(w->store, s.tenant_id, s.mode, s.id, now_s(),
+                                      &after) == 0;
 
         if (!found || strcmp(after.status, "pending") != 0) {
             if (found && strcmp(after.status, "completed") == 0)
@@ -520,7 +521,8 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         log_msg(HF_LOG_INFO, "hosted: session %s card declined by %s", s.id, proc->name);
         goto out;
     }
-    rc = store_session_complete(w->store, s.tenant_id, s.id, &result.saved, now_s(), &after);
+    rc = store_session_complete(w->store, s.tenant_id, s.mode, s.id, &result.saved, now_s(),
+                                &after);
     if (rc != 0) {
         /* the processor keeps the card all the same: say which instrument
          * is nobody's, for the operator to remove */
@@ -556,7 +558,7 @@ static void cancel(struct worker *w, const struct http_req *req, struct http_res
     }
     if (!csrf_ok(req, secret))
         page(resp, 403, page_forbidden(), NULL);
-    else if (store_session_cancel(w->store, s.tenant_id, s.id, now_s(), &after) != 0)
+    else if (store_session_cancel(w->store, s.tenant_id, s.mode, s.id, now_s(), &after) != 0)
         gone(resp);
     else {
         metrics_session_cancelled();

@@ -170,22 +170,29 @@ int store_session_insert_later(struct store *s, struct session *in,
                                const unsigned char token_hash[HF_HASH_BYTES], long long now,
                                void (*done)(void *arg, int rc), void *arg);
 /* Look up an idempotency key before doing any work; same results as above,
- * or HF_ENOTFOUND when unused. */
-int store_idempotency_find(struct store *s, const char *tenant_id,
+ * or HF_ENOTFOUND when unused. The replayed session is read under tenant
+ * and mode like any other. */
+int store_idempotency_find(struct store *s, const char *tenant_id, const char *mode,
                            const struct idempotency *idem, long long now,
                            struct session *out);
-/* The tenant's session id as it reads at now; HF_ENOTFOUND across tenants. */
-int store_session_get(struct store *s, const char *tenant_id, const char *id,
-                      long long now, struct session *out);
+
+/* Sessions are found under (tenant, mode): a live key and a test key of
+ * one tenant are separate worlds, and another tenant's or mode's session
+ * answers exactly as an unknown id (HF_ENOTFOUND). mode is "live" or
+ * "test", the mode of the asking key (or of the session itself). */
+
+/* The session id as it reads at now. */
+int store_session_get(struct store *s, const char *tenant_id, const char *mode,
+                      const char *id, long long now, struct session *out);
 /* Up to q->limit sessions, newest first, into out; count in *n. A cursor
- * naming no session of this tenant gives HF_ENOTFOUND. */
-int store_session_list(struct store *s, const char *tenant_id,
+ * naming no session of this tenant and mode gives HF_ENOTFOUND. */
+int store_session_list(struct store *s, const char *tenant_id, const char *mode,
                        const struct session_query *q, long long now,
                        struct session *out, size_t *n);
 /* pending → cancelled. HF_ENOTPENDING when terminal, HF_EEXPIRED when past
- * expires_at, HF_ENOTFOUND across tenants. *out is the session after. */
-int store_session_cancel(struct store *s, const char *tenant_id, const char *id,
-                         long long now, struct session *out);
+ * expires_at. *out is the session after. */
+int store_session_cancel(struct store *s, const char *tenant_id, const char *mode,
+                         const char *id, long long now, struct session *out);
 
 /* ---- group commit ----
  * The server sends its hot-path writes (session insert, redeem, complete,
@@ -223,9 +230,10 @@ int store_session_for_browser(struct store *s, const char *id,
                               const unsigned char browser_hash[HF_HASH_BYTES],
                               long long now, struct session *out);
 /* pending → completed, keeping card. HF_ENOTPENDING when terminal,
- * HF_EEXPIRED when past expires_at. *out is the session after. */
-int store_session_complete(struct store *s, const char *tenant_id, const char *id,
-                           const struct saved_card *card, long long now,
+ * HF_EEXPIRED when past expires_at, HF_ENOTFOUND outside (tenant, mode).
+ * *out is the session after. */
+int store_session_complete(struct store *s, const char *tenant_id, const char *mode,
+                           const char *id, const struct saved_card *card, long long now,
                            struct session *out);
 /* Write 'expired' on up to HF_EXPIRE_BATCH pending sessions past
  * expires_at, each with its event; count in *n (call again while it is

@@ -57,19 +57,19 @@
                              void *arg),                                        \
       (s, in, token_hash, now, done, arg))                                      \
     X(idempotency_find, (struct store *s, const char *tenant_id,                \
-                         const struct idempotency *idem, long long now,         \
-                         struct session *out),                                  \
-      (s, tenant_id, idem, now, out))                                           \
-    X(session_get, (struct store *s, const char *tenant_id, const char *id,     \
-                    long long now, struct session *out),                        \
-      (s, tenant_id, id, now, out))                                             \
-    X(session_list, (struct store *s, const char *tenant_id,                    \
+                         const char *mode, const struct idempotency *idem,      \
+                         long long now, struct session *out),                   \
+      (s, tenant_id, mode, idem, now, out))                                     \
+    X(session_get, (struct store *s, const char *tenant_id, const char *mode,   \
+                    const char *id, long long now, struct session *out),        \
+      (s, tenant_id, mode, id, now, out))                                       \
+    X(session_list, (struct store *s, const char *tenant_id, const char *mode,  \
                      const struct session_query *q, long long now,              \
                      struct session *out, size_t *n),                           \
-      (s, tenant_id, q, now, out, n))                                           \
-    X(session_cancel, (struct store *s, const char *tenant_id, const char *id,  \
-                       long long now, struct session *out),                     \
-      (s, tenant_id, id, now, out))                                             \
+      (s, tenant_id, mode, q, now, out, n))                                     \
+    X(session_cancel, (struct store *s, const char *tenant_id, const char *mode, \
+                       const char *id, long long now, struct session *out),     \
+      (s, tenant_id, mode, id, now, out))                                       \
     X(session_by_token, (struct store *s,                                       \
                          const unsigned char token_hash[HF_HASH_BYTES],         \
                          long long now, struct session *out),                   \
@@ -83,10 +83,11 @@
                             const unsigned char browser_hash[HF_HASH_BYTES],    \
                             long long now, struct session *out),                \
       (s, id, browser_hash, now, out))                                          \
-    X(session_complete, (struct store *s, const char *tenant_id, const char *id, \
+    X(session_complete, (struct store *s, const char *tenant_id,                \
+                         const char *mode, const char *id,                      \
                          const struct saved_card *card, long long now,          \
                          struct session *out),                                  \
-      (s, tenant_id, id, card, now, out))                                       \
+      (s, tenant_id, mode, id, card, now, out))                                 \
     X(sessions_expire, (struct store *s, long long now, int *n), (s, now, n))     \
     X(endpoint_create, (struct store *s, const struct webhook_endpoint *e), (s, e)) \
     X(endpoint_list, (struct store *s, const char *tenant_id, const char *mode,  \

@@ -139,6 +139,14 @@ static const char *const migrations[] = {
     /* 5: deliveries in flight per endpoint, for a fair claim */
     "CREATE INDEX webhook_deliveries_leased ON webhook_deliveries (endpoint_id) "
     "  WHERE lease_until_ms > 0;",
+
+    /* 6 (SQLite's 9): sessions are read and listed under (tenant, mode):
+     * one mode's list must not walk the other mode's sessions */
+    "DROP INDEX sessions_by_tenant;"
+    "DROP INDEX sessions_by_contractor;"
+    "CREATE INDEX sessions_by_tenant_mode ON sessions (tenant_id, mode, seq);"
+    "CREATE INDEX sessions_by_tenant_mode_contractor ON sessions "
+    "  (tenant_id, mode, contractor_id, seq);",
 };
 
 /* The session as the API shows it, "now" being parameter now: a pending
@@ -152,14 +160,16 @@ static const char *const migrations[] = {
 #define ENDPOINT_COLUMNS "id, tenant_id, mode, url, created, secret_sealed"
 #define POLICY_CHANNEL "hostflow_policy"
 
-/* $3 contractor or NULL, $4 effective status or NULL, $6 now. */
+/* $4 contractor or NULL, $5 effective status or NULL, $7 now. */
 #define LIST_FILTER                                                            \
-    "AND ($3::text IS NULL OR contractor_id = $3) "                            \
-    "AND ($4::text IS NULL OR (CASE WHEN status = 'pending' AND expires_at <= $6 " \
-    "THEN 'expired' ELSE status END) = $4)"
+    "AND ($4::text IS NULL OR contractor_id = $4) "                            \
+    "AND ($5::text IS NULL OR (CASE WHEN status = 'pending' AND expires_at <= $7 " \
+    "THEN 'expired' ELSE status END) = $5)"
 
 /* Every statement the store runs, prepared once per connection:
- * X(name, is a read that may be retried on a new connection, sql). */
+ * X(name, is a read that may be retried on a new connection, sql). The
+ * statements that find sessions for the API take the tenant as $1 and the
+ * mode as $2 (store.h). */
 #define STATEMENTS(X)                                                          \
     X(TENANT_INSERT, 0, "INSERT INTO tenants (id, name, created) VALUES ($1, $2, $3)") \
     X(TENANT_GET, 1, "SELECT id, name, created FROM tenants WHERE id = $1")   \
@@ -181,13 +191,16 @@ static const char *const migrations[] = {
     X(SESSION_INSERT, 0, "INSERT INTO sessions (id, tenant_id, contractor_id, return_url, " \
       "mode, token_hash, status, policy_version, created, expires_at) "        \
       "VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)")                \
-    X(SESSION_GET, 1, "SELECT " SESSION_COLUMNS("$3") " FROM sessions "       \
-      "WHERE tenant_id = $1 AND id = $2")                                      \
-    X(SESSION_SEQ, 1, "SELECT seq FROM sessions WHERE tenant_id = $1 AND id = $2") \
-    X(SESSION_LIST_OLDER, 1, "SELECT " SESSION_COLUMNS("$6") " FROM sessions " \
-      "WHERE tenant_id = $1 AND seq < $2 " LIST_FILTER " ORDER BY seq DESC LIMIT $5") \
-    X(SESSION_LIST_NEWER, 1, "SELECT " SESSION_COLUMNS("$6") " FROM sessions " \
-      "WHERE tenant_id = $1 AND seq > $2 " LIST_FILTER " ORDER BY seq ASC LIMIT $5") \
+    X(SESSION_GET, 1, "SELECT " SESSION_COLUMNS("$4") " FROM sessions "       \
+      "WHERE tenant_id = $1 AND mode = $2 AND id = $3")                        \
+    X(SESSION_SEQ, 1, "SELECT seq FROM sessions "                              \
+      "WHERE tenant_id = $1 AND mode = $2 AND id = $3")                        \
+    X(SESSION_LIST_OLDER, 1, "SELECT " SESSION_COLUMNS("$7") " FROM sessions " \
+      "WHERE tenant_id = $1 AND mode = $2 AND seq < $3 " LIST_FILTER          \
+      " ORDER BY seq DESC LIMIT $6")                                           \
+    X(SESSION_LIST_NEWER, 1, "SELECT " SESSION_COLUMNS("$7") " FROM sessions " \
+      "WHERE tenant_id = $1 AND mode = $2 AND seq > $3 " LIST_FILTER          \
+      " ORDER BY seq ASC LIMIT $6")                                            \
     X(SESSION_BY_TOKEN, 1, "SELECT " SESSION_COLUMNS("$2") " FROM sessions "  \
       "WHERE token_hash = $1 AND status = 'pending' AND expires_at > $2 "      \
       "AND redeemed_at IS NULL")                                               \
@@ -197,13 +210,13 @@ static const char *const migrations[] = {
     X(SESSION_FOR_BROWSER, 1, "SELECT " SESSION_COLUMNS("$2") ", "            \
       "encode(browser_hash, 'hex') FROM sessions "                             \
       "WHERE id = $1 AND browser_hash IS NOT NULL")                            \
-    X(SESSION_COMPLETE, 0, "UPDATE sessions SET status = 'completed', completed_at = $3, " \
-      "card_brand = $4, card_last4 = $5, processor_ref = $6 "                  \
-      "WHERE tenant_id = $1 AND id = $2 AND status = 'pending' AND expires_at > $3 " \
-      "RETURNING " SESSION_COLUMNS("$3"))                                      \
-    X(SESSION_CANCEL, 0, "UPDATE sessions SET status = 'cancelled', cancelled_at = $3 " \
-      "WHERE tenant_id = $1 AND id = $2 AND status = 'pending' AND expires_at > $3 " \
-      "RETURNING " SESSION_COLUMNS("$3"))                                      \
+    X(SESSION_COMPLETE, 0, "UPDATE sessions SET status = 'completed', completed_at = $4, " \
+      "card_brand = $5, card_last4 = $6, processor_ref = $7 "                  \
+      "WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND status = 'pending' " \
+      "AND expires_at > $4 RETURNING " SESSION_COLUMNS("$4"))                  \
+    X(SESSION_CANCEL, 0, "UPDATE sessions SET status = 'cancelled', cancelled_at = $4 " \
+      "WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND status = 'pending' " \
+      "AND expires_at > $4 RETURNING " SESSION_COLUMNS("$4"))                  \
     X(EXPIRY_LOCK_TRY, 0, "SELECT pg_try_advisory_xact_lock(" EXPIRY_LOCK ")") \
     X(SESSIONS_EXPIRE, 0, "UPDATE sessions SET status = 'expired' WHERE id IN " \
       "(SELECT id FROM sessions WHERE status = 'pending' AND expires_at <= $1 " \
@@ -1068,14 +1081,15 @@ static int pg_contractor_check(struct store *s, const char *tenant_id,
     return rc;
 }
 
-static int pg_session_get(struct store *s, const char *tenant_id, const char *id,
-                          long long now, struct session *out)
+static int pg_session_get(struct store *s, const char *tenant_id, const char *mode,
+                          const char *id, long long now, struct session *out)
 {
     struct params p = {0};
     PGresult *r = NULL;
     int rc;
 
     p_text(&p, tenant_id);
+    p_text(&p, mode);
     p_text(&p, id);
     p_int(&p, now);
     if ((rc = lookup(s, Q_SESSION_GET, &p, &r)) == 0)
@@ -1086,7 +1100,7 @@ static int pg_session_get(struct store *s, const char *tenant_id, const char *id
 
 /* The stored result for idem, if any: HF_EEXISTS with the session, or
  * HF_EIDEMPOTENCY for another body, or HF_ENOTFOUND. */
-static int idem_lookup(struct store *s, const char *tenant_id,
+static int idem_lookup(struct store *s, const char *tenant_id, const char *mode,
                        const struct idempotency *idem, long long now, struct session *out)
 {
     struct params p = {0};
@@ -1104,17 +1118,17 @@ static int idem_lookup(struct store *s, const char *tenant_id,
     PQclear(r);
     if (!same)
         return HF_EIDEMPOTENCY;
-    rc = pg_session_get(s, tenant_id, session_id, now, out);
+    rc = pg_session_get(s, tenant_id, mode, session_id, now, out);
     return rc == 0 ? HF_EEXISTS : rc;
 }
 
-static int pg_idempotency_find(struct store *s, const char *tenant_id,
+static int pg_idempotency_find(struct store *s, const char *tenant_id, const char *mode,
                                const struct idempotency *idem, long long now,
                                struct session *out)
 {
     if (!idem || !idem->key)
         return HF_ENOTFOUND;
-    return idem_lookup(s, tenant_id, idem, now, out);
+    return idem_lookup(s, tenant_id, mode, idem, now, out);
 }
 
 /* The idempotency key is claimed first, by an insert the unique key
@@ -1160,7 +1174,7 @@ static int pg_session_insert(struct store *s, struct session *in,
             rc = HF_ESTORE;
         } else if (PQntuples(r) == 0) {
             /* someone else's, and live: answer as they were answered */
-            rc = idem_lookup(s, in->tenant_id, idem, now, in);
+            rc = idem_lookup(s, in->tenant_id, in->mode, idem, now, in);
             if (rc == HF_ENOTFOUND)
                 rc = HF_ESTORE;
         }
@@ -1182,14 +1196,17 @@ static int pg_session_insert(struct store *s, struct session *in,
     return tx_finish(s, rc);
 }
 
-/* seq of a cursor id under tenant; HF_ENOTFOUND if it names nothing. */
-static int cursor_seq(struct store *s, const char *tenant_id, const char *id, long long *seq)
+/* seq of a cursor id under tenant and mode; HF_ENOTFOUND if it names
+ * nothing there. */
+static int cursor_seq(struct store *s, const char *tenant_id, const char *mode,
+                      const char *id, long long *seq)
 {
     struct params p = {0};
     PGresult *r = NULL;
     int rc;
 
     p_text(&p, tenant_id);
+    p_text(&p, mode);
     p_text(&p, id);
     if ((rc = lookup(s, Q_SESSION_SEQ, &p, &r)) == 0)
         *seq = int_val(r, 0, 0);
@@ -1197,7 +1214,7 @@ static int cursor_seq(struct store *s, const char *tenant_id, const char *id, lo
     return rc;
 }
 
-static int pg_session_list(struct store *s, const char *tenant_id,
+static int pg_session_list(struct store *s, const char *tenant_id, const char *mode,
                            const struct session_query *q, long long now,
                            struct session *out, size_t *n)
 {
@@ -1208,11 +1225,13 @@ static int pg_session_list(struct store *s, const char *tenant_id,
     PGresult *r;
     int rc;
 
-    if (q->starting_after && (rc = cursor_seq(s, tenant_id, q->starting_after, &seq)) != 0)
+    if (q->starting_after &&
+        (rc = cursor_seq(s, tenant_id, mode, q->starting_after, &seq)) != 0)
         return rc;
-    if (newer && (rc = cursor_seq(s, tenant_id, q->ending_before, &seq)) != 0)
+    if (newer && (rc = cursor_seq(s, tenant_id, mode, q->ending_before, &seq)) != 0)
         return rc;
     p_text(&p, tenant_id);
+    p_text(&p, mode);
     p_int(&p, seq);
     p_text(&p, q->contractor_id);
     p_text(&p, q->status);
@@ -1315,12 +1334,12 @@ static int emit_event(struct store *s, const char *type, const char *tenant_id,
     return exec_stmt(s, Q_DELIVERIES_INSERT, &p, NULL);
 }
 
-/* pending → a terminal state by statement q ($1 tenant, $2 id, $3 now,
- * $4..$6 the card when given): the conditional UPDATE decides, and when
- * it changed nothing the session as it now reads says why. */
+/* pending → a terminal state by statement q ($1 tenant, $2 mode, $3 id,
+ * $4 now, $5..$7 the card when given): the conditional UPDATE decides, and
+ * when it changed nothing the session as it now reads says why. */
 static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
-                         const char *id, const struct saved_card *card, long long now,
-                         struct session *out)
+                         const char *mode, const char *id, const struct saved_card *card,
+                         long long now, struct session *out)
 {
     struct params p = {0};
     PGresult *r = NULL;
@@ -1329,6 +1348,7 @@ static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
     if ((rc = tx_begin(s)) != 0)
         return rc;
     p_text(&p, tenant_id);
+    p_text(&p, mode);
     p_text(&p, id);
     p_int(&p, now);
     if (card) {
@@ -1342,26 +1362,26 @@ static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
         PQclear(r);
         rc = emit_event(s, q == Q_SESSION_CANCEL ? "payment.session.cancelled"
                                                  : "payment.session.completed",
-                        tenant_id, out->mode, id, now);
+                        tenant_id, mode, id, now);
     } else if (rc == HF_ENOTFOUND) {
-        rc = pg_session_get(s, tenant_id, id, now, out);
+        rc = pg_session_get(s, tenant_id, mode, id, now, out);
         if (rc == 0)
             rc = strcmp(out->status, "expired") == 0 ? HF_EEXPIRED : HF_ENOTPENDING;
     }
     return tx_finish(s, rc); /* a refusal changed nothing: rolled back */
 }
 
-static int pg_session_cancel(struct store *s, const char *tenant_id, const char *id,
-                             long long now, struct session *out)
+static int pg_session_cancel(struct store *s, const char *tenant_id, const char *mode,
+                             const char *id, long long now, struct session *out)
 {
-    return leave_pending(s, Q_SESSION_CANCEL, tenant_id, id, NULL, now, out);
+    return leave_pending(s, Q_SESSION_CANCEL, tenant_id, mode, id, NULL, now, out);
 }
 
-static int pg_session_complete(struct store *s, const char *tenant_id, const char *id,
-                               const struct saved_card *card, long long now,
+static int pg_session_complete(struct store *s, const char *tenant_id, const char *mode,
+                               const char *id, const struct saved_card *card, long long now,
                                struct session *out)
 {
-    return leave_pending(s, Q_SESSION_COMPLETE, tenant_id, id, card, now, out);
+    return leave_pending(s, Q_SESSION_COMPLETE, tenant_id, mode, id, card, now, out);
 }
 
 /* Every node sweeps; the advisory lock lets one at a time do it and the
@@ -1574,22 +1594,21 @@ static int pg_deliveries_claim(struct store *s, long long now_ms, long long leas
         d->event_created = int_val(r, i, 3);
         d->attempts = (int)int_val(r, i, 6);
         d->lease_until_ms = int_val(r, i, 7);
-        found = pg_session_get(s, PQgetvalue(r, i, 5), PQgetvalue(r, i, 4), now_ms / 1000,
-                               &d->session);
+        p_text(&q, d->endpoint.id);
+        found = lookup(s, Q_ENDPOINT_BY_ID, &q, &e);
         if (found == 0) {
-            p_text(&q, d->endpoint.id);
-            found = lookup(s, Q_ENDPOINT_BY_ID, &q, &e);
-            if (found == 0) {
-                read_endpoint(e, 0, &d->endpoint);
-                PQclear(e);
-            } else if (found == HF_ENOTFOUND) {
-                /* deleted: the delete failed the deliveries it could see,
-                 * but not one an event was writing meanwhile (its lock on
-                 * the endpoint does not stop the delete); fail it here */
-                found = exec_stmt(s, Q_ENDPOINT_DELIVERIES_FAIL, &q, NULL);
-                if (found == 0)
-                    found = HF_ENOTFOUND;
-            }
+            read_endpoint(e, 0, &d->endpoint);
+            PQclear(e);
+            /* an endpoint only gets its own mode's events */
+            found = pg_session_get(s, PQgetvalue(r, i, 5), d->endpoint.mode,
+                                   PQgetvalue(r, i, 4), now_ms / 1000, &d->session);
+        } else if (found == HF_ENOTFOUND) {
+            /* deleted: the delete failed the deliveries it could see,
+             * but not one an event was writing meanwhile (its lock on
+             * the endpoint does not stop the delete); fail it here */
+            found = exec_stmt(s, Q_ENDPOINT_DELIVERIES_FAIL, &q, NULL);
+            if (found == 0)
+                found = HF_ENOTFOUND;
         }
         if (found == 0)
             (*n)++;

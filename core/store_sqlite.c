@@ -166,6 +166,14 @@ static const struct migration migrations[] = {
 
     /* 8: the sessions status CHECK without IN (status_check_without_in) */
     {.fn = status_check_without_in},
+
+    /* 9: sessions are read and listed under (tenant, mode): one mode's list
+     * must not walk the other mode's sessions */
+    {.sql = "DROP INDEX sessions_by_tenant;"
+    "DROP INDEX sessions_by_contractor;"
+    "CREATE INDEX sessions_by_tenant_mode ON sessions (tenant_id, mode, seq);"
+    "CREATE INDEX sessions_by_tenant_mode_contractor ON sessions "
+    "  (tenant_id, mode, contractor_id, seq);"},
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -189,17 +197,17 @@ static const struct migration migrations[] = {
     X(CONTRACTOR_INSERT, "INSERT INTO contractors (id, tenant_id, name, created) VALUES (?1, ?2, ?3, ?4)") \
     X(CONTRACTOR_CHECK, "SELECT 1 FROM contractors WHERE id = ?1 AND tenant_id = ?2") \
     X(SESSION_INSERT, "INSERT INTO sessions (id, tenant_id, contractor_id, return_url, mode, token_hash, status, policy_version, created, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?8, ?9)") \
-    X(SESSION_GET, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND id = ?2") \
-    X(SESSION_SEQ, "SELECT seq FROM sessions WHERE tenant_id = ?1 AND id = ?2") \
-    X(SESSION_LIST_OLDER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND seq < ?2 " LIST_FILTER " ORDER BY seq DESC LIMIT ?6") \
-    X(SESSION_LIST_NEWER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND seq > ?2 " LIST_FILTER " ORDER BY seq ASC LIMIT ?6") \
+    X(SESSION_GET, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND id = ?2") \
+    X(SESSION_SEQ, "SELECT seq FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND id = ?2") \
+    X(SESSION_LIST_OLDER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND seq < ?2 " LIST_FILTER " ORDER BY seq DESC LIMIT ?6") \
+    X(SESSION_LIST_NEWER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND seq > ?2 " LIST_FILTER " ORDER BY seq ASC LIMIT ?6") \
     X(SESSION_BY_TOKEN, "SELECT " SESSION_COLUMNS " FROM sessions WHERE token_hash = ?1 AND status = 'pending' AND expires_at > ?10 AND redeemed_at IS NULL") \
     X(SESSION_REDEEM, "UPDATE sessions SET redeemed_at = ?10, browser_hash = ?2 WHERE token_hash = ?1 AND status = 'pending' AND expires_at > ?10 AND redeemed_at IS NULL") \
     X(SESSION_FOR_BROWSER, "SELECT " SESSION_COLUMNS ", browser_hash FROM sessions WHERE id = ?1 AND browser_hash IS NOT NULL") \
-    X(SESSION_COMPLETE, "UPDATE sessions SET status = 'completed', completed_at = ?3, card_brand = ?4, card_last4 = ?5, processor_ref = ?6 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
+    X(SESSION_COMPLETE, "UPDATE sessions SET status = 'completed', completed_at = ?3, card_brand = ?4, card_last4 = ?5, processor_ref = ?6 WHERE tenant_id = ?1 AND mode = ?9 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
     X(SESSIONS_EXPIRING, "SELECT id, tenant_id, mode FROM sessions WHERE status = 'pending' AND expires_at <= ?1 LIMIT ?2") \
     X(SESSION_EXPIRE, "UPDATE sessions SET status = 'expired' WHERE id = ?1 AND status = 'pending'") \
-    X(SESSION_CANCEL, "UPDATE sessions SET status = 'cancelled', cancelled_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
+    X(SESSION_CANCEL, "UPDATE sessions SET status = 'cancelled', cancelled_at = ?3 WHERE tenant_id = ?1 AND mode = ?9 AND id = ?2 AND status = 'pending' AND expires_at > ?3") \
     X(IDEM_GET, "SELECT request_hash, session_id FROM idempotency_keys WHERE tenant_id = ?1 AND key = ?2 AND created > ?3") \
     X(IDEM_PUT, "INSERT OR REPLACE INTO idempotency_keys (tenant_id, key, request_hash, session_id, created) VALUES (?1, ?2, ?3, ?4, ?5)") \
     X(IDEM_PURGE, "DELETE FROM idempotency_keys WHERE created <= ?1") \
@@ -225,7 +233,9 @@ static const struct migration migrations[] = {
     X(ACTIVATIONS, "SELECT seq, version, action, actor, at FROM policy_activations ORDER BY seq DESC LIMIT ?1") \
     X(EVENT_RETRY, "UPDATE webhook_deliveries SET status = 'pending', next_attempt_ms = ?2, lease_until_ms = 0 WHERE event_id = ?1 AND status = 'failed' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL)")
 
-/* ?10 is "now": a pending session past its expiry reads as expired. */
+/* ?10 is "now": a pending session past its expiry reads as expired. The
+ * statements that find sessions for the API take the tenant as ?1 and the
+ * mode as ?9 (store.h). */
 #define SESSION_COLUMNS                                                        \
     "id, tenant_id, contractor_id, return_url, mode, "                         \
     "CASE WHEN status = 'pending' AND expires_at <= ?10 THEN 'expired' ELSE status END, " \
@@ -1349,8 +1359,8 @@ static void read_session(sqlite3_stmt *st, struct session *out)
     out->cancelled_at = sqlite3_column_int64(st, 10);
 }
 
-static int sqlite_session_get(struct store *s, const char *tenant_id, const char *id,
-                              long long now, struct session *out)
+static int sqlite_session_get(struct store *s, const char *tenant_id, const char *mode,
+                              const char *id, long long now, struct session *out)
 {
     sqlite3_stmt *st = prep(s, Q_SESSION_GET);
     int rc;
@@ -1359,6 +1369,7 @@ static int sqlite_session_get(struct store *s, const char *tenant_id, const char
         return HF_ESTORE;
     bind_text(st, 1, tenant_id);
     bind_text(st, 2, id);
+    bind_text(st, 9, mode);
     sqlite3_bind_int64(st, 10, now);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
@@ -1368,7 +1379,7 @@ static int sqlite_session_get(struct store *s, const char *tenant_id, const char
 }
 
 /* Inside a transaction: the stored result for idem, if any. */
-static int idem_lookup(struct store *s, const char *tenant_id,
+static int idem_lookup(struct store *s, const char *tenant_id, const char *mode,
                        const struct idempotency *idem, long long now,
                        struct session *out)
 {
@@ -1392,17 +1403,17 @@ static int idem_lookup(struct store *s, const char *tenant_id,
     sqlite3_reset(st);
     if (!same)
         return HF_EIDEMPOTENCY;
-    rc = sqlite_session_get(s, tenant_id, session_id, now, out);
+    rc = sqlite_session_get(s, tenant_id, mode, session_id, now, out);
     return rc == 0 ? HF_EEXISTS : rc;
 }
 
 static int sqlite_idempotency_find(struct store *s, const char *tenant_id,
-                                   const struct idempotency *idem, long long now,
-                                   struct session *out)
+                                   const char *mode, const struct idempotency *idem,
+                                   long long now, struct session *out)
 {
     if (!idem || !idem->key)
         return HF_ENOTFOUND;
-    return idem_lookup(s, tenant_id, idem, now, out);
+    return idem_lookup(s, tenant_id, mode, idem, now, out);
 }
 
 static int do_session_insert(struct store *s, void *arg)
@@ -1425,7 +1436,7 @@ static int do_session_insert(struct store *s, void *arg)
     if (idem && idem->key) {
         struct session earlier;
 
-        rc = idem_lookup(s, in->tenant_id, idem, now, &earlier);
+        rc = idem_lookup(s, in->tenant_id, in->mode, idem, now, &earlier);
         if (rc == HF_EEXISTS)
             *in = earlier;
         if (rc != HF_ENOTFOUND)
@@ -1516,9 +1527,10 @@ static int sqlite_session_insert_later(struct store *s, struct session *in,
     return 0;
 }
 
-/* seq of a cursor id under tenant; HF_ENOTFOUND if it names nothing. */
-static int cursor_seq(struct store *s, const char *tenant_id, const char *id,
-                      long long *seq)
+/* seq of a cursor id under tenant and mode; HF_ENOTFOUND if it names
+ * nothing there. */
+static int cursor_seq(struct store *s, const char *tenant_id, const char *mode,
+                      const char *id, long long *seq)
 {
     sqlite3_stmt *st = prep(s, Q_SESSION_SEQ);
     int rc;
@@ -1527,6 +1539,7 @@ static int cursor_seq(struct store *s, const char *tenant_id, const char *id,
         return HF_ESTORE;
     bind_text(st, 1, tenant_id);
     bind_text(st, 2, id);
+    bind_text(st, 9, mode);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *seq = sqlite3_column_int64(st, 0);
@@ -1534,7 +1547,7 @@ static int cursor_seq(struct store *s, const char *tenant_id, const char *id,
     return found(rc);
 }
 
-static int sqlite_session_list(struct store *s, const char *tenant_id,
+static int sqlite_session_list(struct store *s, const char *tenant_id, const char *mode,
                                const struct session_query *q, long long now,
                                struct session *out, size_t *n)
 {
@@ -1544,9 +1557,10 @@ static int sqlite_session_list(struct store *s, const char *tenant_id,
     size_t count = 0;
     int rc;
 
-    if (q->starting_after && (rc = cursor_seq(s, tenant_id, q->starting_after, &seq)) != 0)
+    if (q->starting_after &&
+        (rc = cursor_seq(s, tenant_id, mode, q->starting_after, &seq)) != 0)
         return rc;
-    if (newer && (rc = cursor_seq(s, tenant_id, q->ending_before, &seq)) != 0)
+    if (newer && (rc = cursor_seq(s, tenant_id, mode, q->ending_before, &seq)) != 0)
         return rc;
     if (!(st = prep(s, newer ? Q_SESSION_LIST_NEWER : Q_SESSION_LIST_OLDER)))
         return HF_ESTORE;
@@ -1555,6 +1569,7 @@ static int sqlite_session_list(struct store *s, const char *tenant_id,
     bind_text(st, 3, q->contractor_id);
     bind_text(st, 4, q->status);
     sqlite3_bind_int(st, 6, q->limit);
+    bind_text(st, 9, mode);
     sqlite3_bind_int64(st, 10, now);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < (size_t)q->limit)
         read_session(st, &out[count++]);
@@ -1686,10 +1701,11 @@ static int emit_event(struct store *s, const char *type, const char *tenant_id,
 }
 
 /* pending → a terminal state by statement q (?1 tenant, ?2 id, ?3 now,
- * ?4..?6 the card when given), in one transaction with the check. */
+ * ?4..?6 the card when given, ?9 mode), in one transaction with the check. */
 struct transition_args {
     enum stmt_id q;
     const char *tenant_id;
+    const char *mode;
     const char *id;
     const struct saved_card *card;
     long long now;
@@ -1699,14 +1715,14 @@ struct transition_args {
 static int do_leave_pending(struct store *s, void *arg)
 {
     struct transition_args *a = arg;
-    const char *tenant_id = a->tenant_id, *id = a->id;
+    const char *tenant_id = a->tenant_id, *mode = a->mode, *id = a->id;
     const struct saved_card *card = a->card;
     long long now = a->now;
     struct session *out = a->out;
     sqlite3_stmt *st;
     int rc;
 
-    rc = sqlite_session_get(s, tenant_id, id, now, out);
+    rc = sqlite_session_get(s, tenant_id, mode, id, now, out);
     if (rc == 0) {
         if (strcmp(out->status, "expired") == 0)
             rc = HF_EEXPIRED;
@@ -1720,6 +1736,7 @@ static int do_leave_pending(struct store *s, void *arg)
             bind_text(st, 1, tenant_id);
             bind_text(st, 2, id);
             sqlite3_bind_int64(st, 3, now);
+            bind_text(st, 9, mode);
             if (card) {
                 bind_text(st, 4, card->brand);
                 bind_text(st, 5, card->last4);
@@ -1731,32 +1748,32 @@ static int do_leave_pending(struct store *s, void *arg)
     if (rc == 0)
         rc = emit_event(s, a->q == Q_SESSION_CANCEL ? "payment.session.cancelled"
                                                   : "payment.session.completed",
-                        tenant_id, out->mode, id, now);
+                        tenant_id, mode, id, now);
     if (rc == 0)
-        rc = sqlite_session_get(s, tenant_id, id, now, out);
+        rc = sqlite_session_get(s, tenant_id, mode, id, now, out);
     return rc;
 }
 
 static int leave_pending(struct store *s, enum stmt_id q, const char *tenant_id,
-                         const char *id, const struct saved_card *card, long long now,
-                         struct session *out)
+                         const char *mode, const char *id, const struct saved_card *card,
+                         long long now, struct session *out)
 {
-    struct transition_args a = {q, tenant_id, id, card, now, out};
+    struct transition_args a = {q, tenant_id, mode, id, card, now, out};
 
     return in_transaction(s, do_leave_pending, &a);
 }
 
-static int sqlite_session_cancel(struct store *s, const char *tenant_id, const char *id,
-                                 long long now, struct session *out)
+static int sqlite_session_cancel(struct store *s, const char *tenant_id, const char *mode,
+                                 const char *id, long long now, struct session *out)
 {
-    return leave_pending(s, Q_SESSION_CANCEL, tenant_id, id, NULL, now, out);
+    return leave_pending(s, Q_SESSION_CANCEL, tenant_id, mode, id, NULL, now, out);
 }
 
-static int sqlite_session_complete(struct store *s, const char *tenant_id, const char *id,
-                                   const struct saved_card *card, long long now,
-                                   struct session *out)
+static int sqlite_session_complete(struct store *s, const char *tenant_id, const char *mode,
+                                   const char *id, const struct saved_card *card,
+                                   long long now, struct session *out)
 {
-    return leave_pending(s, Q_SESSION_COMPLETE, tenant_id, id, card, now, out);
+    return leave_pending(s, Q_SESSION_COMPLETE, tenant_id, mode, id, card, now, out);
 }
 
 struct expire_args {
@@ -2013,8 +2030,10 @@ struct claim_args {
 };
 
 /* Due rows first (copied out before the statement is reused), then the
- * session and endpoint of each, then the leases. A delivery whose endpoint
- * was deleted meanwhile is skipped: deleting failed it. */
+ * endpoint and session of each (the session read under the endpoint's
+ * mode, as every endpoint only gets its own mode's events), then the
+ * leases. A delivery whose endpoint was deleted meanwhile is skipped:
+ * deleting failed it. */
 static int do_claim(struct store *s, void *arg)
 {
     struct claim_args *a = arg;
@@ -2051,30 +2070,30 @@ static int do_claim(struct store *s, void *arg)
         int r;
 
         snprintf(tenant, sizeof tenant, "%s", d->session.tenant_id);
-        r = sqlite_session_get(s, tenant, session_ids[i], a->now_ms / 1000, &d->session);
-        if (r == 0) {
-            if (!(st = prep(s, Q_ENDPOINT_BY_ID))) {
+        if (!(st = prep(s, Q_ENDPOINT_BY_ID))) {
+            rc = HF_ESTORE;
+            break;
+        }
+        bind_text(st, 1, d->endpoint.id);
+        r = found(sqlite3_step(st));
+        if (r == 0)
+            read_endpoint(st, &d->endpoint);
+        sqlite3_reset(st);
+        if (r == HF_ENOTFOUND) {
+            /* deleted, and the delete did not fail this one: defensive
+             * here, where the delete's own transaction fails them all,
+             * but a row left pending would be due forever */
+            if (!(st = prep(s, Q_ENDPOINT_DELIVERIES_FAIL))) {
                 rc = HF_ESTORE;
                 break;
             }
             bind_text(st, 1, d->endpoint.id);
-            r = found(sqlite3_step(st));
-            if (r == 0)
-                read_endpoint(st, &d->endpoint);
-            sqlite3_reset(st);
-            if (r == HF_ENOTFOUND) {
-                /* deleted, and the delete did not fail this one: defensive
-                 * here, where the delete's own transaction fails them all,
-                 * but a row left pending would be due forever */
-                if (!(st = prep(s, Q_ENDPOINT_DELIVERIES_FAIL))) {
-                    rc = HF_ESTORE;
-                    break;
-                }
-                bind_text(st, 1, d->endpoint.id);
-                if ((rc = run(s, st)) != 0)
-                    break;
-            }
+            if ((rc = run(s, st)) != 0)
+                break;
         }
+        if (r == 0)
+            r = sqlite_session_get(s, tenant, d->endpoint.mode, session_ids[i],
+                                   a->now_ms / 1000, &d->session);
         if (r == HF_ENOTFOUND)
             continue;
         if (r != 0 || !(st = prep(s, Q_DELIVERY_LEASE))) {

@@ -1,6 +1,7 @@
 -- Schema migrations of an existing SQLite database: migration 8 rewrites
 -- the sessions status CHECK without IN (store_sqlite.c,
--- status_check_without_in) by editing the stored schema in place.
+-- status_check_without_in) by editing the stored schema in place;
+-- migration 9 puts the mode into the sessions' list indexes (modes_spec.lua).
 local h = require("helpers.server")
 
 local STATUS_IN = "CHECK (status IN ('pending', 'completed', 'cancelled', 'expired'))"
@@ -26,7 +27,7 @@ describe("schema migrations #sqlite_only", function()
   it("give a new database the status CHECK without IN, and it still refuses other statuses", function()
     local srv = h.start()
     srv:stop()
-    assert.are.equal("8", h.sql(srv.db, "PRAGMA user_version"))
+    assert.are.equal("9", h.sql(srv.db, "PRAGMA user_version"))
     local sql = sessions_sql(srv.db)
     assert.truthy(sql:find(STATUS_OR, 1, true), sql)
     assert.falsy(sql:find("status IN", 1, true), sql)
@@ -53,6 +54,9 @@ describe("schema migrations #sqlite_only", function()
       .. "UPDATE sqlite_schema SET sql = replace(sql, '" .. STATUS_OR:gsub("'", "''") .. "', '"
       .. STATUS_IN:gsub("'", "''") .. "') WHERE type = 'table' AND name = 'sessions'; "
       .. "PRAGMA schema_version = " .. (version + 1) .. "; PRAGMA writable_schema = OFF; "
+      .. "DROP INDEX sessions_by_tenant_mode; DROP INDEX sessions_by_tenant_mode_contractor; "
+      .. "CREATE INDEX sessions_by_tenant ON sessions (tenant_id, seq); "
+      .. "CREATE INDEX sessions_by_contractor ON sessions (tenant_id, contractor_id, seq); "
       .. "PRAGMA user_version = 7;")
     assert.truthy(sessions_sql(srv.db):find(STATUS_IN, 1, true))
     assert.truthy(insert_program(srv.db):find("OpenEphemeral", 1, true),
@@ -62,14 +66,21 @@ describe("schema migrations #sqlite_only", function()
     local again = h.start({ dir = srv.dir, db = srv.db })
     finally(function() again:stop() end)
     assert.truthy(again:log_text():find("migrated schema to version 8", 1, true))
-    assert.are.equal("8", h.sql(srv.db, "PRAGMA user_version"))
+    assert.truthy(again:log_text():find("migrated schema to version 9", 1, true))
+    assert.are.equal("9", h.sql(srv.db, "PRAGMA user_version"))
+    assert.are.equal("sessions_by_tenant_mode\nsessions_by_tenant_mode_contractor",
+      h.sql(srv.db, "SELECT name FROM sqlite_schema WHERE type = 'index' AND "
+        .. "name LIKE 'sessions_by_%' ORDER BY name"))
     assert.truthy(sessions_sql(srv.db):find(plain(STATUS_OR)))
     assert.falsy(insert_program(srv.db):find("OpenEphemeral", 1, true))
     assert.are.equal("ok", h.sql(srv.db, "PRAGMA integrity_check"))
     assert.are.equal(before, h.sql(srv.db, "SELECT id, status, token_hash FROM sessions ORDER BY seq"))
-    -- the kept rows read and change as before, and new ones are made
+    -- the kept rows read, list and change as before, and new ones are made
     local got = again:get(t.key.secret, "/api/v1/payment/sessions/" .. pending.id)
     assert.are.equal("pending", got.json.status)
+    local listed = again:get(t.key.secret, "/api/v1/payment/sessions").json
+    assert.are.same({ cancelled.id, pending.id }, { listed[1].id, listed[2].id })
+    assert.are.equal(2, #listed)
     assert.are.equal(200, again:post(t.key.secret,
       "/api/v1/payment/sessions/" .. pending.id .. "/cancel").status)
     assert.are.equal("cancelled", h.sql(srv.db,
