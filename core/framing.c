@@ -96,7 +96,7 @@ int framing_check(const struct framing_head *h, const char **why)
     if (lengths > 1)
         *why = "Content-Length is repeated.";
     else if (length && !length_ok(length))
-        *why = "Content-Length is not a decimal number of 1 to 18 digits.";
+        *why = "Content-Length is not 1 to 18 digits without sign or leading zero.";
     else if (codings > 1)
         *why = "Transfer-Encoding is repeated.";
     /* civetweb ignores "identity" and refuses other codings; chunked must
