@@ -99,7 +99,7 @@ static int raw(const char *tail, size_t len, int n, const char *const *strings)
         const char *s = strings[i];
         const char *p = from;
 
-        while (memcmp(p, s, strlen(s)) != 0)
+        while (p < t->buf + at + len && memcmp(p, s, strlen(s)) != 0)
             p++;
         (i % 2 ? t->values : t->names)[i / 2] = p;
         from = p + strlen(s);
