@@ -19,9 +19,9 @@ SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c work
         expiry.c admin.c metrics.c \
         policy.c policy_source.c policy_strlib.c policy_tablib.c policy_charge.c pattern.c policy_watch.c policy_store.c \
         store.c store_sqlite.c store_pg.c access_cache.c url.c netaddr.c token.c json.c buf.c log.c err.c \
-        fdio.c
+        fdio.c framing.c
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
-C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache
+C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache test_framing
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
@@ -40,6 +40,7 @@ $(BUILD)/%.o: core/%.c | $(BUILD)
 # each unit test links only the modules it tests
 $(BUILD)/test_url: $(BUILD)/url.o
 $(BUILD)/test_buf: $(BUILD)/buf.o
+$(BUILD)/test_framing: $(BUILD)/framing.o
 $(BUILD)/test_token: $(BUILD)/token.o
 $(BUILD)/test_access_cache: $(BUILD)/access_cache.o $(BUILD)/token.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o

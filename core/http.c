@@ -26,6 +26,7 @@
 
 #include "bigstack.h"
 #include "clock.h"
+#include "framing.h"
 #include "log.h"
 #include "metrics.h"
 #include "token.h"
@@ -679,33 +680,84 @@ static void connection_closing(const struct mg_connection *conn)
     w->requests = 0;
 }
 
+/* Answer 400 to a request whose framing is in doubt, and close: where it
+ * ends, and so where the next request begins, is what is in doubt, so
+ * civetweb must read nothing more of the connection (not even to discard
+ * a body). why is a constant sentence; no header value is logged. */
+static void refuse_framing(struct mg_connection *conn, const char *method, const char *path,
+                           const char *why)
+{
+    char request_id[32];
+    struct http_req req = {.method = method, .path = path, .request_id = request_id,
+                           .conn = conn};
+    struct http_resp resp = {.status = 500};
+    long long start = clock_mono_us();
+
+    token_id("req_", request_id, sizeof request_id);
+    error_body(&resp, 400, "invalid_request", why);
+    close_after(conn, &resp);
+    send_response(conn, &req, &resp);
+    metrics_http_refused_framing();
+    log_msg(HF_LOG_WARN, "http: %s refused: %s", request_id, why);
+    account(&req, &resp, clock_mono_us() - start);
+    forget_request(&req, &resp);
+}
+
+/* The framing of the request civetweb has just parsed; 0, or HF_EINVAL
+ * with *why (framing.h). */
+static int check_framing(const struct mg_request_info *ri, const char **why)
+{
+    const char *names[FRAMING_HEADERS_MAX], *values[FRAMING_HEADERS_MAX];
+    struct framing_head head = {ri->request_method, ri->http_version, ri->num_headers,
+                                names, values, SAVED_MAX};
+
+    for (int i = 0; i < ri->num_headers && i < FRAMING_HEADERS_MAX; i++) {
+        names[i] = ri->http_headers[i].name;
+        values[i] = ri->http_headers[i].value;
+    }
+    return framing_check(&head, why);
+}
+
 /* civetweb's begin_request, before it looks at the request at all (it
  * answers some itself, such as CORS preflights): a pipelined request waits
- * for the answer before it. 0 lets civetweb go on; 503 (for its records;
- * nothing is sent) when the connection closes after that answer. */
+ * for the answer before it, then its framing is checked. 0 lets civetweb
+ * go on; 503 (for its records; nothing is sent) when the connection closes
+ * after that answer; 400 when the framing was refused. */
 static int request_begins(struct mg_connection *conn)
 {
     struct http_worker *w = mg_get_thread_pointer(conn);
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *why;
 
     if (w && later_settle(mg_get_user_data(mg_get_context(conn)), w, 0)) {
         mg_disable_connection_keep_alive(conn);
         return 503;
+    }
+    if (check_framing(ri, &why) != 0) {
+        refuse_framing(conn, ri->request_method, ri->local_uri ? ri->local_uri : "/", why);
+        return 400;
     }
     return 0;
 }
 
 /* civetweb's http_error: civetweb answers a malformed or oversized next
  * request itself, before any begin_request; the answer before it goes
- * first. 0 (nothing more is sent) when the connection closes after that
- * answer. */
+ * first. A head civetweb could not parse or frame (400, or 411 for a
+ * Content-Length strtoll refused) gets the same answer as one refused
+ * above; the request's strings may not be this request's, so none is
+ * logged. 0 (nothing more is sent) when the connection closes after that
+ * answer or the answer is given here. */
 static int error_answer(struct mg_connection *conn, int status, const char *message)
 {
     struct http_worker *w = mg_get_thread_pointer(conn);
 
-    (void)status;
-    (void)message;
+    (void)message; /* may quote the request */
     if (w && later_settle(mg_get_user_data(mg_get_context(conn)), w, 0))
         return 0;
+    if (status == 400 || status == 411) {
+        refuse_framing(conn, "-", "-", "The request head is malformed.");
+        return 0;
+    }
     return 1;
 }
 

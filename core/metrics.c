@@ -120,7 +120,7 @@ static atomic_ulong http_requests[METRICS_ROUTE_COUNT][N_STATUSES + 1];
 static struct histogram http_duration[METRICS_ROUTE_COUNT];
 static atomic_ulong policy_decisions[N_CHECKS][N_DECISIONS];
 static struct histogram policy_duration;
-static atomic_ulong http_answers_later;
+static atomic_ulong http_answers_later, http_refused_framing;
 static atomic_ulong sessions_created, sessions_completed, sessions_cancelled,
     sessions_expired, store_busy_retries, store_group_commits, store_group_commit_writes;
 static atomic_ulong webhook_deliveries[3];
@@ -238,6 +238,7 @@ void metrics_policy_decision(const char *check, enum metrics_outcome outcome,
 }
 
 void metrics_http_answer_later(void) { ADD(http_answers_later, 1); }
+void metrics_http_refused_framing(void) { ADD(http_refused_framing, 1); }
 void metrics_session_created(void) { ADD(sessions_created, 1); }
 void metrics_session_completed(void) { ADD(sessions_completed, 1); }
 void metrics_session_cancelled(void) { ADD(sessions_cancelled, 1); }
@@ -438,6 +439,12 @@ char *metrics_render(const struct policy_status *st)
                 "Answers the SQLite writer sent once their batch committed, "
                 "the request's worker thread having gone back to its connection.",
                 &http_answers_later);
+    family(&b, "hostflow_http_requests_refused_total", "counter",
+           "Requests refused with 400 before any handler ran, by reason: framing "
+           "(a head civetweb could not parse, or whose end or body's end a proxy "
+           "could read differently).");
+    put(&b, "hostflow_http_requests_refused_total{reason=\"framing\"} %lu\n",
+        LOAD(http_refused_framing));
     render_policy(&b, st);
     put_counter(&b, "hostflow_sessions_created_total", "Sessions created.",
                 &sessions_created);

@@ -59,6 +59,10 @@ void metrics_policy_decision(const char *check, enum metrics_outcome outcome,
 void metrics_session_created(void);
 /* An answer given by another thread than the request's (http_later_send). */
 void metrics_http_answer_later(void);
+/* hostflow_http_requests_refused_total{reason="framing"}: a request http.c
+ * refused before any handler because of its framing (framing.h) or a head
+ * civetweb could not parse. */
+void metrics_http_refused_framing(void);
 /* hostflow_sessions_completed_total: call once per session that moved
  * pending -> completed (the hosted card form succeeded and committed). */
 void metrics_session_completed(void);
