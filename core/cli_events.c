@@ -23,7 +23,8 @@ static const char events_usage[] =
     "delivery to an endpoint: event, type, session, endpoint, status, attempts,\n"
     "next attempt and the last error. An event of a tenant without endpoints\n"
     "shows status none. retry makes an event's failed deliveries pending again,\n"
-    "due now; a running server sends them within a second.\n"
+    "due now, and ends the pause of its endpoints; a running server sends them\n"
+    "within a second.\n"
     "Every command takes --db PATH (default $HOSTFLOW_DB, else ./hostflow.db).\n";
 
 static void print_row_json(const struct event_row *r)

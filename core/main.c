@@ -281,7 +281,8 @@ static int serve(int argc, char **argv)
     if (has_endpoints && key_opens_endpoints(&cfg, webhook_key, &newest_endpoint) != 0)
         goto out;
     hooks = (struct webhook_options){cfg.db_path, webhook_key, cfg.webhook_timeout_ms,
-                                     cfg.webhook_retry_base_ms, cfg.webhook_retry_for};
+                                     cfg.webhook_retry_base_ms, cfg.webhook_retry_for,
+                                     writer};
     if (webhook_sender_start(&hooks, &sender, err, sizeof err) != 0) {
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;

@@ -251,6 +251,7 @@ int store_sessions_expire(struct store *s, long long now, int *n);
 #define HF_EVENT_TYPE_MAX 40
 #define HF_ENDPOINTS_MAX 16        /* webhook endpoints per tenant and mode */
 #define HF_WEBHOOK_PER_ENDPOINT 4  /* deliveries claimed at once per endpoint */
+#define HF_WEBHOOK_PER_TENANT 8    /* ... per tenant, all its endpoints together */
 
 struct webhook_endpoint {
     char id[HF_ID_MAX];
@@ -271,6 +272,21 @@ struct webhook_delivery {
     struct webhook_endpoint endpoint;
     int attempts;             /* attempts made before this one */
     long long lease_until_ms; /* the claim: recording it needs the same value */
+    int endpoint_failures;    /* the endpoint's, as endpoint_due has them */
+};
+
+/* An endpoint with deliveries to claim (store_endpoints_due). */
+struct endpoint_due {
+    char id[HF_ID_MAX];
+    char tenant_id[HF_ID_MAX];
+    int deleted;              /* its pending deliveries are to be failed, not sent */
+    int failures;             /* pauses in a row: attempts went unanswered */
+    /* how many more deliveries it and its tenant may have in flight: of
+     * HF_WEBHOOK_PER_ENDPOINT (1 while failures > 0) and of
+     * HF_WEBHOOK_PER_TENANT, those claimed and not recorded yet */
+    int slots;
+    int tenant_slots;
+    int claim;                /* for store_deliveries_claim: how many to take */
 };
 
 /* What became of one attempt. */
@@ -281,6 +297,11 @@ struct webhook_attempt {
     long long next_ms;        /* for "pending": when to try again */
     int http_status;          /* 0 when no response */
     const char *error;        /* short cause when not delivered, else NULL */
+    /* the endpoint: answered (whatever its status) ends its pause and its
+     * failures; else, when pause_until_ms is not 0 and the endpoint is not
+     * paused already, it is paused until then, with one more failure */
+    int answered;
+    long long pause_until_ms;
 };
 
 /* One row of `hostflow events list`: an event and one of its deliveries. */
@@ -315,10 +336,22 @@ int store_endpoint_delete(struct store *s, const char *tenant_id, const char *mo
  * sealed too): 0 and *out, or HF_ENOTFOUND when there was never one. */
 int store_endpoint_newest(struct store *s, struct webhook_endpoint *out);
 
-/* Claim up to max deliveries due at now_ms for lease_ms, oldest first but
- * at most HF_WEBHOOK_PER_ENDPOINT in flight per endpoint: nobody else
- * claims them until the lease ends or store_delivery_record is called. */
+/* Up to max endpoints with deliveries due at now_ms that are not paused
+ * and have slots and tenant_slots left, the one whose oldest due delivery
+ * waited longest first; and deleted endpoints with pending deliveries,
+ * before them. A read whose cost grows with the number of endpoints that
+ * have pending deliveries (a few index probes each), never with their
+ * backlog. */
+int store_endpoints_due(struct store *s, long long now_ms, struct endpoint_due *out,
+                        size_t max, size_t *n);
+/* Claim, in one short transaction, up to from[i].claim (at most
+ * HF_WEBHOOK_PER_ENDPOINT) of the oldest deliveries due at now_ms of each
+ * endpoint of from, up to max in all, for lease_ms: nobody else claims
+ * them until the lease ends or store_delivery_record is called. It
+ * touches the rows it claims; a deleted endpoint's pending deliveries
+ * (from store_endpoints_due, or deleted since) are failed instead. */
 int store_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
+                           const struct endpoint_due *from, size_t n_from,
                            struct webhook_delivery *out, size_t max, size_t *n);
 /* Record the attempt on a claimed delivery and release the claim; a
  * claim that lapsed and was taken again meanwhile is left to its new

@@ -99,9 +99,13 @@
     X(endpoint_delete, (struct store *s, const char *tenant_id, const char *mode, \
                         const char *id, long long now),                         \
       (s, tenant_id, mode, id, now))                                            \
+    X(endpoints_due, (struct store *s, long long now_ms, struct endpoint_due *out, \
+                      size_t max, size_t *n),                                   \
+      (s, now_ms, out, max, n))                                                 \
     X(deliveries_claim, (struct store *s, long long now_ms, long long lease_ms,  \
+                         const struct endpoint_due *from, size_t n_from,        \
                          struct webhook_delivery *out, size_t max, size_t *n),  \
-      (s, now_ms, lease_ms, out, max, n))                                       \
+      (s, now_ms, lease_ms, from, n_from, out, max, n))                         \
     X(delivery_record, (struct store *s, const char *event_id,                  \
                         const char *endpoint_id, const struct webhook_attempt *a), \
       (s, event_id, endpoint_id, a))                                            \

@@ -147,6 +147,14 @@ static const char *const migrations[] = {
     "CREATE INDEX sessions_by_tenant_mode ON sessions (tenant_id, mode, seq);"
     "CREATE INDEX sessions_by_tenant_mode_contractor ON sessions "
     "  (tenant_id, mode, contractor_id, seq);",
+
+    /* 7 (SQLite's 10): claims endpoint by endpoint, never by a scan of every due row;
+     * an endpoint that does not answer is paused (store_delivery_record) */
+    "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries "
+    "  (endpoint_id, next_attempt_ms) WHERE status = 'pending';"
+    "DROP INDEX webhook_deliveries_due;"
+    "ALTER TABLE webhook_endpoints ADD COLUMN failures INTEGER NOT NULL DEFAULT 0,"
+    "  ADD COLUMN paused_until_ms BIGINT NOT NULL DEFAULT 0;",
 };
 
 /* The session as the API shows it, "now" being parameter now: a pending
@@ -253,29 +261,39 @@ static const char *const migrations[] = {
       "WHERE endpoint_id = $1 AND status = 'pending'")                         \
     X(ENDPOINT_NEWEST, 1, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints " \
       "ORDER BY created DESC, id DESC LIMIT 1")                                \
-    X(DELIVERY_DUE_ANY, 1, "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' " \
-      "AND next_attempt_ms <= $1 AND lease_until_ms <= $1 LIMIT 1")            \
-    X(DELIVERIES_CLAIM, 0, "UPDATE webhook_deliveries d SET lease_until_ms = $1 + $3 " \
-      "FROM (SELECT w.event_id, w.endpoint_id FROM webhook_deliveries w JOIN ("  \
-      "SELECT c.event_id, c.endpoint_id FROM (SELECT event_id, endpoint_id, "   \
-      "next_attempt_ms, row_number() OVER (PARTITION BY endpoint_id "          \
-      "ORDER BY next_attempt_ms) AS k FROM webhook_deliveries "                \
-      "WHERE status = 'pending' AND next_attempt_ms <= $1 AND lease_until_ms <= $1) c " \
-      "LEFT JOIN (SELECT endpoint_id, count(*) AS n FROM webhook_deliveries "  \
-      "WHERE status = 'pending' AND lease_until_ms > 0 AND lease_until_ms > $1 " \
-      "GROUP BY endpoint_id) b ON b.endpoint_id = c.endpoint_id "              \
-      "WHERE c.k + coalesce(b.n, 0) <= $4 ORDER BY c.next_attempt_ms LIMIT $2) pick " \
-      "ON pick.event_id = w.event_id AND pick.endpoint_id = w.endpoint_id "    \
-      "WHERE w.status = 'pending' AND w.lease_until_ms <= $1 "                 \
-      "FOR UPDATE OF w SKIP LOCKED) due, events ev "                           \
-      "WHERE d.event_id = due.event_id AND d.endpoint_id = due.endpoint_id "   \
-      "AND ev.id = d.event_id RETURNING d.event_id, d.endpoint_id, ev.type, "  \
-      "ev.created, ev.session_id, ev.tenant_id, d.attempts, d.lease_until_ms") \
+    X(ENDPOINTS_DUE, 1, "WITH RECURSIVE ep(id) AS (SELECT (SELECT min(endpoint_id) " \
+      "FROM webhook_deliveries WHERE status = 'pending') UNION ALL "           \
+      "SELECT (SELECT min(endpoint_id) FROM webhook_deliveries "               \
+      "WHERE status = 'pending' AND endpoint_id > ep.id) FROM ep WHERE ep.id IS NOT NULL) " \
+      "SELECT id, tenant_id, gone, failures, slots, tenant_slots FROM ("       \
+      "SELECT e.id, e.tenant_id, e.deleted_at IS NOT NULL AS gone, e.failures, " \
+      "e.paused_until_ms, (CASE WHEN e.failures > 0 THEN 1 ELSE $3 END) - "    \
+      "(SELECT count(*) FROM webhook_deliveries l WHERE l.endpoint_id = e.id " \
+      "AND l.lease_until_ms > 0 AND l.lease_until_ms > $1) AS slots, $4 - "    \
+      "(SELECT count(*) FROM webhook_deliveries l JOIN webhook_endpoints t "   \
+      "ON t.id = l.endpoint_id WHERE l.lease_until_ms > 0 AND l.lease_until_ms > $1 " \
+      "AND t.tenant_id = e.tenant_id) AS tenant_slots, "                       \
+      "(SELECT d.next_attempt_ms FROM webhook_deliveries d WHERE d.endpoint_id = e.id " \
+      "AND d.status = 'pending' AND d.lease_until_ms <= $1 ORDER BY d.next_attempt_ms " \
+      "LIMIT 1) AS due FROM ep JOIN webhook_endpoints e ON e.id = ep.id) c "  \
+      "WHERE gone OR (paused_until_ms <= $1 AND slots > 0 AND tenant_slots > 0 " \
+      "AND due <= $1) ORDER BY gone DESC, due LIMIT $2")                       \
+    X(ENDPOINT_CLAIM, 0, "UPDATE webhook_deliveries d SET lease_until_ms = $2 + $3 " \
+      "FROM events ev WHERE (d.event_id, d.endpoint_id) IN (SELECT w.event_id, " \
+      "w.endpoint_id FROM webhook_deliveries w WHERE w.endpoint_id = $1 "      \
+      "AND w.status = 'pending' AND w.next_attempt_ms <= $2 AND w.lease_until_ms <= $2 " \
+      "ORDER BY w.next_attempt_ms LIMIT $4 FOR UPDATE SKIP LOCKED) "           \
+      "AND ev.id = d.event_id RETURNING d.event_id, ev.type, ev.created, "     \
+      "ev.session_id, ev.tenant_id, d.attempts, d.lease_until_ms")             \
     X(DELIVERY_RECORD, 0, "UPDATE webhook_deliveries SET status = $3, "        \
       "attempts = attempts + 1, next_attempt_ms = $4, lease_until_ms = 0, "    \
       "last_attempt_ms = $5, last_status = $6, last_error = $7 "               \
       "WHERE event_id = $1 AND endpoint_id = $2 AND status = 'pending' "       \
       "AND lease_until_ms = $8")                                               \
+    X(ENDPOINT_ANSWERED, 0, "UPDATE webhook_endpoints SET failures = 0, "       \
+      "paused_until_ms = 0 WHERE id = $1 AND failures > 0")                    \
+    X(ENDPOINT_PAUSE, 0, "UPDATE webhook_endpoints SET failures = failures + 1, " \
+      "paused_until_ms = $2 WHERE id = $1 AND paused_until_ms < $3")           \
     X(EVENTS_LIST, 1, "SELECT ev.id, ev.type, ev.tenant_id, ev.session_id, ev.created, " \
       "coalesce(d.endpoint_id, ''), coalesce(d.status, 'none'), "              \
       "coalesce(d.attempts, 0), coalesce(d.next_attempt_ms, 0), "              \
@@ -286,6 +304,9 @@ static const char *const migrations[] = {
     X(EVENT_RETRY, 0, "UPDATE webhook_deliveries SET status = 'pending', "     \
       "next_attempt_ms = $2, lease_until_ms = 0 WHERE event_id = $1 AND status = 'failed' " \
       "AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL)") \
+    X(EVENT_ENDPOINTS_UNPAUSE, 0, "UPDATE webhook_endpoints SET paused_until_ms = 0 " \
+      "WHERE paused_until_ms > 0 AND id IN (SELECT endpoint_id FROM webhook_deliveries " \
+      "WHERE event_id = $1)")                                                  \
     X(BUNDLE_PUT, 0, "INSERT INTO policy_bundles (version, bundle, created) "  \
       "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")                            \
     X(BUNDLE_GET, 1, "SELECT bundle FROM policy_bundles WHERE version = $1")   \
@@ -1559,63 +1580,118 @@ static int pg_endpoint_newest(struct store *s, struct webhook_endpoint *out)
     return rc;
 }
 
-/* Leases are taken with FOR UPDATE SKIP LOCKED: nodes claiming at the
- * same moment take different deliveries and never wait for each other. */
-static int pg_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
-                               struct webhook_delivery *out, size_t max, size_t *n)
+/* store_endpoints_due: the statement is ENDPOINTS_DUE (the SQLite store
+ * says how it reads). */
+static int pg_endpoints_due(struct store *s, long long now_ms, struct endpoint_due *out,
+                            size_t max, size_t *n)
 {
     struct params p = {0};
-    PGresult *r = NULL;
-    int rc;
+    PGresult *r;
 
     *n = 0;
     p_int(&p, now_ms);
-    rc = lookup(s, Q_DELIVERY_DUE_ANY, &p, &r); /* idle: no write transaction */
-    PQclear(r);
-    if (rc != 0)
-        return rc == HF_ENOTFOUND ? 0 : rc;
-    if ((rc = tx_begin(s)) != 0)
-        return rc;
     p_int(&p, (long long)max);
-    p_int(&p, lease_ms);
     p_int(&p, HF_WEBHOOK_PER_ENDPOINT);
-    if (!(r = run(s, Q_DELIVERIES_CLAIM, &p)))
-        return tx_finish(s, HF_ESTORE);
+    p_int(&p, HF_WEBHOOK_PER_TENANT);
+    if (!(r = run(s, Q_ENDPOINTS_DUE, &p)))
+        return HF_ESTORE;
+    for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+        struct endpoint_due *e = &out[(*n)++];
+
+        memset(e, 0, sizeof *e);
+        copy_val(r, i, 0, e->id, sizeof e->id);
+        copy_val(r, i, 1, e->tenant_id, sizeof e->tenant_id);
+        e->deleted = strcmp(PQgetvalue(r, i, 2), "t") == 0;
+        e->failures = (int)int_val(r, i, 3);
+        e->slots = (int)int_val(r, i, 4);
+        e->tenant_slots = (int)int_val(r, i, 5);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Claim the oldest due deliveries of e into out from *n on, then read the
+ * endpoint and each session. Leases are taken with FOR UPDATE SKIP
+ * LOCKED: nodes claiming at the same moment take different deliveries
+ * and never wait for each other. An endpoint deleted since the read has
+ * its deliveries failed: the delete failed those it could see, but not
+ * one an event was writing meanwhile (its lock on the endpoint does not
+ * stop the delete). */
+static int claim_from(struct store *s, const struct endpoint_due *e, long long now_ms,
+                      long long lease_ms, struct webhook_delivery *out, size_t max,
+                      size_t *n)
+{
+    struct params p = {0}, q = {0};
+    struct webhook_endpoint endpoint;
+    size_t want = max - *n;
+    PGresult *r, *er = NULL;
+    int rc;
+
+    if (want > (size_t)e->claim)
+        want = (size_t)e->claim;
+    if (want > HF_WEBHOOK_PER_ENDPOINT)
+        want = HF_WEBHOOK_PER_ENDPOINT;
+    p_text(&p, e->id);
+    p_int(&p, now_ms);
+    p_int(&p, lease_ms);
+    p_int(&p, (long long)want);
+    if (!(r = run(s, Q_ENDPOINT_CLAIM, &p)))
+        return HF_ESTORE;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 0;
+    }
+    p_text(&q, e->id);
+    rc = lookup(s, Q_ENDPOINT_BY_ID, &q, &er);
+    if (rc != 0) {
+        PQclear(r);
+        return rc == HF_ENOTFOUND ? exec_stmt(s, Q_ENDPOINT_DELIVERIES_FAIL, &q, NULL) : rc;
+    }
+    read_endpoint(er, 0, &endpoint);
+    PQclear(er);
     for (int i = 0; rc == 0 && i < PQntuples(r) && *n < max; i++) {
         struct webhook_delivery *d = &out[*n];
-        struct params q = {0};
-        PGresult *e = NULL;
         int found;
 
         memset(d, 0, sizeof *d);
         copy_val(r, i, 0, d->event_id, sizeof d->event_id);
-        copy_val(r, i, 1, d->endpoint.id, sizeof d->endpoint.id);
-        copy_val(r, i, 2, d->event_type, sizeof d->event_type);
-        d->event_created = int_val(r, i, 3);
-        d->attempts = (int)int_val(r, i, 6);
-        d->lease_until_ms = int_val(r, i, 7);
-        p_text(&q, d->endpoint.id);
-        found = lookup(s, Q_ENDPOINT_BY_ID, &q, &e);
+        copy_val(r, i, 1, d->event_type, sizeof d->event_type);
+        d->event_created = int_val(r, i, 2);
+        d->attempts = (int)int_val(r, i, 5);
+        d->lease_until_ms = int_val(r, i, 6);
+        d->endpoint_failures = e->failures;
+        /* an endpoint only gets its own mode's events */
+        found = pg_session_get(s, PQgetvalue(r, i, 4), endpoint.mode, PQgetvalue(r, i, 3),
+                               now_ms / 1000, &d->session);
         if (found == 0) {
-            read_endpoint(e, 0, &d->endpoint);
-            PQclear(e);
-            /* an endpoint only gets its own mode's events */
-            found = pg_session_get(s, PQgetvalue(r, i, 5), d->endpoint.mode,
-                                   PQgetvalue(r, i, 4), now_ms / 1000, &d->session);
-        } else if (found == HF_ENOTFOUND) {
-            /* deleted: the delete failed the deliveries it could see,
-             * but not one an event was writing meanwhile (its lock on
-             * the endpoint does not stop the delete); fail it here */
-            found = exec_stmt(s, Q_ENDPOINT_DELIVERIES_FAIL, &q, NULL);
-            if (found == 0)
-                found = HF_ENOTFOUND;
-        }
-        if (found == 0)
+            d->endpoint = endpoint;
             (*n)++;
-        else if (found != HF_ENOTFOUND)
+        } else if (found != HF_ENOTFOUND) {
             rc = found;
+        }
     }
     PQclear(r);
+    return rc;
+}
+
+static int pg_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
+                               const struct endpoint_due *from, size_t n_from,
+                               struct webhook_delivery *out, size_t max, size_t *n)
+{
+    int rc;
+
+    *n = 0;
+    if ((rc = tx_begin(s)) != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < n_from && *n < max; i++) {
+        struct params q = {0};
+
+        p_text(&q, from[i].id);
+        if (from[i].deleted)
+            rc = exec_stmt(s, Q_ENDPOINT_DELIVERIES_FAIL, &q, NULL);
+        else if (from[i].claim > 0)
+            rc = claim_from(s, &from[i], now_ms, lease_ms, out, max, n);
+    }
     rc = tx_finish(s, rc);
     if (rc != 0)
         *n = 0;
@@ -1637,7 +1713,17 @@ static int pg_delivery_record(struct store *s, const char *event_id, const char 
     p_text(&p, a->error);
     p_int(&p, a->lease_until_ms);
     rc = exec_stmt(s, Q_DELIVERY_RECORD, &p, &changed);
-    return rc == 0 && changed != 1 ? HF_ENOTFOUND : rc;
+    if (rc != 0 || changed != 1)
+        return rc == 0 ? HF_ENOTFOUND : rc;
+    if (!a->answered && !a->pause_until_ms)
+        return 0;
+    memset(&p, 0, sizeof p);
+    p_text(&p, endpoint_id);
+    if (!a->answered) {
+        p_int(&p, a->pause_until_ms);
+        p_int(&p, a->at_ms);
+    }
+    return exec_stmt(s, a->answered ? Q_ENDPOINT_ANSWERED : Q_ENDPOINT_PAUSE, &p, NULL);
 }
 
 static int pg_events_list(struct store *s, const char *status, size_t limit,
@@ -1685,6 +1771,12 @@ static int pg_event_retry(struct store *s, const char *event_id, long long now_m
     if (rc == 0) {
         p_int(&p, now_ms);
         rc = exec_stmt(s, Q_EVENT_RETRY, &p, n);
+    }
+    if (rc == 0) { /* as the SQLite store: the receiver is back */
+        struct params q = {0};
+
+        p_text(&q, event_id);
+        rc = exec_stmt(s, Q_EVENT_ENDPOINTS_UNPAUSE, &q, NULL);
     }
     return tx_finish(s, rc);
 }
@@ -1887,6 +1979,7 @@ const struct store_ops store_pg_ops = {
     .endpoint_list = pg_endpoint_list,
     .endpoint_get = pg_endpoint_get,
     .endpoint_delete = pg_endpoint_delete,
+    .endpoints_due = pg_endpoints_due,
     .deliveries_claim = pg_deliveries_claim,
     .delivery_record = pg_delivery_record,
     .events_list = pg_events_list,

@@ -174,6 +174,14 @@ static const struct migration migrations[] = {
     "CREATE INDEX sessions_by_tenant_mode ON sessions (tenant_id, mode, seq);"
     "CREATE INDEX sessions_by_tenant_mode_contractor ON sessions "
     "  (tenant_id, mode, contractor_id, seq);"},
+
+    /* 10: claims endpoint by endpoint, never by a scan of every due row;
+     * an endpoint that does not answer is paused (store_delivery_record) */
+    {.sql = "CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries "
+    "  (endpoint_id, next_attempt_ms) WHERE status = 'pending';"
+    "DROP INDEX webhook_deliveries_due;"
+    "ALTER TABLE webhook_endpoints ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE webhook_endpoints ADD COLUMN paused_until_ms INTEGER NOT NULL DEFAULT 0;"},
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -219,19 +227,22 @@ static const struct migration migrations[] = {
     X(ENDPOINT_GET, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_DELETE, "UPDATE webhook_endpoints SET deleted_at = ?4 WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_DELIVERIES_FAIL, "UPDATE webhook_deliveries SET status = 'failed', lease_until_ms = 0, last_error = 'endpoint deleted' WHERE endpoint_id = ?1 AND status = 'pending'") \
-    X(DELIVERIES_DUE, "SELECT d.event_id, d.endpoint_id, ev.type, ev.created, ev.session_id, ev.tenant_id, d.attempts FROM (SELECT event_id, endpoint_id, attempts, next_attempt_ms, row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_ms) AS k FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= ?1 AND lease_until_ms <= ?1) d JOIN events ev ON ev.id = d.event_id LEFT JOIN (" LEASED ") busy ON busy.endpoint_id = d.endpoint_id WHERE d.k + coalesce(busy.n, 0) <= ?3 ORDER BY d.next_attempt_ms LIMIT ?2") \
+    X(ENDPOINTS_DUE, ENDPOINTS_DUE)                                            \
+    X(DELIVERIES_DUE_TO, "SELECT d.event_id, ev.type, ev.created, ev.session_id, ev.tenant_id, d.attempts FROM webhook_deliveries d JOIN events ev ON ev.id = d.event_id WHERE d.endpoint_id = ?1 AND d.status = 'pending' AND d.next_attempt_ms <= ?2 AND d.lease_until_ms <= ?2 ORDER BY d.next_attempt_ms LIMIT ?3") \
     X(ENDPOINT_NEWEST, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints ORDER BY created DESC, rowid DESC LIMIT 1") \
-    X(DELIVERY_DUE_ANY, "SELECT 1 FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_ms <= ?1 AND lease_until_ms <= ?1 LIMIT 1") \
     X(ENDPOINT_BY_ID, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE id = ?1 AND deleted_at IS NULL") \
     X(DELIVERY_LEASE, "UPDATE webhook_deliveries SET lease_until_ms = ?3 WHERE event_id = ?1 AND endpoint_id = ?2") \
     X(DELIVERY_RECORD, "UPDATE webhook_deliveries SET status = ?3, attempts = attempts + 1, next_attempt_ms = ?4, lease_until_ms = 0, last_attempt_ms = ?5, last_status = ?6, last_error = ?7 WHERE event_id = ?1 AND endpoint_id = ?2 AND status = 'pending' AND lease_until_ms = ?8") \
+    X(ENDPOINT_ANSWERED, "UPDATE webhook_endpoints SET failures = 0, paused_until_ms = 0 WHERE id = ?1 AND failures > 0") \
+    X(ENDPOINT_PAUSE, "UPDATE webhook_endpoints SET failures = failures + 1, paused_until_ms = ?2 WHERE id = ?1 AND paused_until_ms < ?3") \
     X(EVENTS_LIST, "SELECT ev.id, ev.type, ev.tenant_id, ev.session_id, ev.created, coalesce(d.endpoint_id, ''), coalesce(d.status, 'none'), coalesce(d.attempts, 0), coalesce(d.next_attempt_ms, 0), coalesce(d.last_status, 0), coalesce(d.last_error, '') FROM events ev LEFT JOIN webhook_deliveries d ON d.event_id = ev.id WHERE ?1 IS NULL OR d.status = ?1 ORDER BY ev.seq DESC, d.endpoint_id LIMIT ?2") \
     X(EVENT_EXISTS, "SELECT 1 FROM events WHERE id = ?1") \
     X(BUNDLE_PUT, "INSERT OR IGNORE INTO policy_bundles (version, bundle, created) VALUES (?1, ?2, ?3)") \
     X(BUNDLE_GET, "SELECT bundle FROM policy_bundles WHERE version = ?1") \
     X(ACTIVATION_PUT, "INSERT INTO policy_activations (version, action, actor, at) VALUES (?1, ?2, ?3, ?4)") \
     X(ACTIVATIONS, "SELECT seq, version, action, actor, at FROM policy_activations ORDER BY seq DESC LIMIT ?1") \
-    X(EVENT_RETRY, "UPDATE webhook_deliveries SET status = 'pending', next_attempt_ms = ?2, lease_until_ms = 0 WHERE event_id = ?1 AND status = 'failed' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL)")
+    X(EVENT_RETRY, "UPDATE webhook_deliveries SET status = 'pending', next_attempt_ms = ?2, lease_until_ms = 0 WHERE event_id = ?1 AND status = 'failed' AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL)") \
+    X(EVENT_ENDPOINTS_UNPAUSE, "UPDATE webhook_endpoints SET paused_until_ms = 0 WHERE paused_until_ms > 0 AND id IN (SELECT endpoint_id FROM webhook_deliveries WHERE event_id = ?1)")
 
 /* ?10 is "now": a pending session past its expiry reads as expired. The
  * statements that find sessions for the API take the tenant as ?1 and the
@@ -242,10 +253,33 @@ static const struct migration migrations[] = {
     "policy_version, created, expires_at, coalesce(completed_at, 0), coalesce(cancelled_at, 0)"
 
 #define ENDPOINT_COLUMNS "id, tenant_id, mode, url, created, secret_sealed"
-/* Deliveries in flight (claimed, lease running at ?1) per endpoint: a
- * claim takes at most ?3 per endpoint with these, so an endpoint that
- * hangs holds a few slots, not all of them. */
-#define LEASED "SELECT endpoint_id, count(*) AS n FROM webhook_deliveries WHERE status = 'pending' AND lease_until_ms > 0 AND lease_until_ms > ?1 GROUP BY endpoint_id"
+/* store_endpoints_due at ?1, at most ?2 of them, with ?3 and ?4 =
+ * HF_WEBHOOK_PER_ENDPOINT and HF_WEBHOOK_PER_TENANT. The endpoints are
+ * found by skipping through the pending deliveries' index from one
+ * endpoint to the next (a loose index scan), and each is asked for its
+ * oldest due delivery and for the deliveries in flight: a few index
+ * probes per endpoint, never a read of its backlog. Those in flight are
+ * counted in their own small index, without a status test (only a claim
+ * sets a lease, every record clears it): with one, the planner may count
+ * through the whole backlog in the pending index instead. */
+#define ENDPOINTS_DUE                                                          \
+    "WITH RECURSIVE ep(id) AS ("                                               \
+    "SELECT (SELECT min(endpoint_id) FROM webhook_deliveries WHERE status = 'pending') " \
+    "UNION ALL SELECT (SELECT min(endpoint_id) FROM webhook_deliveries "       \
+    "WHERE status = 'pending' AND endpoint_id > ep.id) FROM ep WHERE ep.id IS NOT NULL) " \
+    "SELECT id, tenant_id, gone, failures, slots, tenant_slots FROM ("         \
+    "SELECT e.id, e.tenant_id, e.deleted_at IS NOT NULL AS gone, e.failures, " \
+    "e.paused_until_ms, (CASE WHEN e.failures > 0 THEN 1 ELSE ?3 END) - "     \
+    "(SELECT count(*) FROM webhook_deliveries l WHERE l.endpoint_id = e.id "  \
+    "AND l.lease_until_ms > 0 AND l.lease_until_ms > ?1) AS slots, ?4 - "     \
+    "(SELECT count(*) FROM webhook_deliveries l CROSS JOIN webhook_endpoints t " \
+    "ON t.id = l.endpoint_id WHERE l.lease_until_ms > 0 AND l.lease_until_ms > ?1 " \
+    "AND t.tenant_id = e.tenant_id) AS tenant_slots, "                        \
+    "(SELECT d.next_attempt_ms FROM webhook_deliveries d WHERE d.endpoint_id = e.id " \
+    "AND d.status = 'pending' AND d.lease_until_ms <= ?1 ORDER BY d.next_attempt_ms " \
+    "LIMIT 1) AS due FROM ep JOIN webhook_endpoints e ON e.id = ep.id) "      \
+    "WHERE gone OR (paused_until_ms <= ?1 AND slots > 0 AND tenant_slots > 0 " \
+    "AND due <= ?1) ORDER BY gone DESC, due LIMIT ?2"
 
 /* ?3 contractor or NULL, ?4 effective status or NULL, ?10 now. */
 #define LIST_FILTER                                                            \
@@ -2023,77 +2057,110 @@ static int sqlite_endpoint_delete(struct store *s, const char *tenant_id, const 
     return in_transaction(s, do_endpoint_delete, &a);
 }
 
+static int sqlite_endpoints_due(struct store *s, long long now_ms, struct endpoint_due *out,
+                                size_t max, size_t *n)
+{
+    sqlite3_stmt *st = prep(s, Q_ENDPOINTS_DUE);
+    int rc = SQLITE_DONE;
+
+    *n = 0;
+    if (!st)
+        return HF_ESTORE;
+    sqlite3_bind_int64(st, 1, now_ms);
+    sqlite3_bind_int64(st, 2, (long long)max);
+    sqlite3_bind_int(st, 3, HF_WEBHOOK_PER_ENDPOINT);
+    sqlite3_bind_int(st, 4, HF_WEBHOOK_PER_TENANT);
+    while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct endpoint_due *e = &out[(*n)++];
+
+        memset(e, 0, sizeof *e);
+        copy_col(st, 0, e->id, sizeof e->id);
+        copy_col(st, 1, e->tenant_id, sizeof e->tenant_id);
+        e->deleted = sqlite3_column_int(st, 2);
+        e->failures = sqlite3_column_int(st, 3);
+        e->slots = sqlite3_column_int(st, 4);
+        e->tenant_slots = sqlite3_column_int(st, 5);
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
+}
+
 struct claim_args {
     long long now_ms, lease_ms;
+    const struct endpoint_due *from;
+    size_t n_from;
     struct webhook_delivery *out;
     size_t max, *n;
 };
 
-/* Due rows first (copied out before the statement is reused), then the
- * endpoint and session of each (the session read under the endpoint's
- * mode, as every endpoint only gets its own mode's events), then the
- * leases. A delivery whose endpoint was deleted meanwhile is skipped:
- * deleting failed it. */
-static int do_claim(struct store *s, void *arg)
+static int fail_deliveries(struct store *s, const char *endpoint_id)
 {
-    struct claim_args *a = arg;
-    sqlite3_stmt *st = prep(s, Q_DELIVERIES_DUE);
-    char (*session_ids)[HF_ID_MAX] = calloc(a->max, HF_ID_MAX);
-    size_t got = 0, kept = 0;
-    int rc;
+    sqlite3_stmt *st = prep(s, Q_ENDPOINT_DELIVERIES_FAIL);
 
-    if (!st || !session_ids) {
-        free(session_ids);
-        return st ? HF_ENOMEM : HF_ESTORE;
-    }
-    sqlite3_bind_int64(st, 1, a->now_ms);
-    sqlite3_bind_int64(st, 2, (long long)a->max);
-    sqlite3_bind_int(st, 3, HF_WEBHOOK_PER_ENDPOINT);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && got < a->max) {
-        struct webhook_delivery *d = &a->out[got];
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, endpoint_id);
+    return run(s, st);
+}
+
+/* Claim the oldest due deliveries of e into a->out from *got on: their
+ * rows (copied out before the statement is reused), then the endpoint
+ * and each session, then the leases. An endpoint deleted since the
+ * read is handled as one found deleted. */
+static int claim_from(struct store *s, struct claim_args *a, const struct endpoint_due *e,
+                      size_t *got)
+{
+    sqlite3_stmt *st = prep(s, Q_DELIVERIES_DUE_TO);
+    char session_ids[HF_WEBHOOK_PER_ENDPOINT][HF_ID_MAX];
+    struct webhook_endpoint endpoint;
+    size_t want = a->max - *got, k = 0, kept = 0;
+    int step = SQLITE_DONE, rc;
+
+    if (!st)
+        return HF_ESTORE;
+    if (want > (size_t)e->claim)
+        want = (size_t)e->claim;
+    if (want > HF_WEBHOOK_PER_ENDPOINT)
+        want = HF_WEBHOOK_PER_ENDPOINT;
+    bind_text(st, 1, e->id);
+    sqlite3_bind_int64(st, 2, a->now_ms);
+    sqlite3_bind_int64(st, 3, (long long)want);
+    while (k < want && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        struct webhook_delivery *d = &a->out[*got + k];
 
         memset(d, 0, sizeof *d);
         copy_col(st, 0, d->event_id, sizeof d->event_id);
-        copy_col(st, 1, d->endpoint.id, sizeof d->endpoint.id);
-        copy_col(st, 2, d->event_type, sizeof d->event_type);
-        d->event_created = sqlite3_column_int64(st, 3);
-        copy_col(st, 4, session_ids[got], HF_ID_MAX);
-        copy_col(st, 5, d->session.tenant_id, sizeof d->session.tenant_id);
-        d->attempts = sqlite3_column_int(st, 6);
-        got++;
+        copy_col(st, 1, d->event_type, sizeof d->event_type);
+        d->event_created = sqlite3_column_int64(st, 2);
+        copy_col(st, 3, session_ids[k], HF_ID_MAX);
+        copy_col(st, 4, d->session.tenant_id, sizeof d->session.tenant_id);
+        d->attempts = sqlite3_column_int(st, 5);
+        d->endpoint_failures = e->failures;
+        k++;
     }
     sqlite3_reset(st);
-    rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : HF_ESTORE;
-    for (size_t i = 0; rc == 0 && i < got; i++) {
-        struct webhook_delivery *d = &a->out[i];
+    if (step != SQLITE_DONE && step != SQLITE_ROW)
+        return HF_ESTORE;
+    if (k == 0)
+        return 0;
+    if (!(st = prep(s, Q_ENDPOINT_BY_ID)))
+        return HF_ESTORE;
+    bind_text(st, 1, e->id);
+    rc = found(sqlite3_step(st));
+    if (rc == 0)
+        read_endpoint(st, &endpoint);
+    sqlite3_reset(st);
+    if (rc != 0)
+        return rc == HF_ENOTFOUND ? fail_deliveries(s, e->id) : rc;
+    for (size_t i = 0; rc == 0 && i < k; i++) {
+        struct webhook_delivery *d = &a->out[*got + i];
         char tenant[HF_ID_MAX];
         int r;
 
         snprintf(tenant, sizeof tenant, "%s", d->session.tenant_id);
-        if (!(st = prep(s, Q_ENDPOINT_BY_ID))) {
-            rc = HF_ESTORE;
-            break;
-        }
-        bind_text(st, 1, d->endpoint.id);
-        r = found(sqlite3_step(st));
-        if (r == 0)
-            read_endpoint(st, &d->endpoint);
-        sqlite3_reset(st);
-        if (r == HF_ENOTFOUND) {
-            /* deleted, and the delete did not fail this one: defensive
-             * here, where the delete's own transaction fails them all,
-             * but a row left pending would be due forever */
-            if (!(st = prep(s, Q_ENDPOINT_DELIVERIES_FAIL))) {
-                rc = HF_ESTORE;
-                break;
-            }
-            bind_text(st, 1, d->endpoint.id);
-            if ((rc = run(s, st)) != 0)
-                break;
-        }
-        if (r == 0)
-            r = sqlite_session_get(s, tenant, d->endpoint.mode, session_ids[i],
-                                   a->now_ms / 1000, &d->session);
+        /* an endpoint only gets its own mode's events */
+        r = sqlite_session_get(s, tenant, endpoint.mode, session_ids[i], a->now_ms / 1000,
+                               &d->session);
         if (r == HF_ENOTFOUND)
             continue;
         if (r != 0 || !(st = prep(s, Q_DELIVERY_LEASE))) {
@@ -2101,36 +2168,45 @@ static int do_claim(struct store *s, void *arg)
             break;
         }
         bind_text(st, 1, d->event_id);
-        bind_text(st, 2, d->endpoint.id);
+        bind_text(st, 2, e->id);
         sqlite3_bind_int64(st, 3, a->now_ms + a->lease_ms);
         if ((rc = run(s, st)) != 0)
             break;
+        d->endpoint = endpoint;
         d->lease_until_ms = a->now_ms + a->lease_ms;
         if (kept != i)
-            a->out[kept] = *d;
+            a->out[*got + kept] = *d;
         kept++;
     }
-    free(session_ids);
-    *a->n = rc == 0 ? kept : 0;
+    *got += kept;
+    return rc;
+}
+
+static int do_claim(struct store *s, void *arg)
+{
+    struct claim_args *a = arg;
+    size_t got = 0;
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < a->n_from && got < a->max; i++) {
+        const struct endpoint_due *e = &a->from[i];
+
+        if (e->deleted)
+            rc = fail_deliveries(s, e->id);
+        else if (e->claim > 0)
+            rc = claim_from(s, a, e, &got);
+    }
+    *a->n = rc == 0 ? got : 0;
     return rc;
 }
 
 static int sqlite_deliveries_claim(struct store *s, long long now_ms, long long lease_ms,
+                                   const struct endpoint_due *from, size_t n_from,
                                    struct webhook_delivery *out, size_t max, size_t *n)
 {
-    struct claim_args a = {now_ms, lease_ms, out, max, n};
-    sqlite3_stmt *st = prep(s, Q_DELIVERY_DUE_ANY);
-    int rc;
+    struct claim_args a = {now_ms, lease_ms, from, n_from, out, max, n};
 
     *n = 0;
-    if (!st)
-        return HF_ESTORE;
-    /* a plain read first: an idle outbox never takes the write lock */
-    sqlite3_bind_int64(st, 1, now_ms);
-    rc = found(sqlite3_step(st));
-    sqlite3_reset(st);
-    if (rc != 0)
-        return rc == HF_ENOTFOUND ? 0 : rc;
     return in_transaction(s, do_claim, &a);
 }
 
@@ -2156,8 +2232,20 @@ static int do_record(struct store *s, void *arg)
         sqlite3_bind_int(st, 6, a->at->http_status);
     bind_text(st, 7, a->at->error);
     sqlite3_bind_int64(st, 8, a->at->lease_until_ms);
-    rc = run(s, st);
-    return rc == 0 && sqlite3_changes(s->db) != 1 ? HF_ENOTFOUND : rc;
+    if ((rc = run(s, st)) != 0)
+        return rc;
+    if (sqlite3_changes(s->db) != 1)
+        return HF_ENOTFOUND;
+    if (!a->at->answered && !a->at->pause_until_ms)
+        return 0;
+    if (!(st = prep(s, a->at->answered ? Q_ENDPOINT_ANSWERED : Q_ENDPOINT_PAUSE)))
+        return HF_ESTORE;
+    bind_text(st, 1, a->endpoint_id);
+    if (!a->at->answered) {
+        sqlite3_bind_int64(st, 2, a->at->pause_until_ms);
+        sqlite3_bind_int64(st, 3, a->at->at_ms);
+    }
+    return run(s, st);
 }
 
 static int sqlite_delivery_record(struct store *s, const char *event_id, const char *endpoint_id,
@@ -2221,10 +2309,15 @@ static int do_retry(struct store *s, void *arg)
         return HF_ESTORE;
     bind_text(st, 1, a->event_id);
     sqlite3_bind_int64(st, 2, a->now_ms);
-    rc = run(s, st);
-    if (rc == 0)
-        *a->n = sqlite3_changes(s->db);
-    return rc;
+    if ((rc = run(s, st)) != 0)
+        return rc;
+    *a->n = sqlite3_changes(s->db);
+    /* the operator says the receiver is back: its endpoint is tried now
+     * (one delivery at a time until one is answered) */
+    if (!(st = prep(s, Q_EVENT_ENDPOINTS_UNPAUSE)))
+        return HF_ESTORE;
+    bind_text(st, 1, a->event_id);
+    return run(s, st);
 }
 
 static int sqlite_event_retry(struct store *s, const char *event_id, long long now_ms, int *n)
@@ -2414,6 +2507,7 @@ const struct store_ops store_sqlite_ops = {
     .endpoint_list = sqlite_endpoint_list,
     .endpoint_get = sqlite_endpoint_get,
     .endpoint_delete = sqlite_endpoint_delete,
+    .endpoints_due = sqlite_endpoints_due,
     .deliveries_claim = sqlite_deliveries_claim,
     .delivery_record = sqlite_delivery_record,
     .events_list = sqlite_events_list,

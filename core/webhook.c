@@ -32,8 +32,13 @@ struct transfer {
     long long event_created;
     int attempts;                 /* made before this one */
     long long lease_until_ms;     /* the claim it is sent under */
+    int endpoint_failures;        /* the endpoint's, at the claim */
     long long started_ms;
 };
+
+/* How far an attempt got: a sent one that had no answer pauses its
+ * endpoint, an answered one ends the pause. */
+enum reach { NOT_SENT, NO_ANSWER, ANSWERED };
 
 struct webhook_sender {
     struct webhook_options o;
@@ -41,6 +46,7 @@ struct webhook_sender {
     struct httpc_batch *batch;
     pthread_t thread;
     atomic_int stopping;
+    struct endpoint_due due[HF_WEBHOOK_IN_FLIGHT];
     struct webhook_delivery claimed[HF_WEBHOOK_IN_FLIGHT];
     struct httpc_result done[HF_WEBHOOK_IN_FLIGHT];
 };
@@ -52,6 +58,32 @@ long long webhook_backoff_ms(long long base_ms, int attempts)
     for (int i = 1; i < attempts && d < BACKOFF_MAX_MS; i++)
         d *= 2;
     return d < BACKOFF_MAX_MS ? d : BACKOFF_MAX_MS;
+}
+
+size_t webhook_plan_claims(struct endpoint_due *due, size_t n, size_t room)
+{
+    size_t busy = 0, taken = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        struct endpoint_due *e = &due[i];
+        long long take = e->slots;
+        long long tenant_left = e->tenant_slots;
+
+        e->claim = 0;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(due[j].tenant_id, e->tenant_id) == 0)
+                tenant_left -= due[j].claim;
+        if (take > tenant_left)
+            take = tenant_left;
+        if (take > (long long)(room - taken))
+            take = (long long)(room - taken);
+        if (!e->deleted && take > 0) {
+            e->claim = (int)take;
+            taken += (size_t)take;
+        }
+        busy += e->deleted || e->claim > 0;
+    }
+    return busy;
 }
 
 /* Between half the delay and all of it, so that endpoints coming back
@@ -87,6 +119,7 @@ static struct transfer *send_one(struct webhook_sender *s, const struct webhook_
     t->event_created = d->event_created;
     t->attempts = d->attempts;
     t->lease_until_ms = d->lease_until_ms;
+    t->endpoint_failures = d->endpoint_failures;
     if (webhook_secret_open(s->o.key, &d->endpoint, secret) != 0) {
         snprintf(why, whylen, "the endpoint secret cannot be unsealed with this server's "
                  "key file");
@@ -111,15 +144,20 @@ static struct transfer *send_one(struct webhook_sender *s, const struct webhook_
     return t;
 }
 
-/* Write down how an attempt went and when (if ever) to try again. */
-static void record(struct webhook_sender *s, const struct transfer *t, int http_status,
-                   const char *error, long long duration_ms)
+/* Write down how an attempt went and when (if ever) to try again; and,
+ * for one that had no answer, pause its endpoint: an endpoint that hangs
+ * or refuses would otherwise hold its slots with its whole backlog, one
+ * timeout after another. The pause grows as a retry does. */
+static void record(struct webhook_sender *s, const struct transfer *t, enum reach reach,
+                   int http_status, const char *error, long long duration_ms)
 {
     const char *event_id = t->event_id, *endpoint_id = t->endpoint_id;
     long long at = clock_wall_ms(), event_created = t->event_created;
     int made = t->attempts + 1, rc;
+    char paused[48] = "";
     struct webhook_attempt a = {.lease_until_ms = t->lease_until_ms, .at_ms = at,
-                                .http_status = http_status, .error = error};
+                                .http_status = http_status, .error = error,
+                                .answered = reach == ANSWERED};
     enum metrics_delivery outcome;
 
     if (!error) {
@@ -134,6 +172,13 @@ static void record(struct webhook_sender *s, const struct transfer *t, int http_
             a.status = "pending";
             outcome = METRICS_RETRY;
         }
+    }
+    if (reach == NO_ANSWER) {
+        long long pause = jittered(webhook_backoff_ms(s->o.retry_base_ms,
+                                                      t->endpoint_failures + 1));
+
+        a.pause_until_ms = at + pause;
+        snprintf(paused, sizeof paused, "; endpoint paused for %lld ms", pause);
     }
     metrics_webhook_delivery(outcome, duration_ms * 1000);
     rc = store_delivery_record(s->store, event_id, endpoint_id, &a);
@@ -150,10 +195,10 @@ static void record(struct webhook_sender *s, const struct transfer *t, int http_
                 duration_ms);
     else
         log_msg(HF_LOG_WARN, "webhook event=%s endpoint=%s attempt=%d status=%d "
-                "outcome=%s ms=%lld error=%s%s", event_id, endpoint_id, made, http_status,
+                "outcome=%s ms=%lld error=%s%s%s", event_id, endpoint_id, made, http_status,
                 outcome == METRICS_FAILED ? "failed" : "retry", duration_ms, error,
                 outcome == METRICS_FAILED ? " (giving up; hostflow events retry "
-                "re-queues it)" : "");
+                "re-queues it)" : "", paused);
 }
 
 static void finish(struct webhook_sender *s, const struct httpc_result *r)
@@ -168,18 +213,25 @@ static void finish(struct webhook_sender *s, const struct httpc_result *r)
         snprintf(why, sizeof why, "HTTP %ld", r->status);
         error = why;
     }
-    record(s, t, r->rc == 0 ? (int)r->status : 0, error, clock_wall_ms() - t->started_ms);
+    record(s, t, r->rc == 0 ? ANSWERED : NO_ANSWER, r->rc == 0 ? (int)r->status : 0, error,
+           clock_wall_ms() - t->started_ms);
     free(t);
 }
 
+/* Claim what may be sent now and send it. Nothing to claim costs one read
+ * (store_endpoints_due); then the loop waits for a transfer to finish or
+ * POLL_MS, whatever the backlog of an endpoint that cannot take more. */
 static void start_due(struct webhook_sender *s)
 {
-    size_t room = HF_WEBHOOK_IN_FLIGHT - httpc_batch_in_flight(s->batch), n = 0;
+    size_t room = HF_WEBHOOK_IN_FLIGHT - httpc_batch_in_flight(s->batch), m = 0, n = 0;
+    long long now = clock_wall_ms();
 
     if (room == 0)
         return;
-    if (store_deliveries_claim(s->store, clock_wall_ms(), s->o.timeout_ms + LEASE_MARGIN_MS,
-                               s->claimed, room, &n) != 0) {
+    if (store_endpoints_due(s->store, now, s->due, HF_WEBHOOK_IN_FLIGHT, &m) != 0 ||
+        (webhook_plan_claims(s->due, m, room) > 0 &&
+         store_deliveries_claim(s->store, now, s->o.timeout_ms + LEASE_MARGIN_MS, s->due, m,
+                                s->claimed, room, &n) != 0)) {
         log_msg(HF_LOG_WARN, "webhooks: cannot read the outbox; trying again");
         return;
     }
@@ -193,7 +245,7 @@ static void start_due(struct webhook_sender *s)
 
             snprintf(t.event_id, sizeof t.event_id, "%s", d->event_id);
             snprintf(t.endpoint_id, sizeof t.endpoint_id, "%s", d->endpoint.id);
-            record(s, &t, 0, why, 0);
+            record(s, &t, NOT_SENT, 0, why, 0);
         }
         token_wipe(&s->claimed[i].endpoint.secret, sizeof s->claimed[i].endpoint.secret);
     }
@@ -238,6 +290,9 @@ int webhook_sender_start(const struct webhook_options *o, struct webhook_sender 
         free(s);
         return -1;
     }
+    /* SQLite: no second writing connection, whose claims and records would
+     * hold the write lock against the request path's writer */
+    store_attach_writer(s->store, o->writer);
     if (httpc_batch_new(&s->batch) != 0 ||
         pthread_create(&s->thread, NULL, send_loop, s) != 0) {
         snprintf(err, errlen, "cannot start the webhook delivery thread");

@@ -1,7 +1,7 @@
 /* test_webhook.c - unit tests for the webhook building blocks: which
  * addresses are internal (netaddr.c), sealed secrets, the key file and
- * the signature (webhook_secret.c, token.c), the retry schedule
- * (webhook.c). */
+ * the signature (webhook_secret.c, token.c), the retry schedule and the
+ * share of a claim among endpoints and tenants (webhook.c). */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "netaddr.h"
+#include "store.h"
 #include "webhook.h"
 #include "webhook_secret.h"
 
@@ -158,6 +159,43 @@ static void backoff(void)
     CHECK("a short base for tests doubles too", webhook_backoff_ms(50, 3) == 200);
 }
 
+static struct endpoint_due due(const char *tenant, int slots, int tenant_slots, int deleted)
+{
+    struct endpoint_due e = {.slots = slots, .tenant_slots = tenant_slots, .deleted = deleted};
+
+    snprintf(e.tenant_id, sizeof e.tenant_id, "%s", tenant);
+    return e;
+}
+
+static void plan(void)
+{
+    struct endpoint_due d[4];
+
+    d[0] = due("tn_a", 4, 8, 0);
+    d[1] = due("tn_a", 4, 8, 0);
+    d[2] = due("tn_a", 4, 8, 0);
+    d[3] = due("tn_b", 1, 8, 0);
+    CHECK("a tenant's endpoints share its slots, the next tenant gets its own",
+          webhook_plan_claims(d, 4, 32) == 3 && d[0].claim == 4 && d[1].claim == 4 &&
+          d[2].claim == 0 && d[3].claim == 1);
+    d[0] = due("tn_a", 4, 3, 0);
+    d[1] = due("tn_a", 2, 3, 0);
+    CHECK("and what it has in flight already",
+          webhook_plan_claims(d, 2, 32) == 1 && d[0].claim == 3 && d[1].claim == 0);
+    d[0] = due("tn_a", 4, 8, 0);
+    d[1] = due("tn_b", 4, 8, 0);
+    d[2] = due("tn_c", 4, 8, 0);
+    CHECK("the room runs out in order of waiting",
+          webhook_plan_claims(d, 3, 6) == 2 && d[0].claim == 4 && d[1].claim == 2 &&
+          d[2].claim == 0);
+    d[0] = due("tn_a", 0, 0, 1);
+    d[1] = due("tn_a", 1, 8, 0);
+    CHECK("a deleted endpoint gets nothing, and counts as work",
+          webhook_plan_claims(d, 2, 32) == 2 && d[0].claim == 0 && d[1].claim == 1);
+    CHECK("no room, no work", webhook_plan_claims(d, 1, 0) == 1 && d[0].claim == 0 &&
+          webhook_plan_claims(d + 1, 1, 0) == 0 && d[1].claim == 0);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/hostflow-webhook-test-XXXXXX", cmd[64];
@@ -168,6 +206,7 @@ int main(void)
     sealing(dir);
     signing();
     backoff();
+    plan();
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
         return 1;

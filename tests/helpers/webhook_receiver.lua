@@ -1,17 +1,22 @@
 -- tests/helpers/webhook_receiver.lua - a webhook endpoint for the suite.
 --
 --   lua5.4 webhook_receiver.lua PORT LOGFILE [FAIL_FIRST [BODY_BYTES]]
+--   lua5.4 webhook_receiver.lua PORT LOGFILE hang
 --
 -- Accepts HTTP/1.1 POSTs on 127.0.0.1:PORT one at a time, answers the
 -- first FAIL_FIRST (default 0) with 500 and the rest with 200 (with a body
 -- of BODY_BYTES bytes, default 2), and appends
 -- one JSON line per request to LOGFILE: {n, status, path, signature, type,
--- body} (body as received, byte for byte). LOGFILE.ready appears once it
--- listens. It runs until killed.
+-- body} (body as received, byte for byte). With "hang" it accepts every
+-- connection and never reads from it, answers or closes it (an endpoint
+-- that never answers), and logs {n, hung = true} for each. LOGFILE.ready
+-- appears once it listens. It runs until killed.
 local socket = require("socket")
 local cjson = require("cjson")
 
-local port, logfile, fail_first = tonumber(arg[1]), arg[2], tonumber(arg[3] or "0")
+local port, logfile = tonumber(arg[1]), arg[2]
+local hang = arg[3] == "hang"
+local fail_first = hang and 0 or tonumber(arg[3] or "0")
 local body_bytes = tonumber(arg[4] or "2")
 -- a port just given up (the suite reuses one for a receiver that "comes
 -- back") may take a moment to be free again
@@ -27,6 +32,13 @@ assert(server, why)
 local ready = assert(io.open(logfile .. ".ready", "w"))
 ready:close()
 local n = 0
+local held = {} -- hang: every connection, kept open
+
+local function log(entry)
+  local f = assert(io.open(logfile, "a"))
+  f:write(cjson.encode(entry), "\n")
+  f:close()
+end
 
 local function handle(c)
   c:settimeout(5)
@@ -45,11 +57,9 @@ local function handle(c)
   if len and len > 0 then body = c:receive(len) or "" end
   n = n + 1
   local status = n <= fail_first and 500 or 200
-  local f = assert(io.open(logfile, "a"))
-  f:write(cjson.encode({ n = n, status = status, method = method, path = path,
+  log({ n = n, status = status, method = method, path = path,
     signature = headers["ten99policy-signature"], content_type = headers["content-type"],
-    user_agent = headers["user-agent"], body = body }), "\n")
-  f:close()
+    user_agent = headers["user-agent"], body = body })
   local reply = status == 200 and ("k"):rep(body_bytes) or "failing on purpose"
   c:send("HTTP/1.1 " .. status .. " X\r\nContent-Length: " .. #reply ..
     "\r\nConnection: close\r\n\r\n" .. reply)
@@ -57,7 +67,11 @@ end
 
 while true do
   local c = server:accept()
-  if c then
+  if c and hang then
+    n = n + 1
+    held[#held + 1] = c
+    log({ n = n, hung = true })
+  elseif c then
     pcall(handle, c)
     c:close()
   end

@@ -12,8 +12,9 @@ local Receiver = {}
 Receiver.__index = Receiver
 
 -- Start a receiver that fails its first fail_first requests with 500 and
--- answers the rest with 200 and body_bytes of body. port reuses a port (a
--- receiver that "comes back").
+-- answers the rest with 200 and body_bytes of body; fail_first "hang":
+-- one that accepts every connection and never answers. port reuses a port
+-- (a receiver that "comes back").
 function M.receiver(fail_first, port, body_bytes)
   local self = setmetatable({}, Receiver)
   self.port = port or h.free_port()
@@ -145,6 +146,34 @@ function M.readme_verify(secret, header, body, tolerance)
     (tolerance and (", " .. tolerance) or "") .. "))"))
   assert(rc == 0, "the README snippet failed to run: " .. out)
   return out:match("True") ~= nil
+end
+
+-- Write n cancelled sessions of tenant t (live), each with its event and
+-- one pending delivery to endpoint_id, due now, straight into db (a
+-- stopped server's): the outbox a tenant builds by creating and cancelling
+-- sessions, in a second instead of minutes. Ids end in "_bl1" … "_bl<n>".
+function M.backlog(db, t, endpoint_id, n)
+  local now = os.time()
+  local rows = db:match("^postgres") and "generate_series(1, %d) AS n(i)" or
+    "(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < %d) "
+    .. "SELECT i FROM c) n"
+  -- the token hash only has to be unique: 32 bytes of the row number
+  local hash = db:match("^postgres") and "convert_to(lpad(i::text, 32, '0'), 'UTF8')" or
+    "CAST(printf('%%032d', i) AS BLOB)"
+  h.sql(db, (([[
+BEGIN;
+INSERT INTO sessions (id, tenant_id, contractor_id, return_url, mode, token_hash, status,
+  policy_version, created, expires_at, cancelled_at)
+SELECT 'hps_bl' || i, '%s', '%s', 'https://app.example.com/done', 'live', ]] .. hash ..
+    [[, 'cancelled', 'backlog', %d, %d, %d FROM ]] .. rows .. [[;
+INSERT INTO events (id, tenant_id, type, session_id, created)
+SELECT 'evt_bl' || substr(id, 7), tenant_id, 'payment.session.cancelled', id, created
+FROM sessions WHERE policy_version = 'backlog' AND tenant_id = '%s';
+INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_ms)
+SELECT 'evt_bl' || substr(id, 7), '%s', 'pending', created * 1000
+FROM sessions WHERE policy_version = 'backlog' AND tenant_id = '%s';
+COMMIT;
+]]):format(t.id, t.contractor.id, now, now + 1800, now, n, t.id, endpoint_id, t.id)))
 end
 
 -- `hostflow events list --json` rows.

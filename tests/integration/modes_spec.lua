@@ -254,12 +254,16 @@ describe("live and test keys of one tenant: the index of scoped lists", function
       local live = srv:new_session(t)
       local test = srv:create(t.test_key.secret, h.session_body(t)).json
       srv:stop()
-      -- put back what version 5 had
+      -- put back what version 5 had (7, the webhook claim's, undone too)
       h.sql(srv.db, "DROP INDEX sessions_by_tenant_mode; "
         .. "DROP INDEX sessions_by_tenant_mode_contractor; "
         .. "CREATE INDEX sessions_by_tenant ON sessions (tenant_id, seq); "
         .. "CREATE INDEX sessions_by_contractor ON sessions (tenant_id, contractor_id, seq); "
-        .. "DELETE FROM schema_migrations WHERE version = 6")
+        .. "DROP INDEX webhook_deliveries_by_endpoint; "
+        .. "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) "
+        .. "WHERE status = 'pending'; "
+        .. "ALTER TABLE webhook_endpoints DROP COLUMN failures, DROP COLUMN paused_until_ms; "
+        .. "DELETE FROM schema_migrations WHERE version >= 6")
       local again = h.start({ dir = srv.dir, db = srv.db })
       finally(function() again:stop() end)
       assert.truthy(again:log_text():find("migrated the PostgreSQL schema to version 6", 1, true))

@@ -4,6 +4,7 @@
 -- migration 9 puts the mode into the sessions' list indexes (modes_spec.lua).
 local h = require("helpers.server")
 
+local NEWEST = "10" -- the schema version a new database gets
 local STATUS_IN = "CHECK (status IN ('pending', 'completed', 'cancelled', 'expired'))"
 local STATUS_OR = "CHECK (status = 'pending' OR status = 'completed' OR "
   .. "status = 'cancelled' OR status = 'expired')"
@@ -27,7 +28,7 @@ describe("schema migrations #sqlite_only", function()
   it("give a new database the status CHECK without IN, and it still refuses other statuses", function()
     local srv = h.start()
     srv:stop()
-    assert.are.equal("9", h.sql(srv.db, "PRAGMA user_version"))
+    assert.are.equal(NEWEST, h.sql(srv.db, "PRAGMA user_version"))
     local sql = sessions_sql(srv.db)
     assert.truthy(sql:find(STATUS_OR, 1, true), sql)
     assert.falsy(sql:find("status IN", 1, true), sql)
@@ -48,7 +49,12 @@ describe("schema migrations #sqlite_only", function()
     assert.are.equal(200, srv:post(t.key.secret,
       "/api/v1/payment/sessions/" .. cancelled.id .. "/cancel").status)
     srv:stop()
-    -- put back the schema version 7 wrote, as a database of that version has it
+    -- put back the schema version 7 wrote, as a database of that version has
+    -- it: without migration 9's webhook index and columns, then 8's CHECK
+    h.sql(srv.db, "DROP INDEX webhook_deliveries_by_endpoint; "
+      .. "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) "
+      .. "WHERE status = 'pending'; ALTER TABLE webhook_endpoints DROP COLUMN failures; "
+      .. "ALTER TABLE webhook_endpoints DROP COLUMN paused_until_ms;")
     local version = tonumber(h.sql(srv.db, "PRAGMA schema_version"))
     h.sql(srv.db, "PRAGMA writable_schema = ON; "
       .. "UPDATE sqlite_schema SET sql = replace(sql, '" .. STATUS_OR:gsub("'", "''") .. "', '"
@@ -67,7 +73,8 @@ describe("schema migrations #sqlite_only", function()
     finally(function() again:stop() end)
     assert.truthy(again:log_text():find("migrated schema to version 8", 1, true))
     assert.truthy(again:log_text():find("migrated schema to version 9", 1, true))
-    assert.are.equal("9", h.sql(srv.db, "PRAGMA user_version"))
+    assert.truthy(again:log_text():find("migrated schema to version 10", 1, true))
+    assert.are.equal(NEWEST, h.sql(srv.db, "PRAGMA user_version"))
     assert.are.equal("sessions_by_tenant_mode\nsessions_by_tenant_mode_contractor",
       h.sql(srv.db, "SELECT name FROM sqlite_schema WHERE type = 'index' AND "
         .. "name LIKE 'sessions_by_%' ORDER BY name"))
