@@ -57,10 +57,10 @@ $(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/clo
     $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/policy_charge.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/netaddr.o \
     $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/metrics.o \
     $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
-	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(HF_LIBS)
 
 $(BUILD)/test_%: tests/c/test_%.c | $(BUILD)
-	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $^ $(LDFLAGS) $(HF_LIBS)
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(HF_LIBS)
 
 $(BUILD):
 	mkdir -p $(BUILD)
