@@ -5,21 +5,32 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 
 BUILD := build
+# core/'s folders, each a layer that includes only those after it (core/README.md)
+LAYERS := cli hosted api http webhook policy store lib
 PKGS := lua5.4 sqlite3 libpq libsodium jansson libcurl
 HF_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Wshadow \
              -Wstrict-prototypes -Wmissing-prototypes -MMD -MP \
+             -Icore $(addprefix -Icore/,$(LAYERS)) \
              $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 # civetweb ships no .pc file
 HF_LIBS := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -lcivetweb -lpthread -lm
 CFLAGS ?= -O2 -g
 
-SRCS := main.c config.c cli.c cli_policy.c admin_client.c http.c bigstack.c worker.c api.c hosted.c ratelimit.c \
-        clock.c session_json.c webhook_api.c webhook_secret.c webhook.c cli_events.c \
-        hosted_pages.c processor.c processor_test.c processor_checkout.c httpc.c \
-        expiry.c admin.c metrics.c \
-        policy.c policy_source.c policy_strlib.c policy_tablib.c policy_charge.c pattern.c policy_watch.c policy_store.c \
-        store.c store_sqlite.c store_pg.c access_cache.c url.c netaddr.c token.c json.c buf.c log.c err.c \
-        fdio.c framing.c
+# Sources per layer (core/*/README.md: what each owns and may include).
+# Objects land flat in $(BUILD): every file name is unique across core/.
+CORE_SRCS := main.c config.c
+CLI_SRCS := cli.c cli_policy.c cli_events.c admin_client.c
+HOSTED_SRCS := hosted.c hosted_pages.c processor.c processor_test.c processor_checkout.c
+API_SRCS := api.c webhook_api.c ratelimit.c worker.c
+HTTP_SRCS := http.c bigstack.c framing.c admin.c
+WEBHOOK_SRCS := webhook.c webhook_secret.c httpc.c
+POLICY_SRCS := policy.c policy_source.c policy_strlib.c policy_tablib.c policy_charge.c pattern.c \
+               policy_watch.c policy_store.c
+STORE_SRCS := store.c store_sqlite.c store_pg.c access_cache.c expiry.c session_json.c
+LIB_SRCS := url.c netaddr.c token.c json.c buf.c log.c err.c clock.c fdio.c metrics.c
+SRCS := $(CORE_SRCS) $(CLI_SRCS) $(HOSTED_SRCS) $(API_SRCS) $(HTTP_SRCS) $(WEBHOOK_SRCS) \
+        $(POLICY_SRCS) $(STORE_SRCS) $(LIB_SRCS)
+vpath %.c core $(LAYERS:%=core/%)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache test_framing
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
@@ -34,7 +45,7 @@ all: $(BUILD)/hostflow
 $(BUILD)/hostflow: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(HF_LIBS)
 
-$(BUILD)/%.o: core/%.c | $(BUILD)
+$(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -c -o $@ $<
 
 # each unit test links only the modules it tests
@@ -57,10 +68,10 @@ $(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/clo
     $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/policy_charge.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/netaddr.o \
     $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/metrics.o \
     $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
-	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(HF_LIBS)
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(HF_LIBS)
 
 $(BUILD)/test_%: tests/c/test_%.c | $(BUILD)
-	$(CC) $(HF_CFLAGS) $(CFLAGS) -Icore -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(HF_LIBS)
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -o $@ $(filter %.c %.o,$^) $(LDFLAGS) $(HF_LIBS)
 
 $(BUILD):
 	mkdir -p $(BUILD)
@@ -122,7 +133,7 @@ FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log fuzz_bundle
 FUZZ_POLICY_OBJS := policy.o clock.o policy_source.o policy_strlib.o policy_tablib.o policy_charge.o pattern.o \
                     metrics.o url.o netaddr.o token.o log.o json.o buf.o err.o
 
-$(FUZZ_BUILD)/obj/%.o: core/%.c
+$(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
@@ -134,10 +145,10 @@ $(FUZZ_BUILD)/fuzz_log: $(FUZZ_BUILD)/obj/log.o $(FUZZ_BUILD)/obj/json.o $(FUZZ_
 $(FUZZ_BUILD)/fuzz_bundle: $(FUZZ_BUILD)/obj/policy_source.o $(FUZZ_BUILD)/obj/token.o
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c
-	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Icore -o $@ $(filter %.c %.o,$^) $(HF_LIBS)
+	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(HF_LIBS)
 
 $(FUZZ_BUILD)/url_cli: tests/fuzz/url_cli.c $(FUZZ_BUILD)/obj/url.o
-	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -Icore -o $@ $(filter %.c %.o,$^)
+	$(FUZZ_CC) $(HF_CFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -o $@ $(filter %.c %.o,$^)
 
 fuzz: $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%) $(FUZZ_BUILD)/url_cli
 	tests/fuzz/run-fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "api.h"
 #include "cli.h"
 #include "config.h"
 #include "err.h"
 #include "expiry.h"
+#include "hosted.h"
 #include "http.h"
 #include "httpc.h"
 #include "log.h"
@@ -202,6 +204,9 @@ static int serve(int argc, char **argv)
      * request: under load that was a tenth of the writer's time. Keep up
      * to 64 MiB. */
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    /* the public listener's routes: the layers below call none by name */
+    static const struct worker_route routes[] = {
+        {"/payment/", hosted_handle}, {NULL, api_handle}, {NULL, NULL}};
     struct worker_shared api_data;
     struct admin_shared admin_data;
     struct http_app api_app = {&api_data, worker_new, worker_free, worker_handle};
@@ -291,7 +296,7 @@ static int serve(int argc, char **argv)
     limits.create_by_key = ratelimit_new(cfg.rate_create_key, 2.0 * cfg.rate_create_key);
     limits.create_by_ip = ratelimit_new(cfg.rate_create_ip, 2.0 * cfg.rate_create_ip);
     limits.redeem_by_ip = ratelimit_new(cfg.rate_redeem_ip, 2.0 * cfg.rate_redeem_ip);
-    api_data = (struct worker_shared){&cfg, engine, writer, &limits, webhook_key};
+    api_data = (struct worker_shared){routes, &cfg, engine, writer, &limits, webhook_key};
     admin_data = (struct admin_shared){&cfg, engine, getenv("HOSTFLOW_ADMIN_TOKEN")};
     /* the watcher first: a file saved the moment the server answers must
      * not be missed */

@@ -1,4 +1,4 @@
-/* test_access_cache.c - unit tests for core/access_cache.c: answers come
+/* test_access_cache.c - unit tests for core/store/access_cache.c: answers come
  * back only for the generation they were read at, and only for exactly
  * what was asked. */
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* test_buf.c - unit tests for core/buf.c: the growing buffer and bounded
+/* test_buf.c - unit tests for core/lib/buf.c: the growing buffer and bounded
  * copies into fixed ones. */
 #include <stdlib.h>
 #include <string.h>

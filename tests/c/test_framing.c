@@ -1,4 +1,4 @@
-/* test_framing.c - unit tests for core/framing.c on request heads laid out
+/* test_framing.c - unit tests for core/http/framing.c on request heads laid out
  * as civetweb 1.15 leaves them in its buffer (every ':', CR and LF it
  * parsed, and spaces before a ':', overwritten with NUL). The integration
  * spec request_framing_spec.lua sends the same cases through civetweb. */

@@ -1,4 +1,4 @@
-/* test_pattern.c - tests for core/pattern.c and core/policy_strlib.c: the
+/* test_pattern.c - tests for core/policy/pattern.c and core/policy/policy_strlib.c: the
  * bounded string functions must agree with Lua 5.4's own on every result
  * and error (hand-written and random cases), and must stop catastrophic
  * patterns and huge string.rep calls with the budget error. */

@@ -1,4 +1,4 @@
-/* test_token.c - unit tests for core/token.c: the shape of URL tokens and
+/* test_token.c - unit tests for core/lib/token.c: the shape of URL tokens and
  * ids, and the key a session is found by. */
 #define _DEFAULT_SOURCE /* usleep */
 #include <string.h>

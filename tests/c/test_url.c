@@ -1,4 +1,4 @@
-/* test_url.c - unit tests for core/url.c: accepted URLs with their exact
+/* test_url.c - unit tests for core/lib/url.c: accepted URLs with their exact
  * fields, and the parser-differential tricks that must be refused. */
 #include <stdlib.h>
 #include <string.h>

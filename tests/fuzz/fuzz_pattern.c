@@ -1,4 +1,4 @@
-/* fuzz_pattern.c - the budgeted Lua pattern matcher (core/pattern.c).
+/* fuzz_pattern.c - the budgeted Lua pattern matcher (core/policy/pattern.c).
  *
  * Input: the pattern up to the first '\n', the subject after it (the
  * subject may hold any byte, NUL included; a pattern matches a newline

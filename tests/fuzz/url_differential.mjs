@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // url_differential.mjs - hostflow's strict URL parser against WHATWG's.
 //
-// For every URL that core/url.c ACCEPTS, the WHATWG URL parser (Node's
+// For every URL that core/lib/url.c ACCEPTS, the WHATWG URL parser (Node's
 // built-in `URL`, the one browsers implement) must also accept it and read
 // the same scheme, the same host (WHATWG's hostname, lower-cased; IPv6 in
 // brackets) and the same effective port. A disagreement means a policy

@@ -134,9 +134,12 @@ static void policy_reload(struct admin_worker *w, struct http_resp *resp)
 static char *metrics(struct admin_worker *w)
 {
     struct policy_status st;
+    struct metrics_policy m;
 
     policy_engine_status(w->shared->engine, &st);
-    return metrics_render(&st);
+    m = (struct metrics_policy){st.version, st.loaded_at, st.reloads_ok, st.reloads_unchanged,
+                                st.reloads_failed};
+    return metrics_render(&m);
 }
 
 void admin_handle(void *worker, const struct http_req *req, struct http_resp *resp)

@@ -10,7 +10,7 @@
  * value of the forms is derived from that secret, so it needs no storage
  * and is worthless without the cookie. */
 #define _POSIX_C_SOURCE 200809L
-#include "worker.h"
+#include "hosted.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -32,6 +32,9 @@ int api_json_body(const struct http_req *req, struct http_resp *resp, struct jso
  * to the 400 naming it. */
 int api_required_string(const struct json_t *body, const char *key, const char **out,
                         struct http_resp *resp);
+/* The JSON API: every path the other routes do not take (api.c). */
+void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp);
+
 /* resp: 500 policy_error, the decision logged as an error. */
 void api_policy_error(struct http_resp *resp);
 

@@ -1,5 +1,6 @@
 /* worker.h - what one public-listener worker thread owns, and the router
- * that hands each request to the API or the hosted pages. */
+ * that hands each request to the handlers main.c registers (the API, the
+ * hosted pages): this layer calls none of them by name. */
 #ifndef HF_WORKER_H
 #define HF_WORKER_H
 
@@ -21,7 +22,17 @@ struct worker_limits {
     struct ratelimit *redeem_by_ip;
 };
 
+struct worker;
+
+/* One route: the first whose prefix starts the path takes the request; a
+ * NULL prefix takes every path. A table ends with a NULL handle. */
+struct worker_route {
+    const char *prefix;
+    void (*handle)(struct worker *w, const struct http_req *req, struct http_resp *resp);
+};
+
 struct worker_shared {
+    const struct worker_route *routes;
     const struct config *cfg;
     struct policy_engine *engine;
     struct store_writer *writer;   /* group commit for the hot-path writes */
@@ -43,6 +54,7 @@ struct later_create {
 };
 
 struct worker {
+    const struct worker_route *routes;
     const struct config *cfg;
     const struct worker_limits *limits;
     struct policy_engine *engine;
@@ -59,11 +71,7 @@ struct worker {
 void *worker_new(void *shared);
 void worker_free(void *worker);
 
-/* Route one request: /payment/... to the hosted pages, the rest to the API. */
+/* Route one request: GET /healthz here, the rest by the routes. */
 void worker_handle(void *worker, const struct http_req *req, struct http_resp *resp);
-
-/* The handlers worker_handle routes to (api.c, hosted.c). */
-void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp);
-void hosted_handle(struct worker *w, const struct http_req *req, struct http_resp *resp);
 
 #endif

@@ -9,8 +9,6 @@
 #ifndef HF_METRICS_H
 #define HF_METRICS_H
 
-struct policy_status;
-
 /* The route of a request, derived from method and path alone. */
 enum metrics_route {
     METRICS_ROUTE_CREATE_SESSION,   /* POST /api/v1/payment/sessions */
@@ -89,10 +87,18 @@ void metrics_webhook_delivery(enum metrics_delivery outcome, long long duration_
 /* hostflow_webhook_deliveries_in_flight: requests under way now. */
 void metrics_webhook_in_flight(long n);
 
-/* The whole exposition (text format 0.0.4) with the policy status st
- * (hostflow_policy_info, _loaded_timestamp_seconds, _reloads_total), in a
- * malloc'd NUL-terminated buffer the caller frees; NULL when out of memory.
- * Serve it as "text/plain; version=0.0.4". */
-char *metrics_render(const struct policy_status *st);
+/* The active policy as its gauges show it (hostflow_policy_info,
+ * _loaded_timestamp_seconds, _reloads_total): the caller copies it from
+ * the policy engine's status, which this layer does not know. */
+struct metrics_policy {
+    const char *version;
+    long long loaded_at;
+    unsigned long reloads_ok, reloads_unchanged, reloads_failed;
+};
+
+/* The whole exposition (text format 0.0.4) with the policy gauges of st
+ * (none when NULL), in a malloc'd NUL-terminated buffer the caller frees;
+ * NULL when out of memory. Serve it as "text/plain; version=0.0.4". */
+char *metrics_render(const struct metrics_policy *st);
 
 #endif

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "policy.h"
 
 #define ADD(counter, n) atomic_fetch_add_explicit(&(counter), (n), memory_order_relaxed)
 #define LOAD(counter) atomic_load_explicit(&(counter), memory_order_relaxed)
@@ -389,7 +388,7 @@ static void render_http(struct buf *b)
     }
 }
 
-static void render_policy(struct buf *b, const struct policy_status *st)
+static void render_policy(struct buf *b, const struct metrics_policy *st)
 {
     family(b, "hostflow_policy_decisions_total", "counter",
            "Policy decisions by check, outcome and deny code (code is empty "
@@ -427,7 +426,7 @@ static void render_policy(struct buf *b, const struct policy_status *st)
         st->reloads_ok, st->reloads_unchanged, st->reloads_failed);
 }
 
-char *metrics_render(const struct policy_status *st)
+char *metrics_render(const struct metrics_policy *st)
 {
     struct buf b = {malloc(8192), 0, 8192, 0};
 

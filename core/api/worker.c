@@ -15,6 +15,7 @@ void *worker_new(void *shared)
 
     if (!w)
         return NULL;
+    w->routes = sh->routes;
     w->cfg = sh->cfg;
     w->limits = sh->limits;
     w->engine = sh->engine;
@@ -52,8 +53,10 @@ void worker_handle(void *worker, const struct http_req *req, struct http_resp *r
         resp->body_len = resp->body ? 3 : 0;
         return;
     }
-    if (strncmp(req->path, "/payment/", 9) == 0)
-        hosted_handle(worker, req, resp);
-    else
-        api_handle(worker, req, resp);
+    for (const struct worker_route *r = ((struct worker *)worker)->routes; r->handle; r++)
+        if (!r->prefix || strncmp(req->path, r->prefix, strlen(r->prefix)) == 0) {
+            r->handle(worker, req, resp);
+            return;
+        }
+    resp->status = 404;
 }
