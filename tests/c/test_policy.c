@@ -424,12 +424,13 @@ static void test_overrides(void)
                  "function p.check_return_url(url, ctx)\n"
                  "  p.examples[1].code = nil\n"
                  "  p.examples[1].url = nil\n"
-                 "  local junk = {} for i = 1, 20000 do junk[i] = ('y'):rep(64) .. i end\n"
+                 "  local junk = {} for i = 1, 8000 do junk[i] = ('y'):rep(64) .. i end\n"
                  "  return false, 'invalid_return_url', 'no'\n"
                  "end\n"
                  "p.examples = { { url = 'https://a.test/' .. ('q'):rep(100), allow = false, "
                  "code = 'invalid_return_url' .. '' } }\n"
                  "return p\n");
+    e = NULL; /* a failed new leaves it untouched */
     CHECK("examples are judged on copies of their strings",
           policy_engine_new(file, pdir, &e, err, sizeof err) == 0);
     policy_engine_free(e);
