@@ -449,13 +449,14 @@ describe("webhook retries and durability", function()
       srv:post(b.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
       -- B's event arrives while A's requests still hang (they time out at 10 s)
       local got = rx:wait(function(reqs) return #reqs >= 1 end, 5)
-      -- B's own request is in flight until its answer is read: wait for that
+      -- B's own request is in flight until its answer is recorded: wait for
+      -- that, and for the gauge to drop it (A's stay in flight for 10 s)
       local m
-      for _ = 1, 100 do
+      h.wait_for(function()
         m = srv:admin("GET", "/metrics").body
-        if m:match('hostflow_webhook_deliveries_total{outcome="delivered"} 1') then break end
-        socket.sleep(0.02)
-      end
+        return m:match('hostflow_webhook_deliveries_total{outcome="delivered"} 1') ~= nil
+          and tonumber(m:match("hostflow_webhook_deliveries_in_flight (%d+)")) <= 4
+      end, 5)
       srv:stop()
       rx:stop()
       sink:close()
