@@ -20,6 +20,7 @@
 #include "store.h"
 #include "token.h"
 #include "url.h"
+#include "clock.h"
 
 #define KEY_SECRET_MAX 128
 
@@ -235,7 +236,7 @@ static enum created create_session(struct worker *w, const struct api_key *key,
     char err[256], token[HF_URL_TOKEN_CHARS + 1], url[512 + HF_URL_TOKEN_CHARS];
     char idem_scoped[HF_IDEMPOTENCY_KEY_MAX + 16];
     unsigned char token_digest[HF_HASH_BYTES];
-    long long now = (long long)time(NULL);
+    long long now = clock_now_s();
     enum created outcome = ANSWERED;
     int rc, retry_after = *rate;
 
@@ -395,7 +396,7 @@ static void get_session(struct worker *w, const struct api_key *key,
                         const char *id, struct http_resp *resp)
 {
     struct session s;
-    int rc = store_session_get(w->store, key->tenant_id, key->mode, id, (long long)time(NULL),
+    int rc = store_session_get(w->store, key->tenant_id, key->mode, id, clock_now_s(),
                                &s);
 
     if (rc == HF_ENOTFOUND)
@@ -411,7 +412,7 @@ static void cancel_session(struct worker *w, const struct api_key *key,
 {
     struct session s;
     int rc = store_session_cancel(w->store, key->tenant_id, key->mode, id,
-                                  (long long)time(NULL), &s);
+                                  clock_now_s(), &s);
 
     if (rc == 0) {
         metrics_session_cancelled();
@@ -489,7 +490,7 @@ static void list_sessions(struct worker *w, const struct api_key *key,
              "ending_before");
         return;
     }
-    rc = store_session_list(w->store, key->tenant_id, key->mode, &q, (long long)time(NULL),
+    rc = store_session_list(w->store, key->tenant_id, key->mode, &q, clock_now_s(),
                             w->page, &n);
     if (rc == HF_ENOTFOUND) {
         const char *param = q.starting_after ? "starting_after" : "ending_before";

@@ -17,6 +17,7 @@
 #include "token.h"
 #include "url.h"
 #include "webhook_secret.h"
+#include "clock.h"
 
 static struct json_t *endpoint_json(const struct webhook_endpoint *e)
 {
@@ -77,7 +78,7 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
              policy_version(w->policy));
     ctx = (struct policy_ctx){
         .tenant = &w->tenant, .mode = key->mode, .method = req->method,
-        .path = req->path, .remote_addr = req->remote_addr, .now = (long long)time(NULL)};
+        .path = req->path, .remote_addr = req->remote_addr, .now = clock_now_s()};
     rc = policy_check_webhook_url(w->policy, url, &u, &ctx, &v);
     policy_release(w->engine, &w->policy);
     resp->policy_us = v.us;
@@ -160,7 +161,7 @@ static void delete_endpoint(struct worker *w, const struct api_key *key, const c
                             struct http_resp *resp)
 {
     int rc = store_endpoint_delete(w->store, key->tenant_id, key->mode, id,
-                                   (long long)time(NULL));
+                                   clock_now_s());
     struct json_t *o;
 
     if (rc == HF_ENOTFOUND) {

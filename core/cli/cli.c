@@ -13,6 +13,7 @@
 #include "store.h"
 #include "token.h"
 #include "url.h"
+#include "clock.h"
 
 #define KEY_PREFIX_SHOWN 12   /* "hf_live_" + 4 characters */
 
@@ -363,7 +364,7 @@ int cli_key(const char *db_path, int argc, char **argv)
     if (strcmp(argv[0], "create") == 0) {
         rc = key_create(s, argc - 1, argv + 1);
     } else {
-        rc = store_key_revoke(s, argv[1], (long long)time(NULL));
+        rc = store_key_revoke(s, argv[1], clock_now_s());
         if (rc == 0)
             printf("revoked key %s\n", argv[1]);
         rc = rc == HF_ENOTFOUND ? not_found("key", argv[1]) : rc == 0 ? 0 : store_failed();

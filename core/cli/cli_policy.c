@@ -18,6 +18,7 @@
 #include "policy_source.h"
 #include "policy_store.h"
 #include "store.h"
+#include "clock.h"
 
 #define RELOAD_TIMEOUT_MS 10000
 
@@ -200,7 +201,7 @@ static int publish(const char *db, int argc, char **argv)
         printf("policy version %s is already active\n", version);
     } else if (rc == 0) {
         actor_of(by, actor, sizeof actor);
-        rc = store_policy_publish(s, version, bundle, len, actor, (long long)time(NULL), &act);
+        rc = store_policy_publish(s, version, bundle, len, actor, clock_now_s(), &act);
         if (rc == 0)
             printf("published policy version %s (activation %lld by %s); nodes with "
                    "--policy-source store switch to it within a second\n", version,
@@ -270,7 +271,7 @@ static int rollback(const char *db, int argc, char **argv)
     }
     actor_of(by, actor, sizeof actor);
     if (rc == 0)
-        rc = store_policy_rollback(s, version, actor, (long long)time(NULL), &act);
+        rc = store_policy_rollback(s, version, actor, clock_now_s(), &act);
     if (rc == 0)
         printf("policy version %s active again (activation %lld by %s)\n", version,
                act.seq, act.actor);

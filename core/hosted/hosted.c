@@ -100,11 +100,6 @@ static int parse_token(const char *s, unsigned char key[HF_HASH_BYTES])
     return 0;
 }
 
-static long long now_s(void)
-{
-    return (long long)time(NULL);
-}
-
 /* The tenant's display name, or a neutral one if it cannot be read. */
 static const char *tenant_name(struct worker *w, const char *tenant_id)
 {
@@ -119,7 +114,7 @@ static void landing(struct worker *w, const struct http_req *req, struct http_re
     struct session s;
 
     /* a GET changes nothing: link previews and scanners may fetch it */
-    if (store_session_by_token(w->store, hash, now_s(), &s) != 0) {
+    if (store_session_by_token(w->store, hash, clock_now_s(), &s) != 0) {
         gone(resp);
         return;
     }
@@ -144,7 +139,7 @@ static void redeem(struct worker *w, struct http_resp *resp,
     char secret[HF_TOKEN_CHARS + 1], cookie[256], location[128];
     unsigned char browser[HF_HASH_BYTES];
     struct session s;
-    long long now = now_s();
+    long long now = clock_now_s();
 
     token_mint(secret);
     token_hash(secret, HF_TOKEN_CHARS, browser);
@@ -177,7 +172,7 @@ static int browser_session(struct worker *w, const struct http_req *req, const c
         strlen(secret) != HF_TOKEN_CHARS)
         return HF_ENOTFOUND;
     token_hash(secret, HF_TOKEN_CHARS, browser);
-    if (store_session_for_browser(w->store, id, browser, now_s(), s) != 0 ||
+    if (store_session_for_browser(w->store, id, browser, clock_now_s(), s) != 0 ||
         strcmp(s->status, "pending") != 0)
         return HF_ENOTFOUND;
     return 0;
@@ -308,7 +303,7 @@ static int read_card(const struct http_req *req, struct card *card, struct card_
                      char month[FIELD_MAX], char year[FIELD_MAX])
 {
     char number[FIELD_MAX], cvc[FIELD_MAX];
-    time_t t = time(NULL);
+    time_t t = (time_t)clock_now_s();
     struct tm now;
     int bad = 0;
 
@@ -495,7 +490,7 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         goto out;
     }
     if (rc == 1) { /* another request of this session went first: follow it */
-        int found = store_session_get(w->store, s.tenant_id, s.mode, s.id, now_s(),
+        int found = store_session_get(w->store, s.tenant_id, s.mode, s.id, clock_now_s(),
                                       &after) == 0;
 
         if (!found || strcmp(after.status, "pending") != 0) {
@@ -521,7 +516,7 @@ static void complete(struct worker *w, const struct http_req *req, struct http_r
         log_msg(HF_LOG_INFO, "hosted: session %s card declined by %s", s.id, proc->name);
         goto out;
     }
-    rc = store_session_complete(w->store, s.tenant_id, s.mode, s.id, &result.saved, now_s(),
+    rc = store_session_complete(w->store, s.tenant_id, s.mode, s.id, &result.saved, clock_now_s(),
                                 &after);
     if (rc != 0) {
         /* the processor keeps the card all the same: say which instrument
@@ -558,7 +553,7 @@ static void cancel(struct worker *w, const struct http_req *req, struct http_res
     }
     if (!csrf_ok(req, secret))
         page(resp, 403, page_forbidden(), NULL);
-    else if (store_session_cancel(w->store, s.tenant_id, s.mode, s.id, now_s(), &after) != 0)
+    else if (store_session_cancel(w->store, s.tenant_id, s.mode, s.id, clock_now_s(), &after) != 0)
         gone(resp);
     else {
         metrics_session_cancelled();

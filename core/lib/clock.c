@@ -25,6 +25,11 @@ long long clock_wall_ms(void)
     return ms_of(CLOCK_REALTIME);
 }
 
+long long clock_now_s(void)
+{
+    return clock_wall_ms() / 1000;
+}
+
 long long clock_mono_ms(void)
 {
     return ms_of(CLOCK_MONOTONIC);

@@ -7,6 +7,8 @@
 /* Wall-clock time since 1970: for what is stored or sent (due times,
  * signatures). */
 long long clock_wall_ms(void);
+/* The same in seconds: the "now" of sessions, keys, policies and sweeps. */
+long long clock_now_s(void);
 /* A clock that never jumps: for intervals and timeouts in one process. */
 long long clock_mono_ms(void);
 /* The same in microseconds: for durations measured and short waits. */

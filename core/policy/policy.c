@@ -1210,7 +1210,7 @@ static int run_example(struct policy *p, int idx, const char *tenant_id,
         .retry_after = example_flag(L, idx, "rate_limited") ? 1 : 0,
         .contractor_id = "cn_example", .method = "POST",
         .path = "/api/v1/payment/sessions", .remote_addr = "127.0.0.1",
-        .now = (long long)time(NULL)};
+        .now = clock_now_s()};
 
     if (strcmp(check, "return_url") == 0) {
         struct url u;
@@ -1409,7 +1409,7 @@ static void record_failure(struct policy_engine *e, const char *err)
 {
     pthread_mutex_lock(&e->lock);
     e->status.reloads_failed++;
-    e->status.last_error_at = (long long)time(NULL);
+    e->status.last_error_at = clock_now_s();
     snprintf(e->status.last_error, sizeof e->status.last_error, "%s", err);
     pthread_mutex_unlock(&e->lock);
 }
@@ -1439,7 +1439,7 @@ static void activate(struct policy_engine *e, struct generation *g)
     pthread_mutex_lock(&e->lock);
     old = e->current;
     g->serial = old ? old->serial + 1 : 1;
-    g->loaded_at = (long long)time(NULL);
+    g->loaded_at = clock_now_s();
     e->current = g;
     snprintf(e->status.version, sizeof e->status.version, "%s", g->src->version);
     e->status.loaded_at = g->loaded_at;

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "clock.h"
 
 struct expiry {
     struct store *store;         /* owned by the sweeping thread once started */
@@ -43,7 +44,7 @@ static void *sweep_loop(void *arg)
         pthread_mutex_unlock(&x->lock);
         /* batch after batch until none is left, each with its events */
         do {
-            if (store_sessions_expire(x->store, (long long)time(NULL), &n) != 0) {
+            if (store_sessions_expire(x->store, clock_now_s(), &n) != 0) {
                 log_msg(HF_LOG_WARN, "expiry: sweep failed; retrying");
                 break;
             }

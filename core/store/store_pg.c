@@ -23,6 +23,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "clock.h"
 
 /* Keys of the advisory locks (per database): one node migrates at a time,
  * one node sweeps at a time. Arbitrary, fixed forever. */
@@ -954,7 +955,7 @@ static int pg_tenant_create(struct store *s, const char *name, const char *const
     memset(&t, 0, sizeof t);
     token_id("tn_", t.id, sizeof t.id);
     snprintf(t.name, sizeof t.name, "%s", name);
-    t.created = (long long)time(NULL);
+    t.created = clock_now_s();
     if ((rc = tx_begin(s)) != 0)
         return rc;
     p_text(&p, t.id);
@@ -1014,7 +1015,7 @@ static int pg_key_create(struct store *s, const char *tenant_id, const char *mod
         p_text(&p, k.mode);
         p_text(&p, k.prefix);
         p_hash(&p, secret_hash);
-        p_int(&p, (long long)time(NULL));
+        p_int(&p, clock_now_s());
         rc = exec_stmt(s, Q_KEY_INSERT, &p, NULL);
     }
     rc = tx_finish(s, rc);
@@ -1079,7 +1080,7 @@ static int pg_contractor_create(struct store *s, const char *tenant_id, const ch
         p_text(&p, c.id);
         p_text(&p, c.tenant_id);
         p_text(&p, name);
-        p_int(&p, (long long)time(NULL));
+        p_int(&p, clock_now_s());
         rc = exec_stmt(s, Q_CONTRACTOR_INSERT, &p, NULL);
     }
     rc = tx_finish(s, rc);

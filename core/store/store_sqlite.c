@@ -1101,7 +1101,7 @@ static int sqlite_tenant_create(struct store *s, const char *name,
     memset(&t, 0, sizeof t);
     token_id("tn_", t.id, sizeof t.id);
     snprintf(t.name, sizeof t.name, "%s", name);
-    t.created = (long long)time(NULL);
+    t.created = clock_now_s();
     if ((rc = begin(s)) != 0)
         return rc;
     if (!(st = prep(s, Q_TENANT_INSERT))) {
@@ -1262,7 +1262,7 @@ static int sqlite_key_create(struct store *s, const char *tenant_id, const char 
             bind_text(st, 3, k.mode);
             bind_text(st, 4, k.prefix);
             sqlite3_bind_blob(st, 5, secret_hash, HF_HASH_BYTES, SQLITE_STATIC);
-            sqlite3_bind_int64(st, 6, (long long)time(NULL));
+            sqlite3_bind_int64(st, 6, clock_now_s());
             rc = run(s, st);
         }
     }
@@ -1346,7 +1346,7 @@ static int sqlite_contractor_create(struct store *s, const char *tenant_id,
             bind_text(st, 1, c.id);
             bind_text(st, 2, c.tenant_id);
             bind_text(st, 3, name);
-            sqlite3_bind_int64(st, 4, (long long)time(NULL));
+            sqlite3_bind_int64(st, 4, clock_now_s());
             rc = run(s, st);
         }
     }
