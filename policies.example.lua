@@ -88,7 +88,7 @@ end
 -- them. To exempt a tenant, or to pause one, decide otherwise here.
 function policy.check_tenant(ctx)
   if ctx.rate.limited then
-    return false, "rate_limited",
+    return false, "rate_limit",
       "Too many requests; retry after " .. ctx.rate.retry_after .. " seconds.", 429
   end
   return true
@@ -132,7 +132,7 @@ policy.examples = {
     allow = false, code = "invalid_return_url" },
   { name = "tenants may create sessions", check = "tenant", allow = true },
   { name = "over the rate limit", check = "tenant", rate_limited = true,
-    allow = false, code = "rate_limited" },
+    allow = false, code = "rate_limit" },
   { name = "webhook to a public https host", check = "webhook_url",
     url = "https://hooks.example.com/hostflow", allow = true },
   { name = "webhook over plain http", check = "webhook_url",

@@ -248,16 +248,19 @@ static enum created create_session(struct worker *w, const struct api_key *key,
             retry_after = rc;
         *rate = retry_after;
     }
+    if (idempotency_header(req, &idem_key) != 0) {
+        api_fail(resp, HF_EINVAL, NULL, "Idempotency key must be 1 to 255 printable "
+             "ASCII characters.", "Idempotency-Key");
+        return ANSWERED;
+    }
+    /* the SDKs read the key back from the answer, whatever it is */
+    if (idem_key)
+        http_resp_header(resp, "Ten99Policy-Idempotent-Key", idem_key);
     if (api_json_body(req, resp, &body) != 0)
         return ANSWERED;
     if (api_required_string(body, "contractor", &contractor, resp) != 0 ||
         api_required_string(body, "return_url", &return_url, resp) != 0)
         goto out;
-    if (idempotency_header(req, &idem_key) != 0) {
-        api_fail(resp, HF_EINVAL, NULL, "Idempotency key must be 1 to 255 printable "
-             "ASCII characters.", "Idempotency-Key");
-        goto out;
-    }
     if (idem_key) {
         /* live and test keys of one tenant are separate worlds */
         snprintf(idem_scoped, sizeof idem_scoped, "%s:%s", key->mode, idem_key);
@@ -389,7 +392,7 @@ int api_id_ok(const char *id, size_t n)
 
 static void not_found(struct http_resp *resp)
 {
-    api_fail(resp, HF_ENOTFOUND, NULL, "No such payment session.", "id");
+    api_fail(resp, HF_ENOSESSION, NULL, "No such payment session.", "id");
 }
 
 static void get_session(struct worker *w, const struct api_key *key,

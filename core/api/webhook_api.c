@@ -37,7 +37,7 @@ static void server_error(struct http_resp *resp, int rc)
 
 static void not_found(struct http_resp *resp)
 {
-    api_fail(resp, HF_ENOTFOUND, NULL, "No such webhook endpoint.", "id");
+    api_fail(resp, HF_ENOENDPOINT, NULL, "No such webhook endpoint.", "id");
 }
 
 static void bad_url(struct http_resp *resp, const char *message)

@@ -173,6 +173,6 @@ void admin_handle(void *worker, const struct http_req *req, struct http_resp *re
     } else if (strcmp(req->path, "/admin/v1/policy/reload") == 0 && post) {
         policy_reload(w, resp);
     } else {
-        error_json(resp, 404, "not_found", "No such admin route (or wrong method).");
+        error_json(resp, 404, hf_err_code(HF_ENOTFOUND), "No such admin route (or wrong method).");
     }
 }

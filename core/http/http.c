@@ -26,6 +26,7 @@
 
 #include "bigstack.h"
 #include "clock.h"
+#include "err.h"
 #include "framing.h"
 #include "log.h"
 #include "metrics.h"
@@ -174,6 +175,20 @@ void http_resp_header(struct http_resp *resp, const char *name, const char *valu
              name, value);
 }
 
+/* The Ten99Policy-Should-Retry header line of an error answer ("" for
+ * others): the reference SDKs retry every 409 and 5xx unless it says
+ * false. A retry may help when hostflow or an upstream failed, or after a
+ * rate limit's Retry-After; never for a refusal or a policy error. */
+static const char *should_retry(const struct http_resp *resp)
+{
+    if (!resp->error_code)
+        return "";
+    if (resp->status == 429 ||
+        (resp->status >= 500 && strcmp(resp->error_code, hf_err_code(HF_EPOLICY)) != 0))
+        return "Ten99Policy-Should-Retry: true\r\n";
+    return "Ten99Policy-Should-Retry: false\r\n";
+}
+
 /* The status line and headers into head (HF_RESP_HEADERS_MAX + 512);
  * their length. */
 static size_t format_head(char *head, const struct http_req *req,
@@ -185,10 +200,10 @@ static size_t format_head(char *head, const struct http_req *req,
                      "Content-Length: %zu\r\n"
                      "Request-Id: %s\r\n"
                      "X-Content-Type-Options: nosniff\r\n"
-                     "%s\r\n",
+                     "%s%s\r\n",
                      resp->status, reason(resp->status),
                      resp->content_type ? resp->content_type : "application/json",
-                     resp->body_len, req->request_id, resp->headers);
+                     resp->body_len, req->request_id, should_retry(resp), resp->headers);
 
     return n > 0 ? (size_t)n : 0;
 }
@@ -694,7 +709,7 @@ static void refuse_framing(struct mg_connection *conn, const char *method, const
     long long start = clock_mono_us();
 
     token_id("req_", request_id, sizeof request_id);
-    error_body(&resp, 400, "invalid_request", why);
+    error_body(&resp, 400, hf_err_code(HF_EINVAL), why);
     close_after(conn, &resp);
     send_response(conn, &req, &resp);
     metrics_http_refused_framing();
@@ -789,11 +804,11 @@ static int handle(struct mg_connection *conn, void *cbdata)
     rc = worker ? read_body(conn, worker->body, &body, &req.body_len) : 500;
     req.body = body;
     if (rc == 413) {
-        error_body(&resp, 413, "invalid_request",
+        error_body(&resp, 413, hf_err_code(HF_ETOOBIG),
                    "Request body is larger than 65536 bytes.");
         close_after(conn, &resp);
     } else if (rc == 400) {
-        error_body(&resp, 400, "invalid_request",
+        error_body(&resp, 400, hf_err_code(HF_EINVAL),
                    "The request body ended before its declared length.");
         close_after(conn, &resp);
     } else if (rc != 0 || !worker || !worker->app_worker) {

@@ -53,7 +53,7 @@ static const char *const check_names[N_CHECKS] = {"tenant", "return_url", "webho
 /* Columns of the decision table: allow, error, then deny by code. */
 enum { DEC_ALLOW, DEC_ERROR, DEC_DENY_FIRST, N_DECISIONS = DEC_DENY_FIRST + 5 };
 static const char *const deny_codes[] = {"invalid_return_url", "invalid_webhook_url",
-                                         "tenant_denied", "rate_limited", "other"};
+                                         "tenant_denied", "rate_limit", "other"};
 #define DENY_OTHER 4
 
 /* ---- histograms ------------------------------------------------------ */

@@ -232,6 +232,10 @@ function M.assert_error(r, status, code, param)
       "unexpected field in error body: " .. k)
   end
   if param then luassert.are.equal(param, r.json.param) end
+  -- the SDKs retry 409 and 5xx unless told not to (SPEC section 3)
+  local may_help = status == 429 or (status >= 500 and code ~= "policy_error")
+  luassert.are.equal(may_help and "true" or "false", r.headers["ten99policy-should-retry"],
+    "Ten99Policy-Should-Retry of a " .. status .. " " .. tostring(code))
 end
 
 -- A valid create body for tenant t (its contractor, an allowed return_url);

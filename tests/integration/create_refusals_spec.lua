@@ -33,7 +33,7 @@ end
 local assert_error = h.assert_error
 local valid = h.session_body
 
-describe("POST /api/v1/payment/sessions: invalid_request", function()
+describe("POST /api/v1/payment/sessions: invalid_input", function()
   local srv, t
 
   setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
@@ -54,97 +54,97 @@ describe("POST /api/v1/payment/sessions: invalid_request", function()
   end)
 
   it("refuses Content-Type text/plain", function()
-    assert_error(post("text/plain", cjson.encode(valid(t))), 400, "invalid_request")
+    assert_error(post("text/plain", cjson.encode(valid(t))), 400, "invalid_input")
   end)
 
   it("refuses Content-Type application/jsonp and application/x-www-form-urlencoded", function()
-    assert_error(post("application/jsonp", cjson.encode(valid(t))), 400, "invalid_request")
+    assert_error(post("application/jsonp", cjson.encode(valid(t))), 400, "invalid_input")
     assert_error(post("application/x-www-form-urlencoded", "contractor=" .. t.contractor.id ..
-      "&return_url=https%3A%2F%2Fapp.example.com%2F"), 400, "invalid_request")
+      "&return_url=https%3A%2F%2Fapp.example.com%2F"), 400, "invalid_input")
   end)
 
   it("refuses a request without Content-Type", function()
-    assert_error(post(nil, cjson.encode(valid(t))), 400, "invalid_request")
+    assert_error(post(nil, cjson.encode(valid(t))), 400, "invalid_input")
   end)
 
   it("refuses a body that is not JSON", function()
-    assert_error(post("application/json", "contractor=" .. t.contractor.id), 400, "invalid_request")
+    assert_error(post("application/json", "contractor=" .. t.contractor.id), 400, "invalid_input")
     assert_error(post("application/json", '{"contractor":"' .. t.contractor.id .. '",'),
-      400, "invalid_request")
+      400, "invalid_input")
   end)
 
   it("refuses an empty body", function()
-    assert_error(post("application/json", ""), 400, "invalid_request")
-    assert_error(post("application/json", nil), 400, "invalid_request")
+    assert_error(post("application/json", ""), 400, "invalid_input")
+    assert_error(post("application/json", nil), 400, "invalid_input")
   end)
 
   it("refuses a JSON array, string, number or null instead of an object", function()
-    assert_error(post("application/json", "[" .. cjson.encode(valid(t)) .. "]"), 400, "invalid_request")
-    assert_error(post("application/json", '"' .. t.contractor.id .. '"'), 400, "invalid_request")
-    assert_error(post("application/json", "42"), 400, "invalid_request")
-    assert_error(post("application/json", "null"), 400, "invalid_request")
+    assert_error(post("application/json", "[" .. cjson.encode(valid(t)) .. "]"), 400, "invalid_input")
+    assert_error(post("application/json", '"' .. t.contractor.id .. '"'), 400, "invalid_input")
+    assert_error(post("application/json", "42"), 400, "invalid_input")
+    assert_error(post("application/json", "null"), 400, "invalid_input")
   end)
 
   it("refuses nesting deeper than 16 levels", function()
     local b = '{"contractor":"' .. t.contractor.id ..
       '","return_url":"https://app.example.com/done","a":' .. ("["):rep(40) .. ("]"):rep(40) .. "}"
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
   end)
 
 
   it("refuses a duplicated key", function()
     local b = '{"contractor":"' .. t.contractor.id .. '","contractor":"cn_other",' ..
       '"return_url":"https://app.example.com/done"}'
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
     b = '{"return_url":"https://evil.com/","contractor":"' .. t.contractor.id ..
       '","return_url":"https://app.example.com/done"}'
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
   end)
 
   it("refuses a duplicated unknown key too", function()
     local b = '{"x":1,"contractor":"' .. t.contractor.id ..
       '","return_url":"https://app.example.com/done","x":2}'
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
   end)
 
   it("refuses a missing contractor with param contractor", function()
     assert_error(post("application/json", '{"return_url":"https://app.example.com/done"}'),
-      400, "invalid_request", "contractor")
+      400, "invalid_input", "contractor")
     assert_error(post("application/json", '{"contractor":null,"return_url":"https://app.example.com/done"}'),
-      400, "invalid_request", "contractor")
+      400, "invalid_input", "contractor")
   end)
 
   it("refuses a missing return_url with param return_url", function()
     assert_error(post("application/json", '{"contractor":"' .. t.contractor.id .. '"}'),
-      400, "invalid_request", "return_url")
+      400, "invalid_input", "return_url")
   end)
 
   it("refuses contractor as a number", function()
     assert_error(post("application/json", '{"contractor":12345,"return_url":"https://app.example.com/done"}'),
-      400, "invalid_request", "contractor")
+      400, "invalid_input", "contractor")
   end)
 
   it("refuses return_url as an object", function()
     assert_error(post("application/json", '{"contractor":"' .. t.contractor.id ..
-      '","return_url":{"href":"https://app.example.com/done"}}'), 400, "invalid_request", "return_url")
+      '","return_url":{"href":"https://app.example.com/done"}}'), 400, "invalid_input", "return_url")
     assert_error(post("application/json", '{"contractor":"' .. t.contractor.id ..
-      '","return_url":["https://app.example.com/done"]}'), 400, "invalid_request", "return_url")
+      '","return_url":["https://app.example.com/done"]}'), 400, "invalid_input", "return_url")
   end)
 
   it("refuses invalid UTF-8 bytes inside a JSON string", function()
     local b = '{"contractor":"' .. t.contractor.id .. '","return_url":"https://app.example.com/\xff"}'
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
     b = '{"contractor":"' .. t.contractor.id .. '\xc0\xaf","return_url":"https://app.example.com/done"}'
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
     b = '{"contractor":"' .. t.contractor.id .. '","return_url":"https://app.example.com/done","n":"\xed\xa0\x80"}'
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
   end)
 
   it("refuses a \\u0000 inside a string", function()
     local b = '{"contractor":"' .. t.contractor.id .. '\\u0000x","return_url":"https://app.example.com/done"}'
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
     b = '{"contractor":"' .. t.contractor.id .. '","return_url":"https://app.example.com/done\\u0000.evil.com"}'
-    assert_error(post("application/json", b), 400, "invalid_request")
+    assert_error(post("application/json", b), 400, "invalid_input")
   end)
 end)
 
@@ -157,13 +157,13 @@ for _, depth in ipairs({ 1000, 20000 }) do
     setup(function() srv, t = h.start_with_tenants(nil, "Acme") end)
     teardown(function() srv:stop() end)
 
-    it("is refused with 400 invalid_request and the server stays up", function()
+    it("is refused with 400 invalid_input and the server stays up", function()
       local b = '{"contractor":"' .. t.contractor.id ..
         '","return_url":"https://app.example.com/done","a":' ..
         ("["):rep(depth) .. ("]"):rep(depth) .. "}"
       local r = exchange(srv.port, raw_post(srv.port, { "Authorization: Bearer " .. t.key.secret,
         "Content-Type: application/json" }, b), 5)
-      assert_error(r, 400, "invalid_request")
+      assert_error(r, 400, "invalid_input")
       assert.are.equal(201, srv:create_for(t).status)
     end)
   end)
@@ -183,7 +183,7 @@ describe("POST /api/v1/payment/sessions: body size", function()
   local function assert_too_big(r)
     assert.is_truthy(r.status == 413 or r.status == 400, "status " .. tostring(r.status) ..
       " " .. tostring(r.error))
-    assert_error(r, r.status, "invalid_request")
+    assert_error(r, r.status, "invalid_input")
   end
 
   it("accepts a 60000-byte body (under 64 KiB)", function()
@@ -192,7 +192,7 @@ describe("POST /api/v1/payment/sessions: body size", function()
     assert.are.equal(201, srv:create(t.key.secret, b).status)
   end)
 
-  it("refuses a body over 64 KiB with invalid_request and stays healthy", function()
+  it("refuses a body over 64 KiB with invalid_input and stays healthy", function()
     local b = padded(70000)
     assert_too_big(srv:create(t.key.secret, b))
     assert.are.equal(201, srv:create_for(t).status)
@@ -212,7 +212,7 @@ describe("POST /api/v1/payment/sessions: body size", function()
         "Authorization: Bearer " .. t.key.secret .. "\r\nContent-Type: application/json\r\n" ..
         "Content-Length: 1000000000\r\n\r\n" .. ("x"):rep(100000)))
       local r = h.read_response(c)
-      assert_error(r, 413, "invalid_request")
+      assert_error(r, 413, "invalid_input")
       -- a server that went on reading would take all 10^9 bytes
       local more, chunk = 0, ("y"):rep(65536)
       while more < 64 * 1024 * 1024 do
@@ -236,7 +236,7 @@ describe("POST /api/v1/payment/sessions: body size", function()
     c:shutdown("send") -- the client gives up: the rest never comes
     local r = h.read_response(c)
     c:close()
-    assert_error(r, 400, "invalid_request")
+    assert_error(r, 400, "invalid_input")
     assert.are.equal(201, srv:create_for(t).status)
   end)
 
@@ -412,7 +412,7 @@ describe("POST /api/v1/payment/sessions: invalid_api_key", function()
   end)
 end)
 
-describe("POST /api/v1/payment/sessions: contractor_not_found and idempotency_key_reused", function()
+describe("POST /api/v1/payment/sessions: invalid_contractor_id and idempotency_key_reused", function()
   local srv, t, other
 
   setup(function() srv, t, other = h.start_with_tenants(nil, "Acme", "Other") end)
@@ -422,8 +422,8 @@ describe("POST /api/v1/payment/sessions: contractor_not_found and idempotency_ke
     local long = srv:create_for(t, { contractor = "cn_" .. ("a"):rep(297) })
     local unknown = srv:create_for(t, { contractor = "cn_doesnotexist000000000000" })
     local foreign = srv:create_for(t, { contractor = other.contractor.id })
-    assert_error(long, 404, "contractor_not_found")
-    assert_error(unknown, 404, "contractor_not_found")
+    assert_error(long, 404, "invalid_contractor_id")
+    assert_error(unknown, 404, "invalid_contractor_id")
     assert.are.equal(unknown.body, long.body)
     assert.are.equal(unknown.body, foreign.body)
   end)
@@ -435,7 +435,7 @@ describe("POST /api/v1/payment/sessions: contractor_not_found and idempotency_ke
       h.sql(srv.db, "INSERT OR REPLACE INTO contractors (id, tenant_id, name, created) "
         .. "SELECT id, '" .. other.id .. "', name, created FROM contractors WHERE id = '" .. c.id .. "'")
       for _ = 1, 24 do
-        assert_error(srv:create_for(t, { contractor = c.id }), 404, "contractor_not_found")
+        assert_error(srv:create_for(t, { contractor = c.id }), 404, "invalid_contractor_id")
       end
     end)
 
@@ -501,7 +501,7 @@ describe("POST /api/v1/payment/sessions: check_tenant refusals", function()
 
   it("answers the policy's 429 with its code and message", function()
     local r = srv:create_for(limited)
-    assert_error(r, 429, "rate_limited")
+    assert_error(r, 429, "rate_limit")
     assert.are.equal("slow down", r.json.message)
   end)
 

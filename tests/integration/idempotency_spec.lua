@@ -121,7 +121,7 @@ for _, header in ipairs({ "Idempotency-Key", "Ten99Policy-Idempotent-Key" }) do
     it("accepts a 255-character key and refuses a 256-character one with 400", function()
       assert.are.equal(201, create(t, ("k"):rep(255)).status)
       local r = create(t, ("k"):rep(256))
-      h.assert_error(r, 400, "invalid_request")
+      h.assert_error(r, 400, "invalid_input")
     end)
   end)
 end

@@ -8,7 +8,7 @@ local function start(args, opts)
 end
 
 local function assert_429(r)
-  h.assert_error(r, 429, "rate_limited")
+  h.assert_error(r, 429, "rate_limit")
   local wait = tonumber(r.headers["retry-after"])
   assert.is_number(wait)
   assert.is_true(wait >= 1)

@@ -49,7 +49,7 @@ describe("GET /api/v1/payment/sessions/{id}", function()
   it("answers another tenant's session with a 404 identical to an unknown id", function()
     local foreign = srv:get(other.key.secret, SESSIONS .. "/" .. created.id)
     local unknown = srv:get(other.key.secret, SESSIONS .. "/hps_" .. ("Z"):rep(24))
-    assert_error(foreign, 404, unknown.json and unknown.json.error_code or "not_found")
+    assert_error(foreign, 404, "invalid_session_id", "id")
     assert.are.equal(404, unknown.status)
     assert.are.equal(unknown.body, foreign.body)
   end)
@@ -108,7 +108,7 @@ describe("GET /api/v1/payment/sessions: lists and paging", function()
 
   for _, bad in ipairs({ "0", "101", "abc", "-1", "", "10abc", "99999999999999999999" }) do
     it("refuses limit=" .. bad .. " with 400 param limit", function()
-      assert_error(list(srv, p, "limit=" .. bad), 400, "invalid_request", "limit")
+      assert_error(list(srv, p, "limit=" .. bad), 400, "invalid_input", "limit")
     end)
   end
 
@@ -156,15 +156,15 @@ describe("GET /api/v1/payment/sessions: lists and paging", function()
 
   it("refuses both cursors at once", function()
     assert_error(list(srv, p, "starting_after=" .. all[5] .. "&ending_before=" .. all[1]),
-      400, "invalid_request")
+      400, "invalid_input")
   end)
 
   it("refuses an unknown cursor and another tenant's session as cursor", function()
-    assert_error(list(srv, p, "starting_after=hps_" .. ("Q"):rep(24)), 400, "invalid_request",
+    assert_error(list(srv, p, "starting_after=hps_" .. ("Q"):rep(24)), 400, "invalid_input",
       "starting_after")
-    assert_error(list(srv, p, "ending_before=hps_" .. ("Q"):rep(24)), 400, "invalid_request",
+    assert_error(list(srv, p, "ending_before=hps_" .. ("Q"):rep(24)), 400, "invalid_input",
       "ending_before")
-    assert_error(list(srv, other, "starting_after=" .. all[1]), 400, "invalid_request",
+    assert_error(list(srv, other, "starting_after=" .. all[1]), 400, "invalid_input",
       "starting_after")
   end)
 
@@ -191,11 +191,11 @@ describe("GET /api/v1/payment/sessions: lists and paging", function()
     assert.are.equal(200, r.status)
     assert.matches("^%s*%[%s*%]%s*$", r.body)
     assert_error(list(srv, p, "contractor=bad!&starting_after=hps_" .. ("Q"):rep(24)), 400,
-      "invalid_request", "starting_after")
+      "invalid_input", "starting_after")
     assert_error(list(srv, p, "contractor=" .. ("c"):rep(300) .. "&starting_after=zz%21"), 400,
-      "invalid_request", "starting_after")
+      "invalid_input", "starting_after")
     assert_error(list(srv, p, "contractor=bad!&starting_after=" .. c2.id ..
-      "&ending_before=" .. c2.id), 400, "invalid_request", "ending_before")
+      "&ending_before=" .. c2.id), 400, "invalid_input", "ending_before")
   end)
 
   it("lists only the caller's sessions", function()
@@ -218,8 +218,8 @@ describe("GET /api/v1/payment/sessions: lists and paging", function()
   end)
 
   it("refuses an unknown status with 400 param status", function()
-    assert_error(list(srv, s, "status=bogus"), 400, "invalid_request", "status")
-    assert_error(list(srv, s, "status=PENDING"), 400, "invalid_request", "status")
+    assert_error(list(srv, s, "status=bogus"), 400, "invalid_input", "status")
+    assert_error(list(srv, s, "status=PENDING"), 400, "invalid_input", "status")
   end)
 end)
 

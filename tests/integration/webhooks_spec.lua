@@ -84,21 +84,21 @@ describe("webhook endpoints API (SPEC §7)", function()
       assert.are.equal(r.json.url, one.json.url)
 
       -- not another tenant's, nor the same tenant's test mode
-      h.assert_error(srv:get(b.key.secret, wh.PATH .. "/" .. id), 404, "not_found", "id")
-      h.assert_error(srv:get(a.test_key.secret, wh.PATH .. "/" .. id), 404, "not_found", "id")
+      h.assert_error(srv:get(b.key.secret, wh.PATH .. "/" .. id), 404, "invalid_webhook_endpoint_id", "id")
+      h.assert_error(srv:get(a.test_key.secret, wh.PATH .. "/" .. id), 404, "invalid_webhook_endpoint_id", "id")
       assert.are.equal(0, #srv:get(b.key.secret, wh.PATH).json)
       local del_other = srv:request({ method = "DELETE", path = wh.PATH .. "/" .. id,
         headers = { Authorization = "Bearer " .. b.key.secret } })
-      h.assert_error(del_other, 404, "not_found", "id")
+      h.assert_error(del_other, 404, "invalid_webhook_endpoint_id", "id")
 
       local del = srv:request({ method = "DELETE", path = wh.PATH .. "/" .. id,
         headers = { Authorization = "Bearer " .. a.key.secret } })
       assert.are.equal(200, del.status, del.body)
       assert.are.same({ id = id, deleted = true }, del.json)
-      h.assert_error(srv:get(a.key.secret, wh.PATH .. "/" .. id), 404, "not_found", "id")
+      h.assert_error(srv:get(a.key.secret, wh.PATH .. "/" .. id), 404, "invalid_webhook_endpoint_id", "id")
       local again = srv:request({ method = "DELETE", path = wh.PATH .. "/" .. id,
         headers = { Authorization = "Bearer " .. a.key.secret } })
-      h.assert_error(again, 404, "not_found", "id")
+      h.assert_error(again, 404, "invalid_webhook_endpoint_id", "id")
     end)
 
   it("stores the secret sealed: the database never holds it", function()
@@ -132,13 +132,13 @@ describe("webhook endpoints API (SPEC §7)", function()
     r = srv:request({ method = "POST", path = wh.PATH, body = "url=x",
       headers = { Authorization = "Bearer " .. a.key.secret,
         ["Content-Type"] = "application/x-www-form-urlencoded" } })
-    h.assert_error(r, 400, "invalid_request")
+    h.assert_error(r, 400, "invalid_input")
     r = srv:request({ method = "POST", path = wh.PATH, body = '{"url":5}',
       headers = { Authorization = "Bearer " .. a.key.secret, ["Content-Type"] = "application/json" } })
-    h.assert_error(r, 400, "invalid_request", "url")
+    h.assert_error(r, 400, "invalid_input", "url")
     r = srv:request({ method = "POST", path = wh.PATH, body = '{}',
       headers = { Authorization = "Bearer " .. a.key.secret, ["Content-Type"] = "application/json" } })
-    h.assert_error(r, 400, "invalid_request", "url")
+    h.assert_error(r, 400, "invalid_input", "url")
     r = srv:request({ method = "PUT", path = wh.PATH,
       headers = { Authorization = "Bearer " .. a.key.secret } })
     h.assert_error(r, 405, "method_not_allowed")

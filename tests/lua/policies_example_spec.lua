@@ -42,11 +42,11 @@ describe("policy: policies.example.lua", function()
     assert.is_true(policy.check_tenant(P.ctx(hosts)))
   end)
 
-  it("refuses with 429 rate_limited and says when to retry when over them", function()
+  it("refuses with 429 rate_limit and says when to retry when over them", function()
     local ok, code, msg, status = policy.check_tenant(P.ctx(hosts,
       { rate = { limited = true, retry_after = 3 } }))
     assert.is_false(ok)
-    assert.are.equal("rate_limited", code)
+    assert.are.equal("rate_limit", code)
     assert.matches("3 seconds", msg)
     assert.are.equal(429, status)
   end)
