@@ -24,7 +24,10 @@ HOSTED_SRCS := hosted.c hosted_pages.c processor.c processor_test.c processor_ch
 API_SRCS := api.c webhook_api.c ratelimit.c worker.c
 HTTP_SRCS := http.c bigstack.c framing.c admin.c
 WEBHOOK_SRCS := webhook.c webhook_secret.c httpc.c
-POLICY_SRCS := policy.c policy_source.c policy_strlib.c policy_tablib.c policy_charge.c pattern.c \
+# the engine's files (core/policy/README.md), linked together by the tests too
+POLICY_ENGINE_SRCS := policy_engine.c policy_state.c policy_limits.c policy_sandbox.c \
+                      policy_call.c policy_examples.c
+POLICY_SRCS := $(POLICY_ENGINE_SRCS) policy_source.c policy_strlib.c policy_tablib.c policy_charge.c pattern.c \
                policy_watch.c policy_store.c
 STORE_SRCS := store.c store_sqlite.c store_pg.c access_cache.c expiry.c session_json.c
 LIB_SRCS := url.c netaddr.c token.c json.c buf.c log.c err.c clock.c fdio.c metrics.c
@@ -61,10 +64,10 @@ $(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/fdi
     $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
     $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
     $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o $(BUILD)/access_cache.o
-$(BUILD)/test_policy: $(BUILD)/policy.o $(BUILD)/clock.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
+$(BUILD)/test_policy: $(POLICY_ENGINE_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/clock.o $(BUILD)/policy_source.o $(BUILD)/policy_strlib.o \
     $(BUILD)/policy_tablib.o $(BUILD)/policy_charge.o $(BUILD)/pattern.o $(BUILD)/metrics.o \
     $(BUILD)/url.o $(BUILD)/netaddr.o $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
-$(BUILD)/bench_policy: tests/bench/bench_policy.c $(BUILD)/policy.o $(BUILD)/clock.o $(BUILD)/policy_source.o \
+$(BUILD)/bench_policy: tests/bench/bench_policy.c $(POLICY_ENGINE_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/clock.o $(BUILD)/policy_source.o \
     $(BUILD)/policy_strlib.o $(BUILD)/policy_tablib.o $(BUILD)/policy_charge.o $(BUILD)/pattern.o $(BUILD)/url.o $(BUILD)/netaddr.o \
     $(BUILD)/token.o $(BUILD)/log.o $(BUILD)/metrics.o \
     $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
@@ -130,7 +133,7 @@ FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -g -O1 $(FUZZ_SAN)
 FUZZ_TARGETS := fuzz_url fuzz_json fuzz_pattern fuzz_policy fuzz_log fuzz_bundle
-FUZZ_POLICY_OBJS := policy.o clock.o policy_source.o policy_strlib.o policy_tablib.o policy_charge.o pattern.o \
+FUZZ_POLICY_OBJS := $(POLICY_ENGINE_SRCS:.c=.o) clock.o policy_source.o policy_strlib.o policy_tablib.o policy_charge.o pattern.o \
                     metrics.o url.o netaddr.o token.o log.o json.o buf.o err.o
 
 $(FUZZ_BUILD)/obj/%.o: %.c

@@ -1,5 +1,5 @@
 /* api.c - the JSON API: authentication, validation, policy, store. Thin:
- * every decision is delegated to url.c, policy.c or store.h. */
+ * every decision is delegated to url.c, policy.h or store.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "api.h"
 

@@ -46,7 +46,7 @@ void metrics_http_request(enum metrics_route route, int status, long long durati
 /* One policy decision: hostflow_policy_decisions_total{check,outcome,code}
  * and hostflow_policy_call_duration_seconds. check is "tenant",
  * "return_url" or "webhook_url" (anything else is not counted); code is the deny code and is
- * ignored unless outcome is METRICS_DENY. Called by policy.c for decisions
+ * ignored unless outcome is METRICS_DENY. Called by policy_call.c for decisions
  * of a serving engine, not for examples. */
 void metrics_policy_decision(const char *check, enum metrics_outcome outcome,
                              const char *code, long long duration_us);

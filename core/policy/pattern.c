@@ -14,8 +14,6 @@
 
 #define ESC '%'
 #define SPECIALS "^$*+?.([%-"
-/* bulk copies, compares and scans cost one step per this many bytes */
-#define BYTES_PER_STEP 16
 
 /* ---- budget ------------------------------------------------------------ */
 
@@ -253,7 +251,7 @@ static int match_backref(struct pattern_state *ms, size_t s, int digit,
     len = ms->capture[l].len;
     if (ms->subject_len - s < len)
         return PATTERN_NOMATCH;
-    if (spend(ms, 1 + len / BYTES_PER_STEP))
+    if (spend(ms, 1 + len / PATTERN_BYTES_PER_STEP))
         return PATTERN_EBUDGET;
     if (memcmp(ms->subject + ms->capture[l].start, ms->subject + s, len) != 0)
         return PATTERN_NOMATCH;
@@ -513,11 +511,11 @@ int pattern_find_plain(const char *subject, size_t subject_len, size_t from,
     for (pos = from; pos <= last; pos = candidate + 1) {
         hit = memchr(subject + pos, (unsigned char)needle[0], last - pos + 1);
         if (!hit)
-            return pattern_charge(budget, (last - pos) / BYTES_PER_STEP)
+            return pattern_charge(budget, (last - pos) / PATTERN_BYTES_PER_STEP)
                        ? PATTERN_EBUDGET : PATTERN_NOMATCH;
         candidate = (size_t)(hit - subject);
-        if (pattern_charge(budget, 1 + (candidate - pos) / BYTES_PER_STEP +
-                                       needle_len / BYTES_PER_STEP))
+        if (pattern_charge(budget, 1 + (candidate - pos) / PATTERN_BYTES_PER_STEP +
+                                       needle_len / PATTERN_BYTES_PER_STEP))
             return PATTERN_EBUDGET;
         if (memcmp(hit + 1, needle + 1, needle_len - 1) == 0) {
             *at = candidate;
@@ -547,7 +545,7 @@ const char *pattern_strerror(int rc)
     };
 
     switch (rc) {
-    case PATTERN_EBUDGET: return "policy exceeded its instruction budget";
+    case PATTERN_EBUDGET: return PATTERN_BUDGET_MESSAGE;
     case PATTERN_ETOOCOMPLEX: return "pattern too complex";
     case PATTERN_EENDSWITHESC: return "malformed pattern (ends with '%')";
     case PATTERN_EMISSINGBRACKET: return "malformed pattern (missing ']')";

@@ -20,7 +20,8 @@
  * Cost, in budget units: 1 per matcher step (each pattern item tried, each
  * single-character test, each backtracking retry of * + - ?), 1 per set
  * member tested and per set byte scanned, 1 per subject byte %b scans, and
- * 1 per 16 bytes compared by a back-reference or the plain search. */
+ * 1 per PATTERN_BYTES_PER_STEP bytes compared by a back-reference or the
+ * plain search. */
 #ifndef HF_PATTERN_H
 #define HF_PATTERN_H
 
@@ -28,6 +29,13 @@
 
 #define PATTERN_MAXCAPTURES 32   /* LUA_MAXCAPTURES */
 #define PATTERN_MAXDEPTH 200     /* MAXCCALLS: nested matcher calls */
+
+/* The budget's terms for every function that charges it (here,
+ * policy_strlib.c, policy_tablib.c, policy_charge.c): bulk copies,
+ * compares and scans cost one unit per PATTERN_BYTES_PER_STEP bytes, and
+ * a spent budget raises PATTERN_BUDGET_MESSAGE. */
+#define PATTERN_BYTES_PER_STEP 16
+#define PATTERN_BUDGET_MESSAGE "policy exceeded its instruction budget"
 
 /* Values of pattern_capture.len that are not lengths. */
 #define PATTERN_CAP_UNFINISHED ((size_t)-1)   /* "(" seen, ")" not yet */

@@ -6,8 +6,6 @@
 
 #include "pattern.h"
 
-#define BYTES_PER_STEP 16            /* as policy_strlib.c charges copies */
-
 /* What the values from index from to the top cost. */
 static size_t cost_of(lua_State *L, int from)
 {
@@ -17,7 +15,7 @@ static size_t cost_of(lua_State *L, int from)
     for (int i = from; i <= top; i++) {
         cost++;
         if (lua_type(L, i) == LUA_TSTRING)
-            cost += lua_rawlen(L, i) / BYTES_PER_STEP;
+            cost += lua_rawlen(L, i) / PATTERN_BYTES_PER_STEP;
     }
     return cost;
 }
@@ -29,12 +27,12 @@ static int charged(lua_State *L)
     long *budget = lua_touserdata(L, lua_upvalueindex(1));
 
     if (pattern_charge(budget, cost_of(L, 1)))
-        return luaL_error(L, "policy exceeded its instruction budget");
+        return luaL_error(L, PATTERN_BUDGET_MESSAGE);
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     if (pattern_charge(budget, cost_of(L, 1)))
-        return luaL_error(L, "policy exceeded its instruction budget");
+        return luaL_error(L, PATTERN_BUDGET_MESSAGE);
     return lua_gettop(L);
 }
 

@@ -12,8 +12,6 @@
 
 #include "pattern.h"
 
-#define BUDGET_MESSAGE "policy exceeded its instruction budget"
-#define BYTES_PER_STEP 16
 /* Lua 5.4 refuses string.rep results over INT_MAX bytes (its MAXSIZE) */
 #define REP_MAX ((size_t)INT_MAX)
 /* no match ends here: the "previous match end" before the first match */
@@ -27,12 +25,12 @@ static long *upvalue_budget(lua_State *L)
 static void charge(lua_State *L, long *budget, size_t cost)
 {
     if (pattern_charge(budget, cost))
-        luaL_error(L, BUDGET_MESSAGE);
+        luaL_error(L, PATTERN_BUDGET_MESSAGE);
 }
 
 static void charge_copy(lua_State *L, long *budget, size_t bytes)
 {
-    charge(L, budget, 1 + bytes / BYTES_PER_STEP);
+    charge(L, budget, 1 + bytes / PATTERN_BYTES_PER_STEP);
 }
 
 /* Raise the Lua error for a negative pattern_rc. */
@@ -349,7 +347,7 @@ static int policy_rep(lua_State *L)
     if (len + sep_len < len || len + sep_len > REP_MAX / (size_t)n)
         return luaL_error(L, "resulting string too large");
     total = (size_t)n * len + (size_t)(n - 1) * sep_len;
-    charge(L, budget, total / BYTES_PER_STEP ? total / BYTES_PER_STEP : 1);
+    charge(L, budget, total / PATTERN_BYTES_PER_STEP ? total / PATTERN_BYTES_PER_STEP : 1);
     if (total == 0) {   /* n empty copies: do not loop n times for nothing */
         lua_pushliteral(L, "");
         return 1;

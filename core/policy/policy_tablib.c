@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <lauxlib.h>
 
+#include "pattern.h"
+
 /* Charge cost elements to the budget (upvalue 1); raise once it is spent
  * (left at 0, so the count hook keeps raising too). */
 static void charge(lua_State *L, lua_Unsigned cost)
@@ -12,7 +14,7 @@ static void charge(lua_State *L, lua_Unsigned cost)
 
     if (*budget <= 0 || cost >= (lua_Unsigned)*budget) {
         *budget = 0;
-        luaL_error(L, "policy exceeded its instruction budget");
+        luaL_error(L, PATTERN_BUDGET_MESSAGE);
     }
     *budget -= (long)cost;
 }
