@@ -175,7 +175,7 @@ int policy_check_tenant(struct policy *p, const struct policy_ctx *ctx,
         /* without a check_tenant the core's rate limits decide alone */
         out->allow = !ctx->rate_limited;
         if (!out->allow) {
-            snprintf(out->code, sizeof out->code, "rate_limited");
+            snprintf(out->code, sizeof out->code, "rate_limit");
             snprintf(out->message, sizeof out->message,
                      "Too many requests; retry after %d seconds.", ctx->retry_after);
             out->status = 429;
