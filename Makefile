@@ -21,7 +21,7 @@ CFLAGS ?= -O2 -g
 CORE_SRCS := main.c config.c
 CLI_SRCS := cli.c cli_policy.c cli_events.c admin_client.c
 HOSTED_SRCS := hosted.c hosted_pages.c processor.c processor_test.c processor_checkout.c
-API_SRCS := api.c webhook_api.c ratelimit.c worker.c
+API_SRCS := api.c webhook_api.c events_api.c ratelimit.c worker.c
 HTTP_SRCS := http.c bigstack.c framing.c admin.c
 WEBHOOK_SRCS := webhook.c webhook_secret.c httpc.c
 # the engine's files (core/policy/README.md), linked together by the tests too

@@ -449,27 +449,48 @@ static int id_param(const struct http_req *req, const char *name, char *out,
     return -1;
 }
 
-static void list_sessions(struct worker *w, const struct api_key *key,
-                          const struct http_req *req, struct http_resp *resp)
+int api_page_params(const struct http_req *req, struct api_page *p, struct http_resp *resp)
 {
-    static const char *const states[] = {"pending", "completed", "cancelled", "expired"};
-    char contractor[HF_ID_MAX], after[HF_ID_MAX], before[HF_ID_MAX];
-    char status[16], limit[8];
-    struct session_query q = {.limit = 10};
-    struct json_text list = {0};
-    size_t n;
-    int rc;
+    char limit[8];
+    int rc = http_query_param(req, "limit", limit, sizeof limit);
 
-    rc = http_query_param(req, "limit", limit, sizeof limit);
+    p->limit = 10;
     if (rc != -1) {
         char *end;
         long v = rc == 0 ? strtol(limit, &end, 10) : 0;
         if (rc != 0 || end == limit || *end || v < 1 || v > HF_LIST_LIMIT_MAX) {
             api_fail(resp, HF_EINVAL, NULL, "limit must be an integer from 1 to 100.", "limit");
-            return;
+            return -1;
         }
-        q.limit = (int)v;
+        p->limit = (int)v;
     }
+    if (id_param(req, "starting_after", p->after, &p->starting_after, resp) != 0 ||
+        id_param(req, "ending_before", p->before, &p->ending_before, resp) != 0)
+        return -1;
+    if (p->starting_after && p->ending_before) {
+        api_fail(resp, HF_EINVAL, NULL, "Use starting_after or ending_before, not both.",
+             "ending_before");
+        return -1;
+    }
+    return 0;
+}
+
+static void list_sessions(struct worker *w, const struct api_key *key,
+                          const struct http_req *req, struct http_resp *resp)
+{
+    static const char *const states[] = {"pending", "completed", "cancelled", "expired"};
+    char contractor[HF_ID_MAX], status[16];
+    struct api_page page;
+    struct session_query q = {0};
+    struct json_text list = {0};
+    size_t n;
+    int rc;
+
+    if (api_page_params(req, &page, resp) != 0)
+        return;
+    q.limit = page.limit;
+    q.starting_after = page.starting_after;
+    q.ending_before = page.ending_before;
     rc = http_query_param(req, "status", status, sizeof status);
     if (rc != -1) {
         for (size_t i = 0; rc == 0 && i < 4 && !q.status; i++)
@@ -485,14 +506,6 @@ static void list_sessions(struct worker *w, const struct api_key *key,
     if (rc == -2 || (rc == 0 && !api_id_ok(contractor, strlen(contractor))))
         contractor[0] = '\0'; /* no such contractor: nothing to list, cursors still checked */
     q.contractor_id = rc != -1 ? contractor : NULL;
-    if (id_param(req, "starting_after", after, &q.starting_after, resp) != 0 ||
-        id_param(req, "ending_before", before, &q.ending_before, resp) != 0)
-        return;
-    if (q.starting_after && q.ending_before) {
-        api_fail(resp, HF_EINVAL, NULL, "Use starting_after or ending_before, not both.",
-             "ending_before");
-        return;
-    }
     rc = store_session_list(w->store, key->tenant_id, key->mode, &q, clock_now_s(),
                             w->page, &n);
     if (rc == HF_ENOTFOUND) {
@@ -634,10 +647,11 @@ void api_handle(struct worker *w, const struct http_req *req, struct http_resp *
 {
     const char *sessions = under(req->path, SESSIONS_PATH);
     const char *endpoints = under(req->path, WEBHOOK_ENDPOINTS_PATH);
+    const char *events = under(req->path, EVENTS_PATH);
     struct api_key key;
 
     http_resp_header(resp, "Cache-Control", "no-store");
-    if (!sessions && !endpoints) {
+    if (!sessions && !endpoints && !events) {
         api_fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
         return;
     }
@@ -651,8 +665,10 @@ void api_handle(struct worker *w, const struct http_req *req, struct http_resp *
     if (authorize(w, req, &key, resp) == 0) {
         if (sessions)
             sessions_route(w, &key, req, sessions, resp);
-        else
+        else if (endpoints)
             webhook_api_route(w, &key, req, endpoints, resp);
+        else
+            events_api_route(w, &key, req, events, resp);
     }
     store_read_end(w->store);
 }

@@ -1,4 +1,5 @@
-/* api.h - what the JSON API's handlers share (api.c, webhook_api.c). */
+/* api.h - what the JSON API's handlers share (api.c, webhook_api.c,
+ * events_api.c). */
 #ifndef HF_API_H
 #define HF_API_H
 
@@ -8,6 +9,7 @@
 
 #define SESSIONS_PATH "/api/v1/payment/sessions"
 #define WEBHOOK_ENDPOINTS_PATH "/api/v1/webhook_endpoints"
+#define EVENTS_PATH "/api/v1/events"
 
 struct json_t;
 struct api_key;
@@ -35,8 +37,26 @@ int api_required_string(const struct json_t *body, const char *key, const char *
 /* The JSON API: every path the other routes do not take (api.c). */
 void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp);
 
+/* One page of a list: limit (1..100, default 10) and at most one cursor,
+ * from the query string. */
+struct api_page {
+    int limit;
+    const char *starting_after;  /* NULL or after */
+    const char *ending_before;   /* NULL or before */
+    char after[HF_ID_MAX], before[HF_ID_MAX];
+};
+/* The page parameters of req into p, or -1 with resp set to the 400
+ * naming the bad one. */
+int api_page_params(const struct http_req *req, struct api_page *p, struct http_resp *resp);
+
 /* resp: 500 policy_error, the decision logged as an error. */
 void api_policy_error(struct http_resp *resp);
+
+/* /api/v1/events[/{id}] for an authenticated key; rest is what follows
+ * the prefix (events_api.c). */
+void events_api_route(struct worker *w, const struct api_key *key,
+                      const struct http_req *req, const char *rest,
+                      struct http_resp *resp);
 
 /* /api/v1/webhook_endpoints[/{id}] for an authenticated key; rest is what
  * follows the prefix (webhook_api.c). */

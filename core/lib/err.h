@@ -30,7 +30,8 @@
     X(HF_EUNAVAILABLE,  -18, "upstream_unavailable",    503)                 \
     X(HF_ESTALE,        -19, "internal_error",          500) /* retried, never answered */ \
     X(HF_ENOSESSION,    -20, "invalid_session_id",      404)                 \
-    X(HF_ENOENDPOINT,   -21, "invalid_webhook_endpoint_id", 404)
+    X(HF_ENOENDPOINT,   -21, "invalid_webhook_endpoint_id", 404)                \
+    X(HF_ENOEVENT,      -22, "invalid_event_id",        404)
 
 enum hf_err {
 #define HF_ERR_ENUM(name, value, code, status) name = value,

@@ -36,18 +36,24 @@ char *session_json(const struct session *s, const char *url)
     return json_text_finish(&t);
 }
 
+void session_event_write(struct json_text *t, const char *event_id, const char *type,
+                         long long created, const struct session *s)
+{
+    json_text_open(t, NULL, '{');
+    json_text_string(t, "id", event_id);
+    json_text_string(t, "type", type);
+    json_text_int(t, "created", created);
+    json_text_open(t, "data", '{');
+    session_json_write(t, "object", s, NULL);
+    json_text_close(t, '}');
+    json_text_close(t, '}');
+}
+
 char *session_event_body(const char *event_id, const char *type, long long created,
                          const struct session *s)
 {
     struct json_text t = {0};
 
-    json_text_open(&t, NULL, '{');
-    json_text_string(&t, "id", event_id);
-    json_text_string(&t, "type", type);
-    json_text_int(&t, "created", created);
-    json_text_open(&t, "data", '{');
-    session_json_write(&t, "object", s, NULL);
-    json_text_close(&t, '}');
-    json_text_close(&t, '}');
+    session_event_write(&t, event_id, type, created, s);
     return json_text_finish(&t);
 }

@@ -15,8 +15,11 @@ void session_json_write(struct json_text *t, const char *key, const struct sessi
 /* The same object alone, as a malloc'd string. */
 char *session_json(const struct session *s, const char *url);
 
-/* {"id","type","created","data":{"object":<session>}} as a malloc'd
- * string. */
+/* {"id","type","created","data":{"object":<session>}}, as an element of
+ * what t has open (GET /api/v1/events), */
+void session_event_write(struct json_text *t, const char *event_id, const char *type,
+                         long long created, const struct session *s);
+/* or alone as a malloc'd string (the webhook's body). */
 char *session_event_body(const char *event_id, const char *type, long long created,
                          const struct session *s);
 

@@ -366,6 +366,33 @@ int store_events_list(struct store *s, const char *status, size_t limit,
  * many in *n. HF_ENOTFOUND for an unknown event. */
 int store_event_retry(struct store *s, const char *event_id, long long now_ms, int *n);
 
+/* An event as a tenant reads it (GET /api/v1/events): what its webhooks
+ * deliver. */
+struct event {
+    char id[HF_ID_MAX];
+    char type[HF_EVENT_TYPE_MAX];
+    long long created;
+    struct session session;   /* terminal, so it reads as it was sent */
+};
+
+/* Which of a tenant's events to list: one page, newest first. */
+struct event_query {
+    const char *type;            /* NULL = any */
+    const char *starting_after;  /* event id cursor or NULL */
+    const char *ending_before;   /* event id cursor or NULL */
+    int limit;                   /* 1..100 */
+};
+
+/* The event id of tenant_id's sessions of mode; HF_ENOTFOUND across
+ * tenants and modes. now as for store_session_get. */
+int store_event_get(struct store *s, const char *tenant_id, const char *mode,
+                    const char *id, long long now, struct event *out);
+/* A page of those events, newest first, into out (q->limit of them);
+ * count in *n. HF_ENOTFOUND when a cursor names none of them. */
+int store_event_page(struct store *s, const char *tenant_id, const char *mode,
+                     const struct event_query *q, long long now,
+                     struct event *out, size_t *n);
+
 /* ---- policy versions ----
  * A fleet's nodes can take their policy from the store instead of files:
  * `policy publish` stores a version's bundle (policy_source_encode) and

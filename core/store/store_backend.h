@@ -114,6 +114,13 @@
       (s, status, limit, out, n))                                               \
     X(event_retry, (struct store *s, const char *event_id, long long now_ms, int *n), \
       (s, event_id, now_ms, n))                                                 \
+    X(event_get, (struct store *s, const char *tenant_id, const char *mode,     \
+                  const char *id, long long now, struct event *out),            \
+      (s, tenant_id, mode, id, now, out))                                       \
+    X(event_page, (struct store *s, const char *tenant_id, const char *mode,    \
+                   const struct event_query *q, long long now,                  \
+                   struct event *out, size_t *n),                               \
+      (s, tenant_id, mode, q, now, out, n))                                     \
     X(policy_publish, (struct store *s, const char *version, const void *bundle, \
                        size_t len, const char *actor, long long now,            \
                        struct policy_activation *out),                          \

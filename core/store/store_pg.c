@@ -156,7 +156,17 @@ static const char *const migrations[] = {
     "DROP INDEX webhook_deliveries_due;"
     "ALTER TABLE webhook_endpoints ADD COLUMN failures INTEGER NOT NULL DEFAULT 0,"
     "  ADD COLUMN paused_until_ms BIGINT NOT NULL DEFAULT 0;",
+
+    /* 8 (SQLite's 11): a tenant's events, newest first, for GET /api/v1/events */
+    "CREATE INDEX events_by_tenant ON events (tenant_id, seq);",
 };
+
+/* The events of tenant $1's sessions of mode $2, each beside its session
+ * (the events' columns renamed, so SESSION_COLUMNS names the session's). */
+#define TENANT_EVENTS                                                          \
+    "FROM (SELECT seq AS ev_seq, id AS ev_id, tenant_id AS ev_tenant, type AS ev_type, " \
+    "session_id AS ev_session, created AS ev_created FROM events) ev "        \
+    "JOIN sessions ON id = ev_session WHERE ev_tenant = $1 AND mode = $2"
 
 /* The session as the API shows it, "now" being parameter now: a pending
  * session past its expiry reads as expired. */
@@ -302,6 +312,15 @@ static const char *const migrations[] = {
       "LEFT JOIN webhook_deliveries d ON d.event_id = ev.id "                  \
       "WHERE $1::text IS NULL OR d.status = $1 ORDER BY ev.seq DESC, d.endpoint_id LIMIT $2") \
     X(EVENT_EXISTS, 1, "SELECT 1 FROM events WHERE id = $1")                   \
+    X(TENANT_EVENT_GET, 1, "SELECT " SESSION_COLUMNS("$4") ", ev_id, ev_type, ev_created " \
+      TENANT_EVENTS " AND ev_id = $3")                                         \
+    X(TENANT_EVENT_SEQ, 1, "SELECT ev_seq " TENANT_EVENTS " AND ev_id = $3")   \
+    X(TENANT_EVENTS_OLDER, 1, "SELECT " SESSION_COLUMNS("$6") ", ev_id, ev_type, ev_created " \
+      TENANT_EVENTS " AND ev_seq < $3 AND ($4::text IS NULL OR ev_type = $4) " \
+      "ORDER BY ev_seq DESC LIMIT $5")                                         \
+    X(TENANT_EVENTS_NEWER, 1, "SELECT * FROM (SELECT " SESSION_COLUMNS("$6") ", ev_id, ev_type, " \
+      "ev_created, ev_seq " TENANT_EVENTS " AND ev_seq > $3 AND ($4::text IS NULL OR ev_type = $4) " \
+      "ORDER BY ev_seq ASC LIMIT $5) page ORDER BY ev_seq DESC")               \
     X(EVENT_RETRY, 0, "UPDATE webhook_deliveries SET status = 'pending', "     \
       "next_attempt_ms = $2, lease_until_ms = 0 WHERE event_id = $1 AND status = 'failed' " \
       "AND endpoint_id IN (SELECT id FROM webhook_endpoints WHERE deleted_at IS NULL)") \
@@ -1782,6 +1801,70 @@ static int pg_event_retry(struct store *s, const char *event_id, long long now_m
     return tx_finish(s, rc);
 }
 
+static void read_event(const PGresult *r, int row, struct event *out)
+{
+    read_session(r, row, &out->session);
+    copy_val(r, row, 11, out->id, sizeof out->id);
+    copy_val(r, row, 12, out->type, sizeof out->type);
+    out->created = int_val(r, row, 13);
+}
+
+static int pg_event_get(struct store *s, const char *tenant_id, const char *mode,
+                        const char *id, long long now, struct event *out)
+{
+    struct params p = {0};
+    PGresult *r = NULL;
+    int rc;
+
+    p_text(&p, tenant_id);
+    p_text(&p, mode);
+    p_text(&p, id);
+    p_int(&p, now);
+    if ((rc = lookup(s, Q_TENANT_EVENT_GET, &p, &r)) == 0)
+        read_event(r, 0, out);
+    PQclear(r);
+    return rc;
+}
+
+static int pg_event_page(struct store *s, const char *tenant_id, const char *mode,
+                         const struct event_query *q, long long now,
+                         struct event *out, size_t *n)
+{
+    int newer = q->ending_before != NULL;
+    const char *cursor = newer ? q->ending_before : q->starting_after;
+    long long seq = newer ? 0 : (long long)9223372036854775807LL;
+    struct params p = {0};
+    size_t count = 0;
+    PGresult *r = NULL;
+    int rc;
+
+    if (cursor) {
+        p_text(&p, tenant_id);
+        p_text(&p, mode);
+        p_text(&p, cursor);
+        rc = lookup(s, Q_TENANT_EVENT_SEQ, &p, &r);
+        if (rc == 0)
+            seq = int_val(r, 0, 0);
+        PQclear(r);
+        if (rc != 0)
+            return rc;
+        memset(&p, 0, sizeof p);
+    }
+    p_text(&p, tenant_id);
+    p_text(&p, mode);
+    p_int(&p, seq);
+    p_text(&p, q->type);
+    p_int(&p, q->limit);
+    p_int(&p, now);
+    if (!(r = run(s, newer ? Q_TENANT_EVENTS_NEWER : Q_TENANT_EVENTS_OLDER, &p)))
+        return HF_ESTORE;
+    for (int i = 0; i < PQntuples(r) && count < (size_t)q->limit; i++)
+        read_event(r, i, &out[count++]);
+    PQclear(r);
+    *n = count;
+    return 0;
+}
+
 /* ---- policy versions ----------------------------------------------------- */
 
 /* Store the bundle (once), record the activation and tell every listening
@@ -1985,6 +2068,8 @@ const struct store_ops store_pg_ops = {
     .delivery_record = pg_delivery_record,
     .events_list = pg_events_list,
     .event_retry = pg_event_retry,
+    .event_get = pg_event_get,
+    .event_page = pg_event_page,
     .policy_publish = pg_policy_publish,
     .policy_rollback = pg_policy_rollback,
     .policy_active = pg_policy_active,

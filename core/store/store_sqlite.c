@@ -182,6 +182,8 @@ static const struct migration migrations[] = {
     "DROP INDEX webhook_deliveries_due;"
     "ALTER TABLE webhook_endpoints ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE webhook_endpoints ADD COLUMN paused_until_ms INTEGER NOT NULL DEFAULT 0;"},
+    /* 10 -> 11: a tenant's events, newest first, for GET /api/v1/events */
+    {.sql = "CREATE INDEX events_by_tenant ON events (tenant_id, seq);"},
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -237,6 +239,10 @@ static const struct migration migrations[] = {
     X(ENDPOINT_PAUSE, "UPDATE webhook_endpoints SET failures = failures + 1, paused_until_ms = ?2 WHERE id = ?1 AND paused_until_ms < ?3") \
     X(EVENTS_LIST, "SELECT ev.id, ev.type, ev.tenant_id, ev.session_id, ev.created, coalesce(d.endpoint_id, ''), coalesce(d.status, 'none'), coalesce(d.attempts, 0), coalesce(d.next_attempt_ms, 0), coalesce(d.last_status, 0), coalesce(d.last_error, '') FROM events ev LEFT JOIN webhook_deliveries d ON d.event_id = ev.id WHERE ?1 IS NULL OR d.status = ?1 ORDER BY ev.seq DESC, d.endpoint_id LIMIT ?2") \
     X(EVENT_EXISTS, "SELECT 1 FROM events WHERE id = ?1") \
+    X(TENANT_EVENT_GET, "SELECT " SESSION_COLUMNS ", ev_id, ev_type, ev_created " TENANT_EVENTS " AND ev_id = ?2") \
+    X(TENANT_EVENT_SEQ, "SELECT ev_seq " TENANT_EVENTS " AND ev_id = ?2") \
+    X(TENANT_EVENTS_OLDER, "SELECT " SESSION_COLUMNS ", ev_id, ev_type, ev_created " TENANT_EVENTS " AND ev_seq < ?2 AND (?3 IS NULL OR ev_type = ?3) ORDER BY ev_seq DESC LIMIT ?6") \
+    X(TENANT_EVENTS_NEWER, "SELECT * FROM (SELECT " SESSION_COLUMNS ", ev_id, ev_type, ev_created, ev_seq " TENANT_EVENTS " AND ev_seq > ?2 AND (?3 IS NULL OR ev_type = ?3) ORDER BY ev_seq ASC LIMIT ?6) ORDER BY ev_seq DESC") \
     X(BUNDLE_PUT, "INSERT OR IGNORE INTO policy_bundles (version, bundle, created) VALUES (?1, ?2, ?3)") \
     X(BUNDLE_GET, "SELECT bundle FROM policy_bundles WHERE version = ?1") \
     X(ACTIVATION_PUT, "INSERT INTO policy_activations (version, action, actor, at) VALUES (?1, ?2, ?3, ?4)") \
@@ -251,6 +257,13 @@ static const struct migration migrations[] = {
     "id, tenant_id, contractor_id, return_url, mode, "                         \
     "CASE WHEN status = 'pending' AND expires_at <= ?10 THEN 'expired' ELSE status END, " \
     "policy_version, created, expires_at, coalesce(completed_at, 0), coalesce(cancelled_at, 0)"
+
+/* The events of tenant ?1's sessions of mode ?9, each beside its session
+ * (the events' columns renamed, so SESSION_COLUMNS names the session's). */
+#define TENANT_EVENTS                                                          \
+    "FROM (SELECT seq AS ev_seq, id AS ev_id, tenant_id AS ev_tenant, type AS ev_type, " \
+    "session_id AS ev_session, created AS ev_created FROM events) "           \
+    "JOIN sessions ON id = ev_session WHERE ev_tenant = ?1 AND mode = ?9"
 
 #define ENDPOINT_COLUMNS "id, tenant_id, mode, url, created, secret_sealed"
 /* store_endpoints_due at ?1, at most ?2 of them, with ?3 and ?4 =
@@ -2328,6 +2341,83 @@ static int sqlite_event_retry(struct store *s, const char *event_id, long long n
     return in_transaction(s, do_retry, &a);
 }
 
+static void read_event(sqlite3_stmt *st, struct event *out)
+{
+    read_session(st, &out->session);
+    copy_col(st, 11, out->id, sizeof out->id);
+    copy_col(st, 12, out->type, sizeof out->type);
+    out->created = sqlite3_column_int64(st, 13);
+}
+
+static int sqlite_event_get(struct store *s, const char *tenant_id, const char *mode,
+                            const char *id, long long now, struct event *out)
+{
+    sqlite3_stmt *st = prep(s, Q_TENANT_EVENT_GET);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    bind_text(st, 2, id);
+    bind_text(st, 9, mode);
+    sqlite3_bind_int64(st, 10, now);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        read_event(st, out);
+    sqlite3_reset(st);
+    return found(rc);
+}
+
+/* seq of an event cursor under tenant and mode; HF_ENOTFOUND if it names
+ * none there. */
+static int event_cursor_seq(struct store *s, const char *tenant_id, const char *mode,
+                            const char *id, long long *seq)
+{
+    sqlite3_stmt *st = prep(s, Q_TENANT_EVENT_SEQ);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    bind_text(st, 2, id);
+    bind_text(st, 9, mode);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *seq = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return found(rc);
+}
+
+static int sqlite_event_page(struct store *s, const char *tenant_id, const char *mode,
+                             const struct event_query *q, long long now,
+                             struct event *out, size_t *n)
+{
+    int newer = q->ending_before != NULL;
+    const char *cursor = newer ? q->ending_before : q->starting_after;
+    long long seq = newer ? 0 : (long long)9223372036854775807LL;
+    sqlite3_stmt *st;
+    size_t count = 0;
+    int rc;
+
+    if (cursor && (rc = event_cursor_seq(s, tenant_id, mode, cursor, &seq)) != 0)
+        return rc;
+    if (!(st = prep(s, newer ? Q_TENANT_EVENTS_NEWER : Q_TENANT_EVENTS_OLDER)))
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    sqlite3_bind_int64(st, 2, seq);
+    bind_text(st, 3, q->type);
+    sqlite3_bind_int(st, 6, q->limit);
+    bind_text(st, 9, mode);
+    sqlite3_bind_int64(st, 10, now);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < (size_t)q->limit)
+        read_event(st, &out[count++]);
+    sqlite3_reset(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return HF_ESTORE;
+    *n = count;
+    return 0;
+}
+
 /* ---- policy versions ---------------------------------------------------- */
 
 static void read_activation(sqlite3_stmt *st, struct policy_activation *out)
@@ -2512,6 +2602,8 @@ const struct store_ops store_sqlite_ops = {
     .delivery_record = sqlite_delivery_record,
     .events_list = sqlite_events_list,
     .event_retry = sqlite_event_retry,
+    .event_get = sqlite_event_get,
+    .event_page = sqlite_event_page,
     .policy_publish = sqlite_policy_publish,
     .policy_rollback = sqlite_policy_rollback,
     .policy_history = sqlite_policy_history,
