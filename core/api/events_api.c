@@ -13,11 +13,6 @@
 #include "session_json.h"
 #include "store.h"
 
-/* The event types there are (SPEC section 7). */
-static const char *const event_types[] = {"payment.session.completed",
-                                          "payment.session.cancelled",
-                                          "payment.session.expired"};
-
 static void list_events(struct worker *w, const struct api_key *key,
                         const struct http_req *req, struct http_resp *resp)
 {
@@ -36,9 +31,9 @@ static void list_events(struct worker *w, const struct api_key *key,
     q.ending_before = page.ending_before;
     rc = http_query_param(req, "type", type, sizeof type);
     if (rc != -1) {
-        for (size_t i = 0; rc == 0 && i < sizeof event_types / sizeof *event_types; i++)
-            if (strcmp(type, event_types[i]) == 0)
-                q.type = event_types[i];
+        for (size_t i = 0; rc == 0 && i < SESSION_EVENT_TYPES; i++)
+            if (strcmp(type, session_event_types[i]) == 0)
+                q.type = session_event_types[i];
         if (!q.type) {
             api_fail(resp, HF_EINVAL, NULL, "type must be payment.session.completed, "
                  "payment.session.cancelled or payment.session.expired.", "type");

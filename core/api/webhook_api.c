@@ -1,5 +1,5 @@
-/* webhook_api.c - /api/v1/webhook_endpoints: register, read and delete the
- * URLs a tenant's events are sent to. An endpoint belongs to the tenant and
+/* webhook_api.c - /api/v1/webhook_endpoints: register, read, change and
+ * delete the URLs a tenant's events are sent to. An endpoint belongs to the tenant and
  * the mode (live or test) of the key that created it, and receives the
  * events of that mode's sessions. */
 #define _POSIX_C_SOURCE 200809L
@@ -13,11 +13,24 @@
 #include "err.h"
 #include "json.h"
 #include "policy.h"
+#include "session_json.h"
 #include "store.h"
 #include "token.h"
 #include "url.h"
 #include "webhook_secret.h"
 #include "clock.h"
+
+/* The stored "*" or "type,type" as the array the API shows. */
+static struct json_t *enabled_json(const char *stored)
+{
+    struct json_t *a = json_new_array();
+    char copy[HF_ENABLED_EVENTS_MAX], *save = NULL;
+
+    snprintf(copy, sizeof copy, "%s", stored);
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_push_string(a, t);
+    return a;
+}
 
 static struct json_t *endpoint_json(const struct webhook_endpoint *e)
 {
@@ -27,6 +40,9 @@ static struct json_t *endpoint_json(const struct webhook_endpoint *e)
     json_put_string(o, "url", e->url);
     json_put_string(o, "mode", e->mode);
     json_put_int(o, "created", e->created);
+    json_put_string(o, "description", e->description);
+    json_put(o, "enabled_events", enabled_json(e->enabled_events));
+    json_put_bool(o, "disabled", e->disabled);
     return o;
 }
 
@@ -45,34 +61,29 @@ static void bad_url(struct http_resp *resp, const char *message)
     api_fail(resp, HF_EINVAL, "invalid_webhook_url", message, "url");
 }
 
-static void create_endpoint(struct worker *w, const struct api_key *key,
-                            const struct http_req *req, struct http_resp *resp)
+/* May the tenant of key send its events to url? 0 when the policy allows
+ * it, else -1 with resp set to the refusal. */
+static int check_url(struct worker *w, const struct api_key *key, const struct http_req *req,
+                     const char *url, struct http_resp *resp)
 {
-    char err[256], secret[HF_WEBHOOK_SECRET_CHARS + 1];
-    struct json_t *body = NULL, *o;
-    struct webhook_endpoint e;
+    char err[256];
     struct policy_verdict v;
     struct policy_ctx ctx;
-    const char *url;
     struct url u;
     int rc;
 
-    if (api_json_body(req, resp, &body) != 0)
-        return;
-    if (api_required_string(body, "url", &url, resp) != 0)
-        goto out;
     if ((rc = url_parse(url, strlen(url), &u)) != URL_OK) {
         snprintf(err, sizeof err, "url is not acceptable: %s.", url_strerror(rc));
         bad_url(resp, err);
-        goto out;
+        return -1;
     }
     if ((rc = store_tenant_get(w->store, key->tenant_id, &w->tenant)) != 0) {
         server_error(resp, rc);
-        goto out;
+        return -1;
     }
     if (policy_acquire(w->engine, &w->policy) != 0) {
         api_policy_error(resp);
-        goto out;
+        return -1;
     }
     snprintf(resp->policy_version, sizeof resp->policy_version, "%s",
              policy_version(w->policy));
@@ -85,20 +96,119 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
     resp->policy_instructions = v.instructions;
     if (rc != 0) {
         api_policy_error(resp);
-        goto out;
+        return -1;
     }
     resp->decision = v.allow ? "allow" : "deny";
     if (!v.allow) {
         bad_url(resp, v.message);
-        goto out;
+        return -1;
     }
+    return 0;
+}
 
+static int plain_text(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* enabled_events of body into e->enabled_events: "*" when it lists "*",
+ * else the known types it lists, in session_event_types order. 0, or -1
+ * with resp set. */
+static int read_enabled_events(const struct json_t *body, size_t n, struct webhook_endpoint *e,
+                               struct http_resp *resp)
+{
+    int listed[SESSION_EVENT_TYPES] = {0}, all = 0;
+    const char *t;
+    size_t used = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int known = 0;
+
+        if (json_member_array_string(body, "enabled_events", i, &t) != 0)
+            goto bad;
+        all |= strcmp(t, "*") == 0;
+        for (int k = 0; k < SESSION_EVENT_TYPES; k++)
+            if (strcmp(t, session_event_types[k]) == 0)
+                known = listed[k] = 1;
+        if (!known && strcmp(t, "*") != 0)
+            goto bad;
+    }
+    if (all) {
+        snprintf(e->enabled_events, sizeof e->enabled_events, "*");
+        return 0;
+    }
+    e->enabled_events[0] = '\0';
+    for (int k = 0; k < SESSION_EVENT_TYPES; k++)
+        if (listed[k])
+            used += (size_t)snprintf(e->enabled_events + used, sizeof e->enabled_events - used,
+                                     "%s%s", used ? "," : "", session_event_types[k]);
+    return 0;
+bad:
+    api_fail(resp, HF_EINVAL, NULL, "enabled_events must list \"*\" or event types: "
+         "payment.session.completed, payment.session.cancelled, payment.session.expired.",
+         "enabled_events");
+    return -1;
+}
+
+/* What a tenant may set besides the url: description, enabled_events and
+ * disabled of body, those present, into e. 0, or -1 with resp set. */
+static int read_settings(const struct json_t *body, struct webhook_endpoint *e,
+                         struct http_resp *resp)
+{
+    const char *d;
+    size_t n;
+    int rc = json_member_string(body, "description", &d), b;
+
+    if (rc == HF_EINVAL || (rc == 0 && (strlen(d) > HF_ENDPOINT_DESCRIPTION_MAX || !plain_text(d)))) {
+        api_fail(resp, HF_EINVAL, NULL, "description must be a string of at most 500 bytes "
+             "without control characters.", "description");
+        return -1;
+    }
+    if (rc == 0)
+        snprintf(e->description, sizeof e->description, "%s", d);
+    rc = json_member_array_size(body, "enabled_events", &n);
+    if (rc == HF_EINVAL || (rc == 0 && n == 0)) {
+        api_fail(resp, HF_EINVAL, NULL, "enabled_events must be a non-empty array.",
+             "enabled_events");
+        return -1;
+    }
+    if (rc == 0 && read_enabled_events(body, n, e, resp) != 0)
+        return -1;
+    rc = json_member_bool(body, "disabled", &b);
+    if (rc == HF_EINVAL) {
+        api_fail(resp, HF_EINVAL, NULL, "disabled must be true or false.", "disabled");
+        return -1;
+    }
+    if (rc == 0)
+        e->disabled = b;
+    return 0;
+}
+
+static void create_endpoint(struct worker *w, const struct api_key *key,
+                            const struct http_req *req, struct http_resp *resp)
+{
+    char secret[HF_WEBHOOK_SECRET_CHARS + 1];
+    struct json_t *body = NULL, *o;
+    struct webhook_endpoint e;
+    const char *url;
+    int rc;
+
+    if (api_json_body(req, resp, &body) != 0)
+        return;
     memset(&e, 0, sizeof e);
+    snprintf(e.enabled_events, sizeof e.enabled_events, "*");
+    if (api_required_string(body, "url", &url, resp) != 0 ||
+        read_settings(body, &e, resp) != 0 || check_url(w, key, req, url, resp) != 0)
+        goto out;
+
     token_id("we_", e.id, sizeof e.id);
     snprintf(e.tenant_id, sizeof e.tenant_id, "%s", key->tenant_id);
     snprintf(e.mode, sizeof e.mode, "%s", key->mode);
     snprintf(e.url, sizeof e.url, "%s", url);
-    e.created = ctx.now;
+    e.created = clock_now_s();
     webhook_secret_new(w->webhook_key, &e, secret);
     rc = store_endpoint_create(w->store, &e);
     if (rc == HF_ELIMIT) {
@@ -115,6 +225,49 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
         resp->body_secret = 1;
     }
     token_wipe(secret, sizeof secret);
+out:
+    json_free(body);
+}
+
+/* PUT: change what the body names (url, description, enabled_events,
+ * disabled); the rest, the secret included, stays. */
+static void update_endpoint(struct worker *w, const struct api_key *key,
+                            const struct http_req *req, const char *id,
+                            struct http_resp *resp)
+{
+    struct json_t *body = NULL;
+    struct webhook_endpoint e;
+    const char *url;
+    int rc;
+
+    if (api_json_body(req, resp, &body) != 0)
+        return;
+    rc = store_endpoint_get(w->store, key->tenant_id, key->mode, id, &e);
+    if (rc != 0) {
+        if (rc == HF_ENOTFOUND)
+            not_found(resp);
+        else
+            server_error(resp, rc);
+        goto out;
+    }
+    rc = json_member_string(body, "url", &url);
+    if (rc == HF_EINVAL || (rc == 0 && !*url)) {
+        api_fail(resp, HF_EINVAL, NULL, "url must be a non-empty string.", "url");
+        goto out;
+    }
+    if (rc == 0 && check_url(w, key, req, url, resp) != 0)
+        goto out;
+    if (rc == 0)
+        snprintf(e.url, sizeof e.url, "%s", url);
+    if (read_settings(body, &e, resp) != 0)
+        goto out;
+    rc = store_endpoint_update(w->store, &e);
+    if (rc == HF_ENOTFOUND)
+        not_found(resp);
+    else if (rc != 0)
+        server_error(resp, rc);
+    else
+        api_reply(resp, 200, endpoint_json(&e));
 out:
     json_free(body);
 }
@@ -199,8 +352,10 @@ void webhook_api_route(struct worker *w, const struct api_key *key,
     snprintf(id, sizeof id, "%s", rest);
     if (strcmp(req->method, "GET") == 0)
         get_endpoint(w, key, id, resp);
+    else if (strcmp(req->method, "PUT") == 0)
+        update_endpoint(w, key, req, id, resp);
     else if (strcmp(req->method, "DELETE") == 0)
         delete_endpoint(w, key, id, resp);
     else
-        api_method_not_allowed(resp, "GET, DELETE");
+        api_method_not_allowed(resp, "GET, PUT, DELETE");
 }

@@ -233,6 +233,30 @@ int json_member_string(const json_t *obj, const char *key, const char **out)
     return 0;
 }
 
+int json_member_bool(const json_t *obj, const char *key, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v || json_is_null(v))
+        return HF_ENOTFOUND;
+    if (!json_is_boolean(v))
+        return HF_EINVAL;
+    *out = json_is_true(v);
+    return 0;
+}
+
+int json_member_array_size(const json_t *obj, const char *key, size_t *n)
+{
+    json_t *a = json_object_get(obj, key);
+
+    if (!a || json_is_null(a))
+        return HF_ENOTFOUND;
+    if (!json_is_array(a))
+        return HF_EINVAL;
+    *n = json_array_size(a);
+    return 0;
+}
+
 int json_member_array_string(const json_t *obj, const char *key, size_t i,
                              const char **out)
 {

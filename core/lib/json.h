@@ -38,6 +38,14 @@ void json_free(struct json_t *v);
 int json_member_string(const struct json_t *obj, const char *key,
                        const char **out);
 
+/* Boolean member key of obj: 0 and *out (0 or 1); HF_ENOTFOUND when
+ * absent or null; HF_EINVAL when not a boolean. */
+int json_member_bool(const struct json_t *obj, const char *key, int *out);
+
+/* Length of array member key of obj: 0 and *n; HF_ENOTFOUND when absent
+ * or null; HF_EINVAL when not an array. */
+int json_member_array_size(const struct json_t *obj, const char *key, size_t *n);
+
 /* String element i of array member key of obj: 0 and *out (borrowed from
  * obj, valid until json_free); HF_ENOTFOUND when key is absent or the
  * array shorter; HF_EINVAL when it is not an array or the element not a

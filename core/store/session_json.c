@@ -3,6 +3,9 @@
 
 #include "json.h"
 
+const char *const session_event_types[SESSION_EVENT_TYPES] = {
+    "payment.session.completed", "payment.session.cancelled", "payment.session.expired"};
+
 static void put_time(struct json_text *t, const char *key, long long v)
 {
     if (v)

@@ -8,6 +8,10 @@
 
 struct json_text;
 
+/* The event types there are (SPEC section 7), in the order lists show them. */
+#define SESSION_EVENT_TYPES 3
+extern const char *const session_event_types[SESSION_EVENT_TYPES];
+
 /* The API object of a session, as member key of the object t has open (or
  * an element, key NULL); url is NULL except right after creation. */
 void session_json_write(struct json_text *t, const char *key, const struct session *s,

@@ -250,6 +250,8 @@ int store_sessions_expire(struct store *s, long long now, int *n);
 #define HF_SEALED_SECRET_MAX 128   /* a sealed signing secret, in bytes */
 #define HF_EVENT_TYPE_MAX 40
 #define HF_ENDPOINTS_MAX 16        /* webhook endpoints per tenant and mode */
+#define HF_ENDPOINT_DESCRIPTION_MAX 500 /* bytes of an endpoint's description */
+#define HF_ENABLED_EVENTS_MAX 128  /* "*" or event types joined by ',' */
 #define HF_WEBHOOK_PER_ENDPOINT 4  /* deliveries claimed at once per endpoint */
 #define HF_WEBHOOK_PER_TENANT 8    /* ... per tenant, all its endpoints together */
 
@@ -261,6 +263,10 @@ struct webhook_endpoint {
     long long created;
     unsigned char secret[HF_SEALED_SECRET_MAX]; /* the signing secret, sealed */
     size_t secret_len;
+    char description[HF_ENDPOINT_DESCRIPTION_MAX + 1];
+    /* the event types it receives: "*" for all, else types joined by ',' */
+    char enabled_events[HF_ENABLED_EVENTS_MAX];
+    int disabled;             /* 1: its deliveries wait until it is enabled */
 };
 
 /* One event for one endpoint, claimed for sending. */
@@ -327,6 +333,10 @@ int store_endpoint_list(struct store *s, const char *tenant_id, const char *mode
                         struct webhook_endpoint *out, size_t max, size_t *n);
 int store_endpoint_get(struct store *s, const char *tenant_id, const char *mode,
                        const char *id, struct webhook_endpoint *out);
+/* Change url, description, enabled_events and disabled of the endpoint
+ * e->id of e->tenant_id and e->mode to e's. HF_ENOTFOUND across tenants
+ * and modes. */
+int store_endpoint_update(struct store *s, const struct webhook_endpoint *e);
 /* Delete: no new deliveries, pending ones fail. HF_ENOTFOUND across
  * tenants and modes. */
 int store_endpoint_delete(struct store *s, const char *tenant_id, const char *mode,

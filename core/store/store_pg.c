@@ -159,6 +159,11 @@ static const char *const migrations[] = {
 
     /* 8 (SQLite's 11): a tenant's events, newest first, for GET /api/v1/events */
     "CREATE INDEX events_by_tenant ON events (tenant_id, seq);",
+
+    /* 9 (SQLite's 12): endpoints a tenant can change, filter and pause */
+    "ALTER TABLE webhook_endpoints ADD COLUMN description TEXT NOT NULL DEFAULT '',"
+    "  ADD COLUMN enabled_events TEXT NOT NULL DEFAULT '*',"
+    "  ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* The events of tenant $1's sessions of mode $2, each beside its session
@@ -176,7 +181,8 @@ static const char *const migrations[] = {
     "ELSE status END, policy_version, created, expires_at, "                   \
     "coalesce(completed_at, 0), coalesce(cancelled_at, 0)"
 
-#define ENDPOINT_COLUMNS "id, tenant_id, mode, url, created, secret_sealed"
+#define ENDPOINT_COLUMNS                                                       \
+    "id, tenant_id, mode, url, created, secret_sealed, description, enabled_events, disabled"
 #define POLICY_CHANNEL "hostflow_policy"
 
 /* $4 contractor or NULL, $5 effective status or NULL, $7 now. */
@@ -253,9 +259,14 @@ static const char *const migrations[] = {
       "VALUES ($1, $2, $3, $4, $5)")                                           \
     X(DELIVERIES_INSERT, 0, "INSERT INTO webhook_deliveries (event_id, endpoint_id, " \
       "status, next_attempt_ms) SELECT $1, id, 'pending', $4 FROM webhook_endpoints " \
-      "WHERE tenant_id = $2 AND mode = $3 AND deleted_at IS NULL")             \
+      "WHERE tenant_id = $2 AND mode = $3 AND deleted_at IS NULL AND "         \
+      "(enabled_events = '*' OR $5 = ANY (string_to_array(enabled_events, ',')))") \
     X(ENDPOINT_INSERT, 0, "INSERT INTO webhook_endpoints (id, tenant_id, mode, url, " \
-      "secret_sealed, created) VALUES ($1, $2, $3, $4, $5, $6)")              \
+      "secret_sealed, created, description, enabled_events) "                  \
+      "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")                               \
+    X(ENDPOINT_UPDATE, 0, "UPDATE webhook_endpoints SET url = $4, description = $5, " \
+      "enabled_events = $6, disabled = $7 "                                    \
+      "WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND deleted_at IS NULL") \
     X(ENDPOINT_COUNT, 0, "SELECT count(*) FROM webhook_endpoints "             \
       "WHERE tenant_id = $1 AND mode = $2 AND deleted_at IS NULL")             \
     X(ENDPOINT_LIST, 1, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints "  \
@@ -278,7 +289,7 @@ static const char *const migrations[] = {
       "WHERE status = 'pending' AND endpoint_id > ep.id) FROM ep WHERE ep.id IS NOT NULL) " \
       "SELECT id, tenant_id, gone, failures, slots, tenant_slots FROM ("       \
       "SELECT e.id, e.tenant_id, e.deleted_at IS NOT NULL AS gone, e.failures, " \
-      "e.paused_until_ms, (CASE WHEN e.failures > 0 THEN 1 ELSE $3 END) - "    \
+      "e.paused_until_ms, e.disabled, (CASE WHEN e.failures > 0 THEN 1 ELSE $3 END) - "    \
       "(SELECT count(*) FROM webhook_deliveries l WHERE l.endpoint_id = e.id " \
       "AND l.lease_until_ms > 0 AND l.lease_until_ms > $1) AS slots, $4 - "    \
       "(SELECT count(*) FROM webhook_deliveries l JOIN webhook_endpoints t "   \
@@ -287,7 +298,7 @@ static const char *const migrations[] = {
       "(SELECT d.next_attempt_ms FROM webhook_deliveries d WHERE d.endpoint_id = e.id " \
       "AND d.status = 'pending' AND d.lease_until_ms <= $1 ORDER BY d.next_attempt_ms " \
       "LIMIT 1) AS due FROM ep JOIN webhook_endpoints e ON e.id = ep.id) c "  \
-      "WHERE gone OR (paused_until_ms <= $1 AND slots > 0 AND tenant_slots > 0 " \
+      "WHERE gone OR (disabled = 0 AND paused_until_ms <= $1 AND slots > 0 AND tenant_slots > 0 " \
       "AND due <= $1) ORDER BY gone DESC, due LIMIT $2")                       \
     X(ENDPOINT_CLAIM, 0, "UPDATE webhook_deliveries d SET lease_until_ms = $2 + $3 " \
       "FROM events ev WHERE (d.event_id, d.endpoint_id) IN (SELECT w.event_id, " \
@@ -1372,6 +1383,7 @@ static int emit_event(struct store *s, const char *type, const char *tenant_id,
     p_text(&p, tenant_id);
     p_text(&p, mode);
     p_int(&p, now * 1000);
+    p_text(&p, type);
     return exec_stmt(s, Q_DELIVERIES_INSERT, &p, NULL);
 }
 
@@ -1493,6 +1505,9 @@ static void read_endpoint(const PGresult *r, int row, struct webhook_endpoint *o
     copy_val(r, row, 3, out->url, sizeof out->url);
     out->created = int_val(r, row, 4);
     out->secret_len = bytes_val(r, row, 5, out->secret, sizeof out->secret);
+    copy_val(r, row, 6, out->description, sizeof out->description);
+    copy_val(r, row, 7, out->enabled_events, sizeof out->enabled_events);
+    out->disabled = (int)int_val(r, row, 8);
 }
 
 /* The tenant's row is locked first, so two nodes creating endpoints for
@@ -1524,8 +1539,30 @@ static int pg_endpoint_create(struct store *s, const struct webhook_endpoint *e)
         p_text(&p, e->url);
         p_bytes(&p, e->secret, e->secret_len);
         p_int(&p, e->created);
+        p_text(&p, e->description);
+        p_text(&p, e->enabled_events);
         rc = exec_stmt(s, Q_ENDPOINT_INSERT, &p, NULL);
     }
+    return tx_finish(s, rc);
+}
+
+static int pg_endpoint_update(struct store *s, const struct webhook_endpoint *e)
+{
+    struct params p = {0};
+    int rc, changed = 0;
+
+    if ((rc = tx_begin(s)) != 0)
+        return rc;
+    p_text(&p, e->tenant_id);
+    p_text(&p, e->mode);
+    p_text(&p, e->id);
+    p_text(&p, e->url);
+    p_text(&p, e->description);
+    p_text(&p, e->enabled_events);
+    p_int(&p, e->disabled != 0);
+    rc = exec_stmt(s, Q_ENDPOINT_UPDATE, &p, &changed);
+    if (rc == 0 && changed != 1)
+        rc = HF_ENOTFOUND;
     return tx_finish(s, rc);
 }
 
@@ -2060,6 +2097,7 @@ const struct store_ops store_pg_ops = {
     .session_complete = pg_session_complete,
     .sessions_expire = pg_sessions_expire,
     .endpoint_create = pg_endpoint_create,
+    .endpoint_update = pg_endpoint_update,
     .endpoint_list = pg_endpoint_list,
     .endpoint_get = pg_endpoint_get,
     .endpoint_delete = pg_endpoint_delete,

@@ -184,6 +184,10 @@ static const struct migration migrations[] = {
     "ALTER TABLE webhook_endpoints ADD COLUMN paused_until_ms INTEGER NOT NULL DEFAULT 0;"},
     /* 10 -> 11: a tenant's events, newest first, for GET /api/v1/events */
     {.sql = "CREATE INDEX events_by_tenant ON events (tenant_id, seq);"},
+    /* 11 -> 12: endpoints a tenant can change, filter and pause */
+    {.sql = "ALTER TABLE webhook_endpoints ADD COLUMN description TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE webhook_endpoints ADD COLUMN enabled_events TEXT NOT NULL DEFAULT '*';"
+    "ALTER TABLE webhook_endpoints ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"},
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -222,8 +226,9 @@ static const struct migration migrations[] = {
     X(IDEM_PUT, "INSERT OR REPLACE INTO idempotency_keys (tenant_id, key, request_hash, session_id, created) VALUES (?1, ?2, ?3, ?4, ?5)") \
     X(IDEM_PURGE, "DELETE FROM idempotency_keys WHERE created <= ?1") \
     X(EVENT_INSERT, "INSERT INTO events (id, tenant_id, type, session_id, created) VALUES (?1, ?2, ?3, ?4, ?5)") \
-    X(DELIVERIES_INSERT, "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_ms) SELECT ?1, id, 'pending', ?4 FROM webhook_endpoints WHERE tenant_id = ?2 AND mode = ?3 AND deleted_at IS NULL") \
-    X(ENDPOINT_INSERT, "INSERT INTO webhook_endpoints (id, tenant_id, mode, url, secret_sealed, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)") \
+    X(DELIVERIES_INSERT, "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_ms) SELECT ?1, id, 'pending', ?4 FROM webhook_endpoints WHERE tenant_id = ?2 AND mode = ?3 AND deleted_at IS NULL AND (enabled_events = '*' OR instr(',' || enabled_events || ',', ',' || ?5 || ',') > 0)") \
+    X(ENDPOINT_INSERT, "INSERT INTO webhook_endpoints (id, tenant_id, mode, url, secret_sealed, created, description, enabled_events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
+    X(ENDPOINT_UPDATE, "UPDATE webhook_endpoints SET url = ?4, description = ?5, enabled_events = ?6, disabled = ?7 WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_COUNT, "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND deleted_at IS NULL") \
     X(ENDPOINT_LIST, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND deleted_at IS NULL ORDER BY created DESC, rowid DESC LIMIT ?3") \
     X(ENDPOINT_GET, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
@@ -265,7 +270,8 @@ static const struct migration migrations[] = {
     "session_id AS ev_session, created AS ev_created FROM events) "           \
     "JOIN sessions ON id = ev_session WHERE ev_tenant = ?1 AND mode = ?9"
 
-#define ENDPOINT_COLUMNS "id, tenant_id, mode, url, created, secret_sealed"
+#define ENDPOINT_COLUMNS                                                       \
+    "id, tenant_id, mode, url, created, secret_sealed, description, enabled_events, disabled"
 /* store_endpoints_due at ?1, at most ?2 of them, with ?3 and ?4 =
  * HF_WEBHOOK_PER_ENDPOINT and HF_WEBHOOK_PER_TENANT. The endpoints are
  * found by skipping through the pending deliveries' index from one
@@ -282,7 +288,7 @@ static const struct migration migrations[] = {
     "WHERE status = 'pending' AND endpoint_id > ep.id) FROM ep WHERE ep.id IS NOT NULL) " \
     "SELECT id, tenant_id, gone, failures, slots, tenant_slots FROM ("         \
     "SELECT e.id, e.tenant_id, e.deleted_at IS NOT NULL AS gone, e.failures, " \
-    "e.paused_until_ms, (CASE WHEN e.failures > 0 THEN 1 ELSE ?3 END) - "     \
+    "e.paused_until_ms, e.disabled, (CASE WHEN e.failures > 0 THEN 1 ELSE ?3 END) - "     \
     "(SELECT count(*) FROM webhook_deliveries l WHERE l.endpoint_id = e.id "  \
     "AND l.lease_until_ms > 0 AND l.lease_until_ms > ?1) AS slots, ?4 - "     \
     "(SELECT count(*) FROM webhook_deliveries l CROSS JOIN webhook_endpoints t " \
@@ -291,7 +297,7 @@ static const struct migration migrations[] = {
     "(SELECT d.next_attempt_ms FROM webhook_deliveries d WHERE d.endpoint_id = e.id " \
     "AND d.status = 'pending' AND d.lease_until_ms <= ?1 ORDER BY d.next_attempt_ms " \
     "LIMIT 1) AS due FROM ep JOIN webhook_endpoints e ON e.id = ep.id) "      \
-    "WHERE gone OR (paused_until_ms <= ?1 AND slots > 0 AND tenant_slots > 0 " \
+    "WHERE gone OR (NOT disabled AND paused_until_ms <= ?1 AND slots > 0 AND tenant_slots > 0 " \
     "AND due <= ?1) ORDER BY gone DESC, due LIMIT ?2"
 
 /* ?3 contractor or NULL, ?4 effective status or NULL, ?10 now. */
@@ -1744,6 +1750,7 @@ static int emit_event(struct store *s, const char *type, const char *tenant_id,
     bind_text(st, 2, tenant_id);
     bind_text(st, 3, mode);
     sqlite3_bind_int64(st, 4, now * 1000);
+    bind_text(st, 5, type);
     return run(s, st);
 }
 
@@ -1965,6 +1972,9 @@ static void read_endpoint(sqlite3_stmt *st, struct webhook_endpoint *out)
     out->secret_len = n > 0 && (size_t)n <= sizeof out->secret ? (size_t)n : 0;
     if (out->secret_len)
         memcpy(out->secret, sqlite3_column_blob(st, 5), out->secret_len);
+    copy_col(st, 6, out->description, sizeof out->description);
+    copy_col(st, 7, out->enabled_events, sizeof out->enabled_events);
+    out->disabled = sqlite3_column_int(st, 8);
 }
 
 static int do_endpoint_create(struct store *s, void *arg)
@@ -1991,12 +2001,39 @@ static int do_endpoint_create(struct store *s, void *arg)
     bind_text(st, 4, e->url);
     sqlite3_bind_blob(st, 5, e->secret, (int)e->secret_len, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, e->created);
+    bind_text(st, 7, e->description);
+    bind_text(st, 8, e->enabled_events);
     return run(s, st);
 }
 
 static int sqlite_endpoint_create(struct store *s, const struct webhook_endpoint *e)
 {
     return in_transaction(s, do_endpoint_create, (void *)e);
+}
+
+static int do_endpoint_update(struct store *s, void *arg)
+{
+    const struct webhook_endpoint *e = arg;
+    sqlite3_stmt *st = prep(s, Q_ENDPOINT_UPDATE);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, e->tenant_id);
+    bind_text(st, 2, e->mode);
+    bind_text(st, 3, e->id);
+    bind_text(st, 4, e->url);
+    bind_text(st, 5, e->description);
+    bind_text(st, 6, e->enabled_events);
+    sqlite3_bind_int(st, 7, e->disabled != 0);
+    if ((rc = run(s, st)) != 0)
+        return rc;
+    return sqlite3_changes(s->db) == 1 ? 0 : HF_ENOTFOUND;
+}
+
+static int sqlite_endpoint_update(struct store *s, const struct webhook_endpoint *e)
+{
+    return in_transaction(s, do_endpoint_update, (void *)e);
 }
 
 static int sqlite_endpoint_list(struct store *s, const char *tenant_id, const char *mode,
@@ -2594,6 +2631,7 @@ const struct store_ops store_sqlite_ops = {
     .session_complete = sqlite_session_complete,
     .sessions_expire = sqlite_sessions_expire,
     .endpoint_create = sqlite_endpoint_create,
+    .endpoint_update = sqlite_endpoint_update,
     .endpoint_list = sqlite_endpoint_list,
     .endpoint_get = sqlite_endpoint_get,
     .endpoint_delete = sqlite_endpoint_delete,

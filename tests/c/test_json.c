@@ -35,6 +35,28 @@ static char *nested(int depth)
     return s;
 }
 
+/* Boolean members and array lengths, as the endpoint API reads them. */
+static void member_types(void)
+{
+    struct json_t *v = NULL;
+    const char *s;
+    char err[256];
+    size_t n_items;
+    int flag;
+
+    s = "{\"t\":true,\"f\":false,\"one\":1,\"a\":[1,2],\"z\":null}";
+    CHECK("bool member parse", json_parse_body(s, strlen(s), &v, err, sizeof err) == 0);
+    CHECK("true", json_member_bool(v, "t", &flag) == 0 && flag == 1);
+    CHECK("false", json_member_bool(v, "f", &flag) == 0 && flag == 0);
+    CHECK("1 is not a boolean", json_member_bool(v, "one", &flag) == HF_EINVAL);
+    CHECK("null bool is absent", json_member_bool(v, "z", &flag) == HF_ENOTFOUND);
+    CHECK("missing bool", json_member_bool(v, "q", &flag) == HF_ENOTFOUND);
+    CHECK("array size", json_member_array_size(v, "a", &n_items) == 0 && n_items == 2);
+    CHECK("size of a non-array", json_member_array_size(v, "t", &n_items) == HF_EINVAL);
+    CHECK("size of a missing array", json_member_array_size(v, "q", &n_items) == HF_ENOTFOUND);
+    json_free(v);
+}
+
 int main(void)
 {
     struct json_t *v = NULL, *o;
@@ -93,6 +115,8 @@ int main(void)
     CHECK("member not an array", json_member_array_string(v, "n", 0, &str) == HF_EINVAL);
     CHECK("missing array", json_member_array_string(v, "q", 0, &str) == HF_ENOTFOUND);
     json_free(v);
+
+    member_types();
 
     o = json_new_object();
     json_put_string(o, "s", "a\"b\\c</script>\n");

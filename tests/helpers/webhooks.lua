@@ -38,7 +38,8 @@ end
 -- Every request received so far, decoded, with the event parsed as event.
 function Receiver:requests()
   local out = {}
-  for line in (h.read_file(self.log) or ""):gmatch("[^\n]+") do
+  -- whole lines only: the receiver may be writing the last one
+  for line in (h.read_file(self.log) or ""):gmatch("([^\n]+)\n") do
     local r = cjson.decode(line)
     local ok, event = pcall(cjson.decode, r.body)
     r.event = ok and event or nil

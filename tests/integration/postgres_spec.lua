@@ -234,7 +234,7 @@ describe("PostgreSQL: nodes side by side #postgres_only", function()
     end
     local out = h.run("{ " .. table.concat(cmds, " & ") .. " & wait; }")
     assert.are.equal("0\n0\n0\n0", (out:gsub("%s+$", "")))
-    assert.are.equal("1\n2\n3\n4\n5\n6\n7\n8",
+    assert.are.equal("1\n2\n3\n4\n5\n6\n7\n8\n9",
       h.sql(db, "SELECT version FROM schema_migrations ORDER BY version"))
     assert.are.equal("4", h.sql(db, "SELECT count(*) FROM tenants"))
   end)

@@ -4,7 +4,7 @@
 -- migration 9 puts the mode into the sessions' list indexes (modes_spec.lua).
 local h = require("helpers.server")
 
-local NEWEST = "11" -- the schema version a new database gets
+local NEWEST = "12" -- the schema version a new database gets
 local STATUS_IN = "CHECK (status IN ('pending', 'completed', 'cancelled', 'expired'))"
 local STATUS_OR = "CHECK (status = 'pending' OR status = 'completed' OR "
   .. "status = 'cancelled' OR status = 'expired')"
@@ -50,9 +50,12 @@ describe("schema migrations #sqlite_only", function()
       "/api/v1/payment/sessions/" .. cancelled.id .. "/cancel").status)
     srv:stop()
     -- put back the schema version 7 wrote, as a database of that version has
-    -- it: without migration 10's events index, 9's webhook index and
-    -- columns, then 8's CHECK
-    h.sql(srv.db, "DROP INDEX events_by_tenant; DROP INDEX webhook_deliveries_by_endpoint; "
+    -- it: without migration 11's endpoint columns, 10's events index, 9's
+    -- webhook index and columns, then 8's CHECK
+    h.sql(srv.db, "ALTER TABLE webhook_endpoints DROP COLUMN description; "
+      .. "ALTER TABLE webhook_endpoints DROP COLUMN enabled_events; "
+      .. "ALTER TABLE webhook_endpoints DROP COLUMN disabled; "
+      .. "DROP INDEX events_by_tenant; DROP INDEX webhook_deliveries_by_endpoint; "
       .. "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) "
       .. "WHERE status = 'pending'; ALTER TABLE webhook_endpoints DROP COLUMN failures; "
       .. "ALTER TABLE webhook_endpoints DROP COLUMN paused_until_ms;")
@@ -76,6 +79,7 @@ describe("schema migrations #sqlite_only", function()
     assert.truthy(again:log_text():find("migrated schema to version 9", 1, true))
     assert.truthy(again:log_text():find("migrated schema to version 10", 1, true))
     assert.truthy(again:log_text():find("migrated schema to version 11", 1, true))
+    assert.truthy(again:log_text():find("migrated schema to version 12", 1, true))
     assert.are.equal(NEWEST, h.sql(srv.db, "PRAGMA user_version"))
     assert.are.equal("sessions_by_tenant_mode\nsessions_by_tenant_mode_contractor",
       h.sql(srv.db, "SELECT name FROM sqlite_schema WHERE type = 'index' AND "
