@@ -43,6 +43,11 @@ static struct json_t *endpoint_json(const struct webhook_endpoint *e)
     json_put_string(o, "description", e->description);
     json_put(o, "enabled_events", enabled_json(e->enabled_events));
     json_put_bool(o, "disabled", e->disabled);
+    /* after a roll: until when the secret before it still signs too */
+    if (e->previous_until_ms > clock_wall_ms())
+        json_put_int(o, "previous_secret_expires_at", e->previous_until_ms / 1000);
+    else
+        json_put_null(o, "previous_secret_expires_at");
     return o;
 }
 
@@ -272,6 +277,53 @@ out:
     json_free(body);
 }
 
+#define ROLL_OVERLAP_DEFAULT (24 * 3600)
+#define ROLL_OVERLAP_MAX (7 * 24 * 3600)
+
+/* POST {id}/roll_secret [{"overlap_seconds": N}]: a new secret, shown this
+ * once; the old one keeps signing beside it for N seconds (default a day,
+ * at most a week, 0 to drop it at once), so receivers can switch. */
+static void roll_secret(struct worker *w, const struct api_key *key,
+                        const struct http_req *req, const char *id,
+                        struct http_resp *resp)
+{
+    char secret[HF_WEBHOOK_SECRET_CHARS + 1];
+    struct json_t *body = NULL, *o;
+    struct webhook_endpoint e;
+    long long overlap = ROLL_OVERLAP_DEFAULT;
+    int rc;
+
+    if (req->body_len > 0) { /* the body is optional */
+        if (api_json_body(req, resp, &body) != 0)
+            return;
+        rc = json_member_int(body, "overlap_seconds", &overlap);
+        if (rc == HF_EINVAL || overlap < 0 || overlap > ROLL_OVERLAP_MAX) {
+            api_fail(resp, HF_EINVAL, NULL, "overlap_seconds must be an integer from 0 to "
+                 "604800.", "overlap_seconds");
+            goto out;
+        }
+    }
+    rc = store_endpoint_get(w->store, key->tenant_id, key->mode, id, &e);
+    if (rc == 0) {
+        webhook_secret_new(w->webhook_key, &e, secret);
+        e.previous_until_ms = overlap ? clock_wall_ms() + overlap * 1000 : 0;
+        rc = store_endpoint_roll_secret(w->store, &e);
+    }
+    if (rc == HF_ENOTFOUND) {
+        not_found(resp);
+    } else if (rc != 0) {
+        server_error(resp, rc);
+    } else {
+        o = endpoint_json(&e);
+        json_put_string(o, "secret", secret); /* shown this once */
+        api_reply(resp, 200, o);
+        resp->body_secret = 1;
+    }
+    token_wipe(secret, sizeof secret);
+out:
+    json_free(body);
+}
+
 static void list_endpoints(struct worker *w, const struct api_key *key,
                            struct http_resp *resp)
 {
@@ -333,6 +385,7 @@ void webhook_api_route(struct worker *w, const struct api_key *key,
                        const struct http_req *req, const char *rest,
                        struct http_resp *resp)
 {
+    const char *slash;
     char id[HF_ID_MAX];
 
     if (*rest == '\0' || strcmp(rest, "/") == 0) {
@@ -345,11 +398,21 @@ void webhook_api_route(struct worker *w, const struct api_key *key,
         return;
     }
     rest++;
-    if (!api_id_ok(rest, strlen(rest))) {
+    slash = strchr(rest, '/');
+    if (!api_id_ok(rest, slash ? (size_t)(slash - rest) : strlen(rest))) {
         not_found(resp);
         return;
     }
-    snprintf(id, sizeof id, "%s", rest);
+    snprintf(id, sizeof id, "%.*s", (int)(slash ? slash - rest : (long)strlen(rest)), rest);
+    if (slash) {
+        if (strcmp(slash, "/roll_secret") != 0)
+            api_fail(resp, HF_ENOTFOUND, NULL, "No such resource.", NULL);
+        else if (strcmp(req->method, "POST") == 0)
+            roll_secret(w, key, req, id, resp);
+        else
+            api_method_not_allowed(resp, "POST");
+        return;
+    }
     if (strcmp(req->method, "GET") == 0)
         get_endpoint(w, key, id, resp);
     else if (strcmp(req->method, "PUT") == 0)

@@ -245,6 +245,18 @@ int json_member_bool(const json_t *obj, const char *key, int *out)
     return 0;
 }
 
+int json_member_int(const json_t *obj, const char *key, long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v || json_is_null(v))
+        return HF_ENOTFOUND;
+    if (!json_is_integer(v))
+        return HF_EINVAL;
+    *out = (long long)json_integer_value(v);
+    return 0;
+}
+
 int json_member_array_size(const json_t *obj, const char *key, size_t *n)
 {
     json_t *a = json_object_get(obj, key);

@@ -42,6 +42,10 @@ int json_member_string(const struct json_t *obj, const char *key,
  * absent or null; HF_EINVAL when not a boolean. */
 int json_member_bool(const struct json_t *obj, const char *key, int *out);
 
+/* Integer member key of obj: 0 and *out; HF_ENOTFOUND when absent or
+ * null; HF_EINVAL when not an integer (1.5, "1"). */
+int json_member_int(const struct json_t *obj, const char *key, long long *out);
+
 /* Length of array member key of obj: 0 and *n; HF_ENOTFOUND when absent
  * or null; HF_EINVAL when not an array. */
 int json_member_array_size(const struct json_t *obj, const char *key, size_t *n);

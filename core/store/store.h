@@ -267,6 +267,11 @@ struct webhook_endpoint {
     /* the event types it receives: "*" for all, else types joined by ',' */
     char enabled_events[HF_ENABLED_EVENTS_MAX];
     int disabled;             /* 1: its deliveries wait until it is enabled */
+    /* the secret before the last roll, sealed, valid until previous_until_ms
+     * (deliveries are signed with both until then); 0 when none */
+    unsigned char previous_secret[HF_SEALED_SECRET_MAX];
+    size_t previous_secret_len;
+    long long previous_until_ms;
 };
 
 /* One event for one endpoint, claimed for sending. */
@@ -337,6 +342,10 @@ int store_endpoint_get(struct store *s, const char *tenant_id, const char *mode,
  * e->id of e->tenant_id and e->mode to e's. HF_ENOTFOUND across tenants
  * and modes. */
 int store_endpoint_update(struct store *s, const struct webhook_endpoint *e);
+/* Roll the secret: e->secret (sealed, new) becomes the endpoint's, the one
+ * it had stays valid until e->previous_until_ms (a previous one before it
+ * is dropped). HF_ENOTFOUND across tenants and modes. */
+int store_endpoint_roll_secret(struct store *s, const struct webhook_endpoint *e);
 /* Delete: no new deliveries, pending ones fail. HF_ENOTFOUND across
  * tenants and modes. */
 int store_endpoint_delete(struct store *s, const char *tenant_id, const char *mode,

@@ -91,6 +91,7 @@
     X(sessions_expire, (struct store *s, long long now, int *n), (s, now, n))     \
     X(endpoint_create, (struct store *s, const struct webhook_endpoint *e), (s, e)) \
     X(endpoint_update, (struct store *s, const struct webhook_endpoint *e), (s, e)) \
+    X(endpoint_roll_secret, (struct store *s, const struct webhook_endpoint *e), (s, e)) \
     X(endpoint_list, (struct store *s, const char *tenant_id, const char *mode,  \
                       struct webhook_endpoint *out, size_t max, size_t *n),     \
       (s, tenant_id, mode, out, max, n))                                        \

@@ -163,7 +163,9 @@ static const char *const migrations[] = {
     /* 9 (SQLite's 12): endpoints a tenant can change, filter and pause */
     "ALTER TABLE webhook_endpoints ADD COLUMN description TEXT NOT NULL DEFAULT '',"
     "  ADD COLUMN enabled_events TEXT NOT NULL DEFAULT '*',"
-    "  ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;",
+    "  ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0,"
+    "  ADD COLUMN previous_secret_sealed BYTEA,"
+    "  ADD COLUMN previous_until_ms BIGINT NOT NULL DEFAULT 0;",
 };
 
 /* The events of tenant $1's sessions of mode $2, each beside its session
@@ -182,7 +184,8 @@ static const char *const migrations[] = {
     "coalesce(completed_at, 0), coalesce(cancelled_at, 0)"
 
 #define ENDPOINT_COLUMNS                                                       \
-    "id, tenant_id, mode, url, created, secret_sealed, description, enabled_events, disabled"
+    "id, tenant_id, mode, url, created, secret_sealed, description, enabled_events, disabled, " \
+    "previous_secret_sealed, previous_until_ms"
 #define POLICY_CHANNEL "hostflow_policy"
 
 /* $4 contractor or NULL, $5 effective status or NULL, $7 now. */
@@ -264,6 +267,9 @@ static const char *const migrations[] = {
     X(ENDPOINT_INSERT, 0, "INSERT INTO webhook_endpoints (id, tenant_id, mode, url, " \
       "secret_sealed, created, description, enabled_events) "                  \
       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")                               \
+    X(ENDPOINT_ROLL, 0, "UPDATE webhook_endpoints SET previous_secret_sealed = secret_sealed, " \
+      "previous_until_ms = $5, secret_sealed = $4 "                            \
+      "WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND deleted_at IS NULL") \
     X(ENDPOINT_UPDATE, 0, "UPDATE webhook_endpoints SET url = $4, description = $5, " \
       "enabled_events = $6, disabled = $7 "                                    \
       "WHERE tenant_id = $1 AND mode = $2 AND id = $3 AND deleted_at IS NULL") \
@@ -1508,6 +1514,9 @@ static void read_endpoint(const PGresult *r, int row, struct webhook_endpoint *o
     copy_val(r, row, 6, out->description, sizeof out->description);
     copy_val(r, row, 7, out->enabled_events, sizeof out->enabled_events);
     out->disabled = (int)int_val(r, row, 8);
+    out->previous_secret_len = bytes_val(r, row, 9, out->previous_secret,
+                                         sizeof out->previous_secret);
+    out->previous_until_ms = int_val(r, row, 10);
 }
 
 /* The tenant's row is locked first, so two nodes creating endpoints for
@@ -1543,6 +1552,24 @@ static int pg_endpoint_create(struct store *s, const struct webhook_endpoint *e)
         p_text(&p, e->enabled_events);
         rc = exec_stmt(s, Q_ENDPOINT_INSERT, &p, NULL);
     }
+    return tx_finish(s, rc);
+}
+
+static int pg_endpoint_roll_secret(struct store *s, const struct webhook_endpoint *e)
+{
+    struct params p = {0};
+    int rc, changed = 0;
+
+    if ((rc = tx_begin(s)) != 0)
+        return rc;
+    p_text(&p, e->tenant_id);
+    p_text(&p, e->mode);
+    p_text(&p, e->id);
+    p_bytes(&p, e->secret, e->secret_len);
+    p_int(&p, e->previous_until_ms);
+    rc = exec_stmt(s, Q_ENDPOINT_ROLL, &p, &changed);
+    if (rc == 0 && changed != 1)
+        rc = HF_ENOTFOUND;
     return tx_finish(s, rc);
 }
 
@@ -2098,6 +2125,7 @@ const struct store_ops store_pg_ops = {
     .sessions_expire = pg_sessions_expire,
     .endpoint_create = pg_endpoint_create,
     .endpoint_update = pg_endpoint_update,
+    .endpoint_roll_secret = pg_endpoint_roll_secret,
     .endpoint_list = pg_endpoint_list,
     .endpoint_get = pg_endpoint_get,
     .endpoint_delete = pg_endpoint_delete,

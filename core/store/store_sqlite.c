@@ -187,7 +187,9 @@ static const struct migration migrations[] = {
     /* 11 -> 12: endpoints a tenant can change, filter and pause */
     {.sql = "ALTER TABLE webhook_endpoints ADD COLUMN description TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE webhook_endpoints ADD COLUMN enabled_events TEXT NOT NULL DEFAULT '*';"
-    "ALTER TABLE webhook_endpoints ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"},
+    "ALTER TABLE webhook_endpoints ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE webhook_endpoints ADD COLUMN previous_secret_sealed BLOB;"
+    "ALTER TABLE webhook_endpoints ADD COLUMN previous_until_ms INTEGER NOT NULL DEFAULT 0;"},
 };
 
 /* Every statement the store runs, prepared once per connection. */
@@ -228,6 +230,7 @@ static const struct migration migrations[] = {
     X(EVENT_INSERT, "INSERT INTO events (id, tenant_id, type, session_id, created) VALUES (?1, ?2, ?3, ?4, ?5)") \
     X(DELIVERIES_INSERT, "INSERT INTO webhook_deliveries (event_id, endpoint_id, status, next_attempt_ms) SELECT ?1, id, 'pending', ?4 FROM webhook_endpoints WHERE tenant_id = ?2 AND mode = ?3 AND deleted_at IS NULL AND (enabled_events = '*' OR instr(',' || enabled_events || ',', ',' || ?5 || ',') > 0)") \
     X(ENDPOINT_INSERT, "INSERT INTO webhook_endpoints (id, tenant_id, mode, url, secret_sealed, created, description, enabled_events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)") \
+    X(ENDPOINT_ROLL, "UPDATE webhook_endpoints SET previous_secret_sealed = secret_sealed, previous_until_ms = ?5, secret_sealed = ?4 WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_UPDATE, "UPDATE webhook_endpoints SET url = ?4, description = ?5, enabled_events = ?6, disabled = ?7 WHERE tenant_id = ?1 AND mode = ?2 AND id = ?3 AND deleted_at IS NULL") \
     X(ENDPOINT_COUNT, "SELECT count(*) FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND deleted_at IS NULL") \
     X(ENDPOINT_LIST, "SELECT " ENDPOINT_COLUMNS " FROM webhook_endpoints WHERE tenant_id = ?1 AND mode = ?2 AND deleted_at IS NULL ORDER BY created DESC, rowid DESC LIMIT ?3") \
@@ -271,7 +274,8 @@ static const struct migration migrations[] = {
     "JOIN sessions ON id = ev_session WHERE ev_tenant = ?1 AND mode = ?9"
 
 #define ENDPOINT_COLUMNS                                                       \
-    "id, tenant_id, mode, url, created, secret_sealed, description, enabled_events, disabled"
+    "id, tenant_id, mode, url, created, secret_sealed, description, enabled_events, disabled, " \
+    "previous_secret_sealed, previous_until_ms"
 /* store_endpoints_due at ?1, at most ?2 of them, with ?3 and ?4 =
  * HF_WEBHOOK_PER_ENDPOINT and HF_WEBHOOK_PER_TENANT. The endpoints are
  * found by skipping through the pending deliveries' index from one
@@ -1975,6 +1979,11 @@ static void read_endpoint(sqlite3_stmt *st, struct webhook_endpoint *out)
     copy_col(st, 6, out->description, sizeof out->description);
     copy_col(st, 7, out->enabled_events, sizeof out->enabled_events);
     out->disabled = sqlite3_column_int(st, 8);
+    n = sqlite3_column_bytes(st, 9);
+    out->previous_secret_len = n > 0 && (size_t)n <= sizeof out->previous_secret ? (size_t)n : 0;
+    if (out->previous_secret_len)
+        memcpy(out->previous_secret, sqlite3_column_blob(st, 9), out->previous_secret_len);
+    out->previous_until_ms = sqlite3_column_int64(st, 10);
 }
 
 static int do_endpoint_create(struct store *s, void *arg)
@@ -2034,6 +2043,29 @@ static int do_endpoint_update(struct store *s, void *arg)
 static int sqlite_endpoint_update(struct store *s, const struct webhook_endpoint *e)
 {
     return in_transaction(s, do_endpoint_update, (void *)e);
+}
+
+static int do_endpoint_roll(struct store *s, void *arg)
+{
+    const struct webhook_endpoint *e = arg;
+    sqlite3_stmt *st = prep(s, Q_ENDPOINT_ROLL);
+    int rc;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, e->tenant_id);
+    bind_text(st, 2, e->mode);
+    bind_text(st, 3, e->id);
+    sqlite3_bind_blob(st, 4, e->secret, (int)e->secret_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, e->previous_until_ms);
+    if ((rc = run(s, st)) != 0)
+        return rc;
+    return sqlite3_changes(s->db) == 1 ? 0 : HF_ENOTFOUND;
+}
+
+static int sqlite_endpoint_roll_secret(struct store *s, const struct webhook_endpoint *e)
+{
+    return in_transaction(s, do_endpoint_roll, (void *)e);
 }
 
 static int sqlite_endpoint_list(struct store *s, const char *tenant_id, const char *mode,
@@ -2632,6 +2664,7 @@ const struct store_ops store_sqlite_ops = {
     .sessions_expire = sqlite_sessions_expire,
     .endpoint_create = sqlite_endpoint_create,
     .endpoint_update = sqlite_endpoint_update,
+    .endpoint_roll_secret = sqlite_endpoint_roll_secret,
     .endpoint_list = sqlite_endpoint_list,
     .endpoint_get = sqlite_endpoint_get,
     .endpoint_delete = sqlite_endpoint_delete,

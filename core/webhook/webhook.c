@@ -101,8 +101,9 @@ static long long jittered(long long d)
 static struct transfer *send_one(struct webhook_sender *s, const struct webhook_delivery *d,
                                  char *why, size_t whylen)
 {
-    char secret[HF_WEBHOOK_SECRET_CHARS + 1], sig[HF_SIGNATURE_MAX];
-    char header[32 + HF_SIGNATURE_MAX];
+    char secret[HF_WEBHOOK_SECRET_CHARS + 1], previous[HF_WEBHOOK_SECRET_CHARS + 1];
+    char sig[HF_ROLLING_SIGNATURE_MAX], header[32 + HF_ROLLING_SIGNATURE_MAX];
+    int has_previous;
     const char *headers[] = {"Content-Type: application/json", header, "Expect:", NULL};
     struct transfer *t = calloc(1, sizeof *t);
     struct httpc_request req = {
@@ -129,12 +130,17 @@ static struct transfer *send_one(struct webhook_sender *s, const struct webhook_
     body = session_event_body(d->event_id, d->event_type, d->event_created, &d->session);
     if (body) {
         t->started_ms = clock_wall_ms();
-        webhook_sign(secret, t->started_ms / 1000, body, strlen(body), sig);
+        /* while a rolled secret overlaps, a receiver may verify with either */
+        has_previous = webhook_previous_secret_open(s->o.key, &d->endpoint, t->started_ms,
+                                                    previous) == 0;
+        webhook_sign_rolling(secret, has_previous ? previous : NULL, t->started_ms / 1000,
+                             body, strlen(body), sig);
         snprintf(header, sizeof header, "Ten99Policy-Signature: %s", sig);
         req.body = body;
         req.body_len = strlen(body);
     }
     token_wipe(secret, sizeof secret);
+    token_wipe(previous, sizeof previous);
     if (!body || httpc_batch_add(s->batch, &req, t, why, whylen) != 0) {
         free(body);
         free(t);

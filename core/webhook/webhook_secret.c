@@ -130,6 +130,33 @@ int webhook_secret_open(const unsigned char key[HF_SEAL_KEY_BYTES],
     return 0;
 }
 
+int webhook_previous_secret_open(const unsigned char key[HF_SEAL_KEY_BYTES],
+                                 const struct webhook_endpoint *e, long long now_ms,
+                                 char plain[HF_WEBHOOK_SECRET_CHARS + 1])
+{
+    /* sealed to the endpoint id as the current one is: both are its own */
+    if (e->previous_until_ms <= now_ms ||
+        e->previous_secret_len != HF_WEBHOOK_SECRET_CHARS + HF_SEAL_OVERHEAD ||
+        token_open(key, e->previous_secret, e->previous_secret_len, e->id,
+                   (unsigned char *)plain) != 0)
+        return -1;
+    plain[HF_WEBHOOK_SECRET_CHARS] = '\0';
+    return 0;
+}
+
+void webhook_sign_rolling(const char *secret, const char *previous, long long t,
+                          const char *body, size_t len, char out[HF_ROLLING_SIGNATURE_MAX])
+{
+    char other[HF_SIGNATURE_MAX];
+
+    webhook_sign(secret, t, body, len, out);
+    if (previous) {
+        webhook_sign(previous, t, body, len, other);
+        /* the same t=, one more v1= */
+        strcat(out, strchr(other, ','));
+    }
+}
+
 void webhook_sign(const char *secret, long long t, const char *body, size_t len,
                   char out[HF_SIGNATURE_MAX])
 {

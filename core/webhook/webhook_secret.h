@@ -16,6 +16,8 @@
 #define HF_WEBHOOK_SECRET_CHARS (6 + HF_TOKEN_CHARS)   /* "whsec_" + 43 */
 /* "t=<unix>,v1=<64 hex>" */
 #define HF_SIGNATURE_MAX (2 + 20 + 4 + 2 * HF_HASH_BYTES + 1)
+/* "t=<unix>,v1=<64 hex>,v1=<64 hex>" */
+#define HF_ROLLING_SIGNATURE_MAX (HF_SIGNATURE_MAX + 4 + 2 * HF_HASH_BYTES)
 
 /* Read the 32-byte key at path. When the file does not exist it is
  * created (mode 0600, random) if may_create, and refused otherwise (a
@@ -36,9 +38,20 @@ int webhook_secret_open(const unsigned char key[HF_SEAL_KEY_BYTES],
                         const struct webhook_endpoint *e,
                         char plain[HF_WEBHOOK_SECRET_CHARS + 1]);
 
+/* Unseal e's previous secret (the one before its last roll) into plain
+ * when it is still valid at now_ms; -1 when there is none, it has lapsed
+ * or it cannot be unsealed. */
+int webhook_previous_secret_open(const unsigned char key[HF_SEAL_KEY_BYTES],
+                                 const struct webhook_endpoint *e, long long now_ms,
+                                 char plain[HF_WEBHOOK_SECRET_CHARS + 1]);
+
 /* The Ten99Policy-Signature value for body sent at time t: "t=<t>,v1=<hex
  * HMAC-SHA256 keyed with the whole secret string over "<t>.<body>">". */
 void webhook_sign(const char *secret, long long t, const char *body, size_t len,
                   char out[HF_SIGNATURE_MAX]);
+/* The same with one v1= per secret, for an endpoint whose secret rolls:
+ * "t=<t>,v1=<current>,v1=<previous>"; previous may be NULL. */
+void webhook_sign_rolling(const char *secret, const char *previous, long long t,
+                          const char *body, size_t len, char out[HF_ROLLING_SIGNATURE_MAX]);
 
 #endif

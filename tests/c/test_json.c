@@ -42,6 +42,7 @@ static void member_types(void)
     const char *s;
     char err[256];
     size_t n_items;
+    long long number;
     int flag;
 
     s = "{\"t\":true,\"f\":false,\"one\":1,\"a\":[1,2],\"z\":null}";
@@ -54,6 +55,9 @@ static void member_types(void)
     CHECK("array size", json_member_array_size(v, "a", &n_items) == 0 && n_items == 2);
     CHECK("size of a non-array", json_member_array_size(v, "t", &n_items) == HF_EINVAL);
     CHECK("size of a missing array", json_member_array_size(v, "q", &n_items) == HF_ENOTFOUND);
+    CHECK("integer", json_member_int(v, "one", &number) == 0 && number == 1);
+    CHECK("true is not an integer", json_member_int(v, "t", &number) == HF_EINVAL);
+    CHECK("missing integer", json_member_int(v, "q", &number) == HF_ENOTFOUND);
     json_free(v);
 }
 

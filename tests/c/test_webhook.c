@@ -149,6 +149,20 @@ static void signing(void)
     CHECK("another secret signs differently", !strstr(sig, "d2c69519963176"));
 }
 
+static void rolling_signature(void)
+{
+    const char *body = "{\"id\":\"evt_1\"}";
+    char one[HF_SIGNATURE_MAX], other[HF_SIGNATURE_MAX], both[HF_ROLLING_SIGNATURE_MAX];
+
+    webhook_sign("whsec_new", 1700000000, body, strlen(body), one);
+    webhook_sign("whsec_old", 1700000000, body, strlen(body), other);
+    webhook_sign_rolling("whsec_new", NULL, 1700000000, body, strlen(body), both);
+    CHECK("without a previous secret: one v1", strcmp(both, one) == 0);
+    webhook_sign_rolling("whsec_new", "whsec_old", 1700000000, body, strlen(body), both);
+    CHECK("with one: the current v1, then the previous one, under one t=",
+          strncmp(both, one, strlen(one)) == 0 && strcmp(both + strlen(one), strchr(other, ',')) == 0);
+}
+
 static void backoff(void)
 {
     CHECK("first retry after the base delay", webhook_backoff_ms(10000, 1) == 10000);
@@ -205,6 +219,7 @@ int main(void)
     addresses();
     sealing(dir);
     signing();
+    rolling_signature();
     backoff();
     plan();
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

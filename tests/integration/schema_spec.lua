@@ -55,6 +55,8 @@ describe("schema migrations #sqlite_only", function()
     h.sql(srv.db, "ALTER TABLE webhook_endpoints DROP COLUMN description; "
       .. "ALTER TABLE webhook_endpoints DROP COLUMN enabled_events; "
       .. "ALTER TABLE webhook_endpoints DROP COLUMN disabled; "
+      .. "ALTER TABLE webhook_endpoints DROP COLUMN previous_secret_sealed; "
+      .. "ALTER TABLE webhook_endpoints DROP COLUMN previous_until_ms; "
       .. "DROP INDEX events_by_tenant; DROP INDEX webhook_deliveries_by_endpoint; "
       .. "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) "
       .. "WHERE status = 'pending'; ALTER TABLE webhook_endpoints DROP COLUMN failures; "

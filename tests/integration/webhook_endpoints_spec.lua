@@ -190,3 +190,103 @@ describe("webhook endpoints: which events reach them", function()
     assert.are.equal("delivered", deliveries_of(srv, paused.id)[1].status)
   end)
 end)
+
+describe("webhook endpoints: rolling the signing secret", function()
+  local dir, srv, t, other, rx
+
+  setup(function()
+    dir = h.tmpdir()
+    wh.policy_dir(dir)
+    srv = h.start({ dir = dir, policy = h.root .. "/policies.example.lua",
+      policy_dir = dir .. "/policies",
+      args = { "--webhook-retry-base-ms", "50", "--webhook-timeout-ms", "2000" } })
+    t = h.tenant(srv.db, "Acme")
+    other = h.tenant(srv.db, "Other")
+    wh.allow_loopback(dir .. "/policies", t)
+    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    rx = wh.receiver(0)
+  end)
+  teardown(function()
+    srv:stop()
+    rx:stop()
+  end)
+
+  local function roll(secret, id, body)
+    local r = srv:request({ method = "POST", path = wh.PATH .. "/" .. id .. "/roll_secret",
+      body = body and cjson.encode(body) or nil,
+      headers = { Authorization = "Bearer " .. secret, ["Content-Type"] = "application/json" } })
+    if r.json and r.json.secret then h.remember_secret(r.json.secret) end
+    return r
+  end
+
+  -- The next delivery to path after n requests, and the secrets whose
+  -- signature it carries (of those given).
+  local function next_delivery(path, n, secrets)
+    local got = rx:wait(function(reqs)
+      for i = n + 1, #reqs do if reqs[i].path == path then return true end end
+    end)
+    for i = n + 1, #got do
+      if got[i].path == path then
+        local ts, v1 = wh.parse_signature(got[i].signature)
+        local signed = {}
+        for name, secret in pairs(secrets) do
+          local want = wh.expected_signature(secret, ts, got[i].body)
+          for _, v in ipairs(v1) do if v == want then signed[name] = true end end
+        end
+        return got[i], v1, signed
+      end
+    end
+    error("no delivery to " .. path)
+  end
+
+  it("signs with the new and the old secret while they overlap, then with the new alone", function()
+    local created = wh.create(srv, t.key.secret, rx:url("/roll"))
+    assert.are.equal(201, created.status, created.body)
+    local id, old = created.json.id, created.json.secret
+    local r = roll(t.key.secret, id)
+    assert.are.equal(200, r.status, r.body)
+    local new = r.json.secret
+    assert.matches("^whsec_", new)
+    assert.are_not.equal(old, new)
+    assert.are.equal("no-store", r.headers["cache-control"])
+    -- a day by default
+    assert.is_true(math.abs(r.json.previous_secret_expires_at - (os.time() + 86400)) <= 5)
+    local g = srv:get(t.key.secret, wh.PATH .. "/" .. id)
+    assert.is_nil(g.json.secret)
+    assert.are.equal(r.json.previous_secret_expires_at, g.json.previous_secret_expires_at)
+
+    local n = #rx:requests()
+    cancel_one(srv, t)
+    local _, v1, signed = next_delivery("/roll", n, { old = old, new = new })
+    assert.are.equal(2, #v1, "one v1= per live secret")
+    assert.is_true(signed.new and signed.old, "verifies with either secret")
+
+    -- overlap 0: the old secret (now the one from the first roll) stops at once
+    r = roll(t.key.secret, id, { overlap_seconds = 0 })
+    assert.are.equal(200, r.status, r.body)
+    assert.are.equal(cjson.null, r.json.previous_secret_expires_at)
+    local newest = r.json.secret
+    n = #rx:requests()
+    cancel_one(srv, t)
+    _, v1, signed = next_delivery("/roll", n, { old = old, new = new, newest = newest })
+    assert.are.equal(1, #v1)
+    assert.is_true(signed.newest)
+    assert.is_nil(signed.new)
+    assert.is_nil(signed.old)
+  end)
+
+  it("refuses a bad overlap and answers another tenant's endpoint as unknown", function()
+    local e = wh.create(srv, t.key.secret, "https://r.example.com/h").json
+    for _, bad in ipairs({ -1, 604801, 1.5, "60" }) do
+      h.assert_error(roll(t.key.secret, e.id, { overlap_seconds = bad }), 400, "invalid_input",
+        "overlap_seconds")
+    end
+    assert.are.equal(200, roll(t.key.secret, e.id, { overlap_seconds = 604800 }).status)
+    h.assert_error(roll(other.key.secret, e.id), 404, "invalid_webhook_endpoint_id", "id")
+    h.assert_error(roll(t.test_key.secret, e.id), 404, "invalid_webhook_endpoint_id", "id")
+    local r = srv:get(t.key.secret, wh.PATH .. "/" .. e.id .. "/roll_secret")
+    assert.are.equal(405, r.status)
+    assert.are.equal("POST", r.headers["allow"])
+    h.assert_error(srv:get(t.key.secret, wh.PATH .. "/" .. e.id .. "/nope"), 404, "resource_not_found")
+  end)
+end)
