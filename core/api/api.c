@@ -449,7 +449,8 @@ static int id_param(const struct http_req *req, const char *name, char *out,
     return -1;
 }
 
-int api_page_params(const struct http_req *req, struct api_page *p, struct http_resp *resp)
+int api_page_params(const struct http_req *req, struct list_page *p, char *after,
+                    char *before, struct http_resp *resp)
 {
     char limit[8];
     int rc = http_query_param(req, "limit", limit, sizeof limit);
@@ -464,8 +465,8 @@ int api_page_params(const struct http_req *req, struct api_page *p, struct http_
         }
         p->limit = (int)v;
     }
-    if (id_param(req, "starting_after", p->after, &p->starting_after, resp) != 0 ||
-        id_param(req, "ending_before", p->before, &p->ending_before, resp) != 0)
+    if (id_param(req, "starting_after", after, &p->starting_after, resp) != 0 ||
+        id_param(req, "ending_before", before, &p->ending_before, resp) != 0)
         return -1;
     if (p->starting_after && p->ending_before) {
         api_fail(resp, HF_EINVAL, NULL, "Use starting_after or ending_before, not both.",
@@ -475,22 +476,26 @@ int api_page_params(const struct http_req *req, struct api_page *p, struct http_
     return 0;
 }
 
+void api_unknown_cursor(struct http_resp *resp, const struct list_page *page, const char *what)
+{
+    char msg[64];
+
+    snprintf(msg, sizeof msg, "The cursor names no %s.", what);
+    api_fail(resp, HF_EINVAL, NULL, msg, page->starting_after ? "starting_after" : "ending_before");
+}
+
 static void list_sessions(struct worker *w, const struct api_key *key,
                           const struct http_req *req, struct http_resp *resp)
 {
     static const char *const states[] = {"pending", "completed", "cancelled", "expired"};
-    char contractor[HF_ID_MAX], status[16];
-    struct api_page page;
+    char contractor[HF_ID_MAX], status[16], after[HF_ID_MAX], before[HF_ID_MAX];
     struct session_query q = {0};
     struct json_text list = {0};
     size_t n;
     int rc;
 
-    if (api_page_params(req, &page, resp) != 0)
+    if (api_page_params(req, &q.page, after, before, resp) != 0)
         return;
-    q.limit = page.limit;
-    q.starting_after = page.starting_after;
-    q.ending_before = page.ending_before;
     rc = http_query_param(req, "status", status, sizeof status);
     if (rc != -1) {
         for (size_t i = 0; rc == 0 && i < 4 && !q.status; i++)
@@ -509,8 +514,7 @@ static void list_sessions(struct worker *w, const struct api_key *key,
     rc = store_session_list(w->store, key->tenant_id, key->mode, &q, clock_now_s(),
                             w->page, &n);
     if (rc == HF_ENOTFOUND) {
-        const char *param = q.starting_after ? "starting_after" : "ending_before";
-        api_fail(resp, HF_EINVAL, NULL, "The cursor names no payment session.", param);
+        api_unknown_cursor(resp, &q.page, "payment session");
         return;
     }
     if (rc != 0) {

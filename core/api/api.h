@@ -37,17 +37,16 @@ int api_required_string(const struct json_t *body, const char *key, const char *
 /* The JSON API: every path the other routes do not take (api.c). */
 void api_handle(struct worker *w, const struct http_req *req, struct http_resp *resp);
 
-/* One page of a list: limit (1..100, default 10) and at most one cursor,
- * from the query string. */
-struct api_page {
-    int limit;
-    const char *starting_after;  /* NULL or after */
-    const char *ending_before;   /* NULL or before */
-    char after[HF_ID_MAX], before[HF_ID_MAX];
-};
-/* The page parameters of req into p, or -1 with resp set to the 400
- * naming the bad one. */
-int api_page_params(const struct http_req *req, struct api_page *p, struct http_resp *resp);
+/* Lists: limit (1..100, default 10) and at most one cursor, from the
+ * query string. */
+/* The page parameters of req into page (its cursors point into the
+ * buffers after and before, HF_ID_MAX each), or -1 with resp set to the
+ * 400 naming the bad one. */
+int api_page_params(const struct http_req *req, struct list_page *page, char *after,
+                    char *before, struct http_resp *resp);
+/* resp: the 400 for a cursor of page that names none of the list's items
+ * (what: "payment session", "event"). */
+void api_unknown_cursor(struct http_resp *resp, const struct list_page *page, const char *what);
 
 /* resp: 500 policy_error, the decision logged as an error. */
 void api_policy_error(struct http_resp *resp);

@@ -16,19 +16,15 @@
 static void list_events(struct worker *w, const struct api_key *key,
                         const struct http_req *req, struct http_resp *resp)
 {
-    char type[HF_EVENT_TYPE_MAX];
-    struct api_page page;
+    char type[HF_EVENT_TYPE_MAX], after[HF_ID_MAX], before[HF_ID_MAX];
     struct event_query q = {0};
     struct json_text list = {0};
     struct event *found;
     size_t n;
     int rc;
 
-    if (api_page_params(req, &page, resp) != 0)
+    if (api_page_params(req, &q.page, after, before, resp) != 0)
         return;
-    q.limit = page.limit;
-    q.starting_after = page.starting_after;
-    q.ending_before = page.ending_before;
     rc = http_query_param(req, "type", type, sizeof type);
     if (rc != -1) {
         for (size_t i = 0; rc == 0 && i < SESSION_EVENT_TYPES; i++)
@@ -42,14 +38,13 @@ static void list_events(struct worker *w, const struct api_key *key,
     }
     /* a page is up to 100 sessions with their URLs: on the heap, and only
      * for this rarer read */
-    if (!(found = calloc((size_t)q.limit, sizeof *found))) {
+    if (!(found = calloc((size_t)q.page.limit, sizeof *found))) {
         api_fail(resp, HF_ENOMEM, NULL, "The server could not handle the request.", NULL);
         return;
     }
     rc = store_event_page(w->store, key->tenant_id, key->mode, &q, clock_now_s(), found, &n);
     if (rc == HF_ENOTFOUND) {
-        api_fail(resp, HF_EINVAL, NULL, "The cursor names no event.",
-             q.starting_after ? "starting_after" : "ending_before");
+        api_unknown_cursor(resp, &q.page, "event");
     } else if (rc != 0) {
         api_fail(resp, rc, NULL, "The server could not handle the request.", NULL);
     } else {

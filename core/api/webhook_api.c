@@ -66,6 +66,17 @@ static void bad_url(struct http_resp *resp, const char *message)
     api_fail(resp, HF_EINVAL, "invalid_webhook_url", message, "url");
 }
 
+/* The endpoint with its new secret: shown this once, wiped after sending. */
+static void reply_with_secret(struct http_resp *resp, int status,
+                              const struct webhook_endpoint *e, const char *secret)
+{
+    struct json_t *o = endpoint_json(e);
+
+    json_put_string(o, "secret", secret);
+    api_reply(resp, status, o);
+    resp->body_secret = 1;
+}
+
 /* May the tenant of key send its events to url? 0 when the policy allows
  * it, else -1 with resp set to the refusal. */
 static int check_url(struct worker *w, const struct api_key *key, const struct http_req *req,
@@ -196,7 +207,7 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
                             const struct http_req *req, struct http_resp *resp)
 {
     char secret[HF_WEBHOOK_SECRET_CHARS + 1];
-    struct json_t *body = NULL, *o;
+    struct json_t *body = NULL;
     struct webhook_endpoint e;
     const char *url;
     int rc;
@@ -224,10 +235,7 @@ static void create_endpoint(struct worker *w, const struct api_key *key,
     } else if (rc != 0) {
         server_error(resp, rc);
     } else {
-        o = endpoint_json(&e);
-        json_put_string(o, "secret", secret); /* shown this once */
-        api_reply(resp, 201, o);
-        resp->body_secret = 1;
+        reply_with_secret(resp, 201, &e, secret);
     }
     token_wipe(secret, sizeof secret);
 out:
@@ -288,7 +296,7 @@ static void roll_secret(struct worker *w, const struct api_key *key,
                         struct http_resp *resp)
 {
     char secret[HF_WEBHOOK_SECRET_CHARS + 1];
-    struct json_t *body = NULL, *o;
+    struct json_t *body = NULL;
     struct webhook_endpoint e;
     long long overlap = ROLL_OVERLAP_DEFAULT;
     int rc;
@@ -314,10 +322,7 @@ static void roll_secret(struct worker *w, const struct api_key *key,
     } else if (rc != 0) {
         server_error(resp, rc);
     } else {
-        o = endpoint_json(&e);
-        json_put_string(o, "secret", secret); /* shown this once */
-        api_reply(resp, 200, o);
-        resp->body_secret = 1;
+        reply_with_secret(resp, 200, &e, secret);
     }
     token_wipe(secret, sizeof secret);
 out:

@@ -60,12 +60,18 @@ struct session {
 };
 
 /* Filters and cursor of a session list. */
+/* One page of a list, newest first: at most one cursor (an id of the
+ * list's kind), limit 1..100. */
+struct list_page {
+    const char *starting_after;  /* older than this id, or NULL */
+    const char *ending_before;   /* newer than this id, or NULL */
+    int limit;
+};
+
 struct session_query {
     const char *contractor_id;   /* NULL = any */
     const char *status;          /* NULL = any; one of the four states */
-    const char *starting_after;  /* session id cursor or NULL */
-    const char *ending_before;   /* session id cursor or NULL */
-    int limit;                   /* 1..100 */
+    struct list_page page;       /* cursors are session ids */
 };
 
 /* Idempotency of a create: key and the hash of the request body. */
@@ -184,7 +190,7 @@ int store_idempotency_find(struct store *s, const char *tenant_id, const char *m
 /* The session id as it reads at now. */
 int store_session_get(struct store *s, const char *tenant_id, const char *mode,
                       const char *id, long long now, struct session *out);
-/* Up to q->limit sessions, newest first, into out; count in *n. A cursor
+/* Up to q->page.limit sessions, newest first, into out; count in *n. A cursor
  * naming no session of this tenant and mode gives HF_ENOTFOUND. */
 int store_session_list(struct store *s, const char *tenant_id, const char *mode,
                        const struct session_query *q, long long now,
@@ -397,16 +403,14 @@ struct event {
 /* Which of a tenant's events to list: one page, newest first. */
 struct event_query {
     const char *type;            /* NULL = any */
-    const char *starting_after;  /* event id cursor or NULL */
-    const char *ending_before;   /* event id cursor or NULL */
-    int limit;                   /* 1..100 */
+    struct list_page page;       /* cursors are event ids */
 };
 
 /* The event id of tenant_id's sessions of mode; HF_ENOTFOUND across
  * tenants and modes. now as for store_session_get. */
 int store_event_get(struct store *s, const char *tenant_id, const char *mode,
                     const char *id, long long now, struct event *out);
-/* A page of those events, newest first, into out (q->limit of them);
+/* A page of those events, newest first, into out (q->page.limit of them);
  * count in *n. HF_ENOTFOUND when a cursor names none of them. */
 int store_event_page(struct store *s, const char *tenant_id, const char *mode,
                      const struct event_query *q, long long now,

@@ -1254,10 +1254,10 @@ static int pg_session_insert(struct store *s, struct session *in,
     return tx_finish(s, rc);
 }
 
-/* seq of a cursor id under tenant and mode; HF_ENOTFOUND if it names
- * nothing there. */
-static int cursor_seq(struct store *s, const char *tenant_id, const char *mode,
-                      const char *id, long long *seq)
+/* seq of a cursor id under tenant and mode, by statement q (a session's
+ * or an event's); HF_ENOTFOUND if it names nothing there. */
+static int cursor_seq(struct store *s, enum stmt_id q, const char *tenant_id,
+                      const char *mode, const char *id, long long *seq)
 {
     struct params p = {0};
     PGresult *r = NULL;
@@ -1266,7 +1266,7 @@ static int cursor_seq(struct store *s, const char *tenant_id, const char *mode,
     p_text(&p, tenant_id);
     p_text(&p, mode);
     p_text(&p, id);
-    if ((rc = lookup(s, Q_SESSION_SEQ, &p, &r)) == 0)
+    if ((rc = lookup(s, q, &p, &r)) == 0)
         *seq = int_val(r, 0, 0);
     PQclear(r);
     return rc;
@@ -1276,28 +1276,28 @@ static int pg_session_list(struct store *s, const char *tenant_id, const char *m
                            const struct session_query *q, long long now,
                            struct session *out, size_t *n)
 {
-    int newer = q->ending_before != NULL;
+    int newer = q->page.ending_before != NULL;
     long long seq = newer ? 0 : (long long)9223372036854775807LL;
     struct params p = {0};
     size_t count = 0;
     PGresult *r;
     int rc;
 
-    if (q->starting_after &&
-        (rc = cursor_seq(s, tenant_id, mode, q->starting_after, &seq)) != 0)
+    if (q->page.starting_after &&
+        (rc = cursor_seq(s, Q_SESSION_SEQ, tenant_id, mode, q->page.starting_after, &seq)) != 0)
         return rc;
-    if (newer && (rc = cursor_seq(s, tenant_id, mode, q->ending_before, &seq)) != 0)
+    if (newer && (rc = cursor_seq(s, Q_SESSION_SEQ, tenant_id, mode, q->page.ending_before, &seq)) != 0)
         return rc;
     p_text(&p, tenant_id);
     p_text(&p, mode);
     p_int(&p, seq);
     p_text(&p, q->contractor_id);
     p_text(&p, q->status);
-    p_int(&p, q->limit);
+    p_int(&p, q->page.limit);
     p_int(&p, now);
     if (!(r = run(s, newer ? Q_SESSION_LIST_NEWER : Q_SESSION_LIST_OLDER, &p)))
         return HF_ESTORE;
-    for (int i = 0; i < PQntuples(r) && count < (size_t)q->limit; i++)
+    for (int i = 0; i < PQntuples(r) && count < (size_t)q->page.limit; i++)
         read_session(r, i, &out[count++]);
     PQclear(r);
     if (newer) /* fetched oldest first next to the cursor; lists are newest first */
@@ -1894,35 +1894,25 @@ static int pg_event_page(struct store *s, const char *tenant_id, const char *mod
                          const struct event_query *q, long long now,
                          struct event *out, size_t *n)
 {
-    int newer = q->ending_before != NULL;
-    const char *cursor = newer ? q->ending_before : q->starting_after;
+    int newer = q->page.ending_before != NULL;
+    const char *cursor = newer ? q->page.ending_before : q->page.starting_after;
     long long seq = newer ? 0 : (long long)9223372036854775807LL;
     struct params p = {0};
     size_t count = 0;
     PGresult *r = NULL;
     int rc;
 
-    if (cursor) {
-        p_text(&p, tenant_id);
-        p_text(&p, mode);
-        p_text(&p, cursor);
-        rc = lookup(s, Q_TENANT_EVENT_SEQ, &p, &r);
-        if (rc == 0)
-            seq = int_val(r, 0, 0);
-        PQclear(r);
-        if (rc != 0)
-            return rc;
-        memset(&p, 0, sizeof p);
-    }
+    if (cursor && (rc = cursor_seq(s, Q_TENANT_EVENT_SEQ, tenant_id, mode, cursor, &seq)) != 0)
+        return rc;
     p_text(&p, tenant_id);
     p_text(&p, mode);
     p_int(&p, seq);
     p_text(&p, q->type);
-    p_int(&p, q->limit);
+    p_int(&p, q->page.limit);
     p_int(&p, now);
     if (!(r = run(s, newer ? Q_TENANT_EVENTS_NEWER : Q_TENANT_EVENTS_OLDER, &p)))
         return HF_ESTORE;
-    for (int i = 0; i < PQntuples(r) && count < (size_t)q->limit; i++)
+    for (int i = 0; i < PQntuples(r) && count < (size_t)q->page.limit; i++)
         read_event(r, i, &out[count++]);
     PQclear(r);
     *n = count;

@@ -1584,12 +1584,12 @@ static int sqlite_session_insert_later(struct store *s, struct session *in,
     return 0;
 }
 
-/* seq of a cursor id under tenant and mode; HF_ENOTFOUND if it names
- * nothing there. */
-static int cursor_seq(struct store *s, const char *tenant_id, const char *mode,
-                      const char *id, long long *seq)
+/* seq of a cursor id under tenant and mode, by statement q (a session's
+ * or an event's); HF_ENOTFOUND if it names nothing there. */
+static int cursor_seq(struct store *s, enum stmt_id q, const char *tenant_id,
+                      const char *mode, const char *id, long long *seq)
 {
-    sqlite3_stmt *st = prep(s, Q_SESSION_SEQ);
+    sqlite3_stmt *st = prep(s, q);
     int rc;
 
     if (!st)
@@ -1608,16 +1608,16 @@ static int sqlite_session_list(struct store *s, const char *tenant_id, const cha
                                const struct session_query *q, long long now,
                                struct session *out, size_t *n)
 {
-    int newer = q->ending_before != NULL;
+    int newer = q->page.ending_before != NULL;
     long long seq = newer ? 0 : (long long)9223372036854775807LL;
     sqlite3_stmt *st;
     size_t count = 0;
     int rc;
 
-    if (q->starting_after &&
-        (rc = cursor_seq(s, tenant_id, mode, q->starting_after, &seq)) != 0)
+    if (q->page.starting_after &&
+        (rc = cursor_seq(s, Q_SESSION_SEQ, tenant_id, mode, q->page.starting_after, &seq)) != 0)
         return rc;
-    if (newer && (rc = cursor_seq(s, tenant_id, mode, q->ending_before, &seq)) != 0)
+    if (newer && (rc = cursor_seq(s, Q_SESSION_SEQ, tenant_id, mode, q->page.ending_before, &seq)) != 0)
         return rc;
     if (!(st = prep(s, newer ? Q_SESSION_LIST_NEWER : Q_SESSION_LIST_OLDER)))
         return HF_ESTORE;
@@ -1625,10 +1625,10 @@ static int sqlite_session_list(struct store *s, const char *tenant_id, const cha
     sqlite3_bind_int64(st, 2, seq);
     bind_text(st, 3, q->contractor_id);
     bind_text(st, 4, q->status);
-    sqlite3_bind_int(st, 6, q->limit);
+    sqlite3_bind_int(st, 6, q->page.limit);
     bind_text(st, 9, mode);
     sqlite3_bind_int64(st, 10, now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < (size_t)q->limit)
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < (size_t)q->page.limit)
         read_session(st, &out[count++]);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -2437,48 +2437,28 @@ static int sqlite_event_get(struct store *s, const char *tenant_id, const char *
     return found(rc);
 }
 
-/* seq of an event cursor under tenant and mode; HF_ENOTFOUND if it names
- * none there. */
-static int event_cursor_seq(struct store *s, const char *tenant_id, const char *mode,
-                            const char *id, long long *seq)
-{
-    sqlite3_stmt *st = prep(s, Q_TENANT_EVENT_SEQ);
-    int rc;
-
-    if (!st)
-        return HF_ESTORE;
-    bind_text(st, 1, tenant_id);
-    bind_text(st, 2, id);
-    bind_text(st, 9, mode);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *seq = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
-    return found(rc);
-}
-
 static int sqlite_event_page(struct store *s, const char *tenant_id, const char *mode,
                              const struct event_query *q, long long now,
                              struct event *out, size_t *n)
 {
-    int newer = q->ending_before != NULL;
-    const char *cursor = newer ? q->ending_before : q->starting_after;
+    int newer = q->page.ending_before != NULL;
+    const char *cursor = newer ? q->page.ending_before : q->page.starting_after;
     long long seq = newer ? 0 : (long long)9223372036854775807LL;
     sqlite3_stmt *st;
     size_t count = 0;
     int rc;
 
-    if (cursor && (rc = event_cursor_seq(s, tenant_id, mode, cursor, &seq)) != 0)
+    if (cursor && (rc = cursor_seq(s, Q_TENANT_EVENT_SEQ, tenant_id, mode, cursor, &seq)) != 0)
         return rc;
     if (!(st = prep(s, newer ? Q_TENANT_EVENTS_NEWER : Q_TENANT_EVENTS_OLDER)))
         return HF_ESTORE;
     bind_text(st, 1, tenant_id);
     sqlite3_bind_int64(st, 2, seq);
     bind_text(st, 3, q->type);
-    sqlite3_bind_int(st, 6, q->limit);
+    sqlite3_bind_int(st, 6, q->page.limit);
     bind_text(st, 9, mode);
     sqlite3_bind_int64(st, 10, now);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < (size_t)q->limit)
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && count < (size_t)q->page.limit)
         read_event(st, &out[count++]);
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)

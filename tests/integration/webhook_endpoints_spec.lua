@@ -30,20 +30,24 @@ local function deliveries_of(srv, id)
   return out
 end
 
-describe("webhook endpoints a tenant changes", function()
-  local dir, srv, t, other
+-- A server whose tenant t (with another, other) may send to loopback
+-- receivers: srv, t, other.
+local function start()
+  local dir = h.tmpdir()
+  wh.policy_dir(dir)
+  local srv = h.start({ dir = dir, policy = h.root .. "/policies.example.lua",
+    policy_dir = dir .. "/policies",
+    args = { "--webhook-retry-base-ms", "50", "--webhook-timeout-ms", "2000" } })
+  local t, other = h.tenant(srv.db, "Acme"), h.tenant(srv.db, "Other")
+  wh.allow_loopback(dir .. "/policies", t)
+  assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+  return srv, t, other
+end
 
-  setup(function()
-    dir = h.tmpdir()
-    wh.policy_dir(dir)
-    srv = h.start({ dir = dir, policy = h.root .. "/policies.example.lua",
-      policy_dir = dir .. "/policies",
-      args = { "--webhook-retry-base-ms", "50", "--webhook-timeout-ms", "2000" } })
-    t = h.tenant(srv.db, "Acme")
-    other = h.tenant(srv.db, "Other")
-    wh.allow_loopback(dir .. "/policies", t)
-    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
-  end)
+describe("webhook endpoints a tenant changes", function()
+  local srv, t, other
+
+  setup(function() srv, t, other = start() end)
   teardown(function() srv:stop() end)
 
   it("takes description and enabled_events on create and shows them", function()
@@ -126,17 +130,10 @@ describe("webhook endpoints a tenant changes", function()
 end)
 
 describe("webhook endpoints: which events reach them", function()
-  local dir, srv, t, rx
+  local srv, t, rx
 
   setup(function()
-    dir = h.tmpdir()
-    wh.policy_dir(dir)
-    srv = h.start({ dir = dir, policy = h.root .. "/policies.example.lua",
-      policy_dir = dir .. "/policies",
-      args = { "--webhook-retry-base-ms", "50", "--webhook-timeout-ms", "2000" } })
-    t = h.tenant(srv.db, "Acme")
-    wh.allow_loopback(dir .. "/policies", t)
-    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    srv, t = start()
     rx = wh.receiver(0)
   end)
   teardown(function()
@@ -192,18 +189,10 @@ describe("webhook endpoints: which events reach them", function()
 end)
 
 describe("webhook endpoints: rolling the signing secret", function()
-  local dir, srv, t, other, rx
+  local srv, t, other, rx
 
   setup(function()
-    dir = h.tmpdir()
-    wh.policy_dir(dir)
-    srv = h.start({ dir = dir, policy = h.root .. "/policies.example.lua",
-      policy_dir = dir .. "/policies",
-      args = { "--webhook-retry-base-ms", "50", "--webhook-timeout-ms", "2000" } })
-    t = h.tenant(srv.db, "Acme")
-    other = h.tenant(srv.db, "Other")
-    wh.allow_loopback(dir .. "/policies", t)
-    assert.are.equal(200, srv:admin("POST", "/admin/v1/policy/reload").status)
+    srv, t, other = start()
     rx = wh.receiver(0)
   end)
   teardown(function()
