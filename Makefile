@@ -19,7 +19,7 @@ CFLAGS ?= -O2 -g
 # Sources per layer (core/*/README.md: what each owns and may include).
 # Objects land flat in $(BUILD): every file name is unique across core/.
 CORE_SRCS := main.c config.c
-CLI_SRCS := cli.c cli_policy.c cli_events.c admin_client.c
+CLI_SRCS := cli.c cli_list.c cli_policy.c cli_events.c admin_client.c
 HOSTED_SRCS := hosted.c hosted_pages.c processor.c processor_test.c processor_checkout.c
 API_SRCS := api.c webhook_api.c events_api.c ratelimit.c worker.c
 HTTP_SRCS := http.c bigstack.c framing.c admin.c

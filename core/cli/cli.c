@@ -21,6 +21,7 @@ static const char tenant_usage[] =
     "usage: hostflow tenant create NAME [--redirect-host HOST]... [--json]\n"
     "       hostflow tenant set-redirect-hosts TENANT_ID [HOST]...\n"
     "       hostflow tenant show TENANT_ID [--json]\n"
+    "       hostflow tenant list [--json]\n"
     "\n"
     "Tenants own API keys, contractors and sessions. HOST is an exact host\n"
     "name (no scheme, port or path) that return_url may point to; the\n"
@@ -30,15 +31,19 @@ static const char tenant_usage[] =
 static const char key_usage[] =
     "usage: hostflow key create TENANT_ID [--test] [--json]\n"
     "       hostflow key revoke KEY_ID\n"
+    "       hostflow key list TENANT_ID [--json]\n"
     "\n"
     "create prints the secret once; only its hash is stored. --test keys make\n"
     "test-mode sessions (test processor). revoke takes effect on the next\n"
-    "request. Every command takes --db PATH.\n";
+    "request. list shows each key's id, mode, the start of its secret and\n"
+    "whether it is revoked. Every command takes --db PATH.\n";
 
 static const char contractor_usage[] =
     "usage: hostflow contractor create TENANT_ID [--name NAME] [--json]\n"
+    "       hostflow contractor list TENANT_ID [--json]\n"
     "\n"
-    "Creates a contractor under the tenant and prints its id (cn_...).\n"
+    "create makes a contractor under the tenant and prints its id (cn_...);\n"
+    "list shows the tenant's contractors, oldest first.\n"
     "Every command takes --db PATH.\n";
 
 int cli_usage(const char *text, int status)
@@ -273,7 +278,7 @@ int cli_tenant(const char *db_path, int argc, char **argv)
         if (cli_is_help(argv[a]))
             return cli_usage(tenant_usage, 0);
     if (strcmp(argv[0], "create") != 0 && strcmp(argv[0], "set-redirect-hosts") != 0 &&
-        strcmp(argv[0], "show") != 0) {
+        strcmp(argv[0], "show") != 0 && strcmp(argv[0], "list") != 0) {
         fprintf(stderr, "hostflow: unknown tenant command \"%s\"\n%s", argv[0], tenant_usage);
         return 2;
     }
@@ -283,6 +288,8 @@ int cli_tenant(const char *db_path, int argc, char **argv)
         rc = tenant_create(s, argc - 1, argv + 1);
     else if (strcmp(argv[0], "set-redirect-hosts") == 0)
         rc = tenant_set_hosts(s, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "list") == 0)
+        rc = cli_tenant_list(s, argc - 1, argv + 1, tenant_usage);
     else
         rc = tenant_show(s, argc - 1, argv + 1);
     store_close(s);
@@ -353,7 +360,8 @@ int cli_key(const char *db_path, int argc, char **argv)
     for (int a = 1; a < argc; a++)
         if (cli_is_help(argv[a]))
             return cli_usage(key_usage, 0);
-    if (strcmp(argv[0], "create") != 0 && strcmp(argv[0], "revoke") != 0) {
+    if (strcmp(argv[0], "create") != 0 && strcmp(argv[0], "revoke") != 0 &&
+        strcmp(argv[0], "list") != 0) {
         fprintf(stderr, "hostflow: unknown key command \"%s\"\n%s", argv[0], key_usage);
         return 2;
     }
@@ -363,6 +371,8 @@ int cli_key(const char *db_path, int argc, char **argv)
         return 1;
     if (strcmp(argv[0], "create") == 0) {
         rc = key_create(s, argc - 1, argv + 1);
+    } else if (strcmp(argv[0], "list") == 0) {
+        rc = cli_key_list(s, argc - 1, argv + 1, key_usage);
     } else {
         rc = store_key_revoke(s, argv[1], clock_now_s());
         if (rc == 0)
@@ -382,6 +392,16 @@ int cli_contractor(const char *db_path, int argc, char **argv)
 
     if (argc < 1 || cli_is_help(argv[0]))
         return cli_usage(contractor_usage, argc < 1 ? 2 : 0);
+    if (strcmp(argv[0], "list") == 0) {
+        for (int a = 1; a < argc; a++)
+            if (cli_is_help(argv[a]))
+                return cli_usage(contractor_usage, 0);
+        if (!(s = cli_open_store(db_path)))
+            return 1;
+        rc = cli_contractor_list(s, argc - 1, argv + 1, contractor_usage);
+        store_close(s);
+        return rc;
+    }
     if (strcmp(argv[0], "create") != 0) {
         fprintf(stderr, "hostflow: unknown contractor command \"%s\"\n%s", argv[0],
                 contractor_usage);

@@ -12,6 +12,13 @@ int cli_policy(const char *db_path, int argc, char **argv);
 /* events list | events retry (cli_events.c). */
 int cli_events(const char *db_path, int argc, char **argv);
 
+/* tenant list, key list, contractor list on an open store (cli_list.c);
+ * usage is the command's help, printed on a usage error. */
+struct store;
+int cli_tenant_list(struct store *s, int argc, char **argv, const char *usage);
+int cli_key_list(struct store *s, int argc, char **argv, const char *usage);
+int cli_contractor_list(struct store *s, int argc, char **argv, const char *usage);
+
 /* Shared by the commands: print text (stdout for status 0, else stderr)
  * and return status; "--help" or "-h"; open the store or print why not;
  * one JSON line. */

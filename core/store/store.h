@@ -37,12 +37,14 @@ struct api_key {
     char mode[8];             /* "live" or "test" */
     char prefix[16];          /* visible start of the secret, for humans */
     long long revoked_at;     /* 0 when active */
+    long long created;        /* read by store_key_each only */
 };
 
 struct contractor {
     char id[HF_ID_MAX];
     char tenant_id[HF_ID_MAX];
     char name[HF_NAME_MAX + 1];
+    long long created;        /* read by store_contractor_each only */
 };
 
 struct session {
@@ -148,6 +150,16 @@ int store_key_find(struct store *s, const unsigned char secret_hash[HF_HASH_BYTE
 
 int store_contractor_create(struct store *s, const char *tenant_id,
                             const char *name, struct contractor *out);
+
+/* The operator's lists (hostflow tenant|key|contractor list): fn is called
+ * for each row, oldest first (a tenant without its redirect hosts); a
+ * non-zero return from fn stops the walk and is returned. */
+int store_tenant_each(struct store *s, int (*fn)(void *arg, const struct tenant *t),
+                      void *arg);
+int store_key_each(struct store *s, const char *tenant_id,
+                   int (*fn)(void *arg, const struct api_key *k), void *arg);
+int store_contractor_each(struct store *s, const char *tenant_id,
+                          int (*fn)(void *arg, const struct contractor *c), void *arg);
 /* 0 when the contractor exists under this tenant; HF_ENOTFOUND otherwise
  * (the same answer for another tenant's contractor and an unknown id). */
 int store_contractor_check(struct store *s, const char *tenant_id,

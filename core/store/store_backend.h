@@ -31,6 +31,16 @@
       (s, tenant_id, hosts, n_hosts))                                           \
     X(tenant_get, (struct store *s, const char *tenant_id, struct tenant *out), \
       (s, tenant_id, out))                                                      \
+    X(tenant_each, (struct store *s, int (*fn)(void *arg, const struct tenant *t), \
+                    void *arg),                                                 \
+      (s, fn, arg))                                                             \
+    X(key_each, (struct store *s, const char *tenant_id,                        \
+                 int (*fn)(void *arg, const struct api_key *k), void *arg),     \
+      (s, tenant_id, fn, arg))                                                  \
+    X(contractor_each, (struct store *s, const char *tenant_id,                 \
+                        int (*fn)(void *arg, const struct contractor *c),       \
+                        void *arg),                                             \
+      (s, tenant_id, fn, arg))                                                  \
     X(key_create, (struct store *s, const char *tenant_id, const char *mode,    \
                    const unsigned char secret_hash[HF_HASH_BYTES],              \
                    const char *prefix, struct api_key *out),                    \

@@ -201,6 +201,11 @@ static const char *const migrations[] = {
 #define STATEMENTS(X)                                                          \
     X(TENANT_INSERT, 0, "INSERT INTO tenants (id, name, created) VALUES ($1, $2, $3)") \
     X(TENANT_GET, 1, "SELECT id, name, created FROM tenants WHERE id = $1")   \
+    X(TENANT_ALL, 1, "SELECT id, name, created FROM tenants ORDER BY created, id") \
+    X(KEYS_OF_TENANT, 1, "SELECT id, tenant_id, mode, prefix, coalesce(revoked_at, 0), " \
+      "created FROM api_keys WHERE tenant_id = $1 ORDER BY created, id")       \
+    X(CONTRACTORS_OF_TENANT, 1, "SELECT id, tenant_id, coalesce(name, ''), created " \
+      "FROM contractors WHERE tenant_id = $1 ORDER BY created, id")            \
     X(TENANT_LOCK, 0, "SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE") \
     X(HOSTS_DELETE, 0, "DELETE FROM tenant_redirect_hosts WHERE tenant_id = $1") \
     X(HOST_INSERT, 0, "INSERT INTO tenant_redirect_hosts (tenant_id, position, host) " \
@@ -1123,6 +1128,74 @@ static int pg_contractor_create(struct store *s, const char *tenant_id, const ch
     if (rc == 0)
         *out = c;
     return rc;
+}
+
+static int pg_tenant_each(struct store *s, int (*fn)(void *arg, const struct tenant *t),
+                          void *arg)
+{
+    struct params p = {0};
+    struct tenant *t = calloc(1, sizeof *t); /* its hosts make it large */
+    PGresult *r = t ? run(s, Q_TENANT_ALL, &p) : NULL;
+    int stop = 0;
+
+    for (int i = 0; r && !stop && i < PQntuples(r); i++) {
+        copy_val(r, i, 0, t->id, sizeof t->id);
+        copy_val(r, i, 1, t->name, sizeof t->name);
+        t->created = int_val(r, i, 2);
+        stop = fn(arg, t);
+    }
+    free(t);
+    if (!r)
+        return HF_ESTORE;
+    PQclear(r);
+    return stop;
+}
+
+static int pg_key_each(struct store *s, const char *tenant_id,
+                       int (*fn)(void *arg, const struct api_key *k), void *arg)
+{
+    struct params p = {0};
+    struct api_key k;
+    PGresult *r;
+    int stop = 0;
+
+    p_text(&p, tenant_id);
+    if (!(r = run(s, Q_KEYS_OF_TENANT, &p)))
+        return HF_ESTORE;
+    for (int i = 0; !stop && i < PQntuples(r); i++) {
+        memset(&k, 0, sizeof k);
+        copy_val(r, i, 0, k.id, sizeof k.id);
+        copy_val(r, i, 1, k.tenant_id, sizeof k.tenant_id);
+        copy_val(r, i, 2, k.mode, sizeof k.mode);
+        copy_val(r, i, 3, k.prefix, sizeof k.prefix);
+        k.revoked_at = int_val(r, i, 4);
+        k.created = int_val(r, i, 5);
+        stop = fn(arg, &k);
+    }
+    PQclear(r);
+    return stop;
+}
+
+static int pg_contractor_each(struct store *s, const char *tenant_id,
+                              int (*fn)(void *arg, const struct contractor *c), void *arg)
+{
+    struct params p = {0};
+    struct contractor c;
+    PGresult *r;
+    int stop = 0;
+
+    p_text(&p, tenant_id);
+    if (!(r = run(s, Q_CONTRACTORS_OF_TENANT, &p)))
+        return HF_ESTORE;
+    for (int i = 0; !stop && i < PQntuples(r); i++) {
+        copy_val(r, i, 0, c.id, sizeof c.id);
+        copy_val(r, i, 1, c.tenant_id, sizeof c.tenant_id);
+        copy_val(r, i, 2, c.name, sizeof c.name);
+        c.created = int_val(r, i, 3);
+        stop = fn(arg, &c);
+    }
+    PQclear(r);
+    return stop;
 }
 
 static int pg_contractor_check(struct store *s, const char *tenant_id,
@@ -2100,6 +2173,9 @@ const struct store_ops store_pg_ops = {
     .key_revoke = pg_key_revoke,
     .key_find = pg_key_find,
     .contractor_create = pg_contractor_create,
+    .tenant_each = pg_tenant_each,
+    .key_each = pg_key_each,
+    .contractor_each = pg_contractor_each,
     .contractor_check = pg_contractor_check,
     .session_insert = pg_session_insert,
     .inserts_later = pg_inserts_later,

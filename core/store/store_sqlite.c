@@ -204,6 +204,9 @@ static const struct migration migrations[] = {
     X(ACCESS_GENERATION, "SELECT n FROM access_generation")                    \
     X(TENANT_INSERT, "INSERT INTO tenants (id, name, created) VALUES (?1, ?2, ?3)") \
     X(TENANT_GET, "SELECT id, name, created FROM tenants WHERE id = ?1")       \
+    X(TENANT_ALL, "SELECT id, name, created FROM tenants ORDER BY created, id") \
+    X(KEYS_OF_TENANT, "SELECT id, tenant_id, mode, prefix, coalesce(revoked_at, 0), created FROM api_keys WHERE tenant_id = ?1 ORDER BY created, id") \
+    X(CONTRACTORS_OF_TENANT, "SELECT id, tenant_id, coalesce(name, ''), created FROM contractors WHERE tenant_id = ?1 ORDER BY created, id") \
     X(HOSTS_DELETE, "DELETE FROM tenant_redirect_hosts WHERE tenant_id = ?1")  \
     X(HOST_INSERT, "INSERT OR IGNORE INTO tenant_redirect_hosts (tenant_id, position, host) VALUES (?1, ?2, ?3)") \
     X(HOSTS_GET, "SELECT host FROM tenant_redirect_hosts WHERE tenant_id = ?1 ORDER BY position") \
@@ -1377,6 +1380,91 @@ static int sqlite_contractor_create(struct store *s, const char *tenant_id,
     if (rc == 0)
         *out = c;
     return rc;
+}
+
+static void read_tenant_row(sqlite3_stmt *st, struct tenant *t)
+{
+
+    copy_col(st, 0, t->id, sizeof t->id);
+    copy_col(st, 1, t->name, sizeof t->name);
+    t->created = sqlite3_column_int64(st, 2);
+    t->n_hosts = 0;
+}
+
+static void read_key_row(sqlite3_stmt *st, struct api_key *k)
+{
+
+    copy_col(st, 0, k->id, sizeof k->id);
+    copy_col(st, 1, k->tenant_id, sizeof k->tenant_id);
+    copy_col(st, 2, k->mode, sizeof k->mode);
+    copy_col(st, 3, k->prefix, sizeof k->prefix);
+    k->revoked_at = sqlite3_column_int64(st, 4);
+    k->created = sqlite3_column_int64(st, 5);
+}
+
+static void read_contractor_row(sqlite3_stmt *st, struct contractor *c)
+{
+
+    copy_col(st, 0, c->id, sizeof c->id);
+    copy_col(st, 1, c->tenant_id, sizeof c->tenant_id);
+    copy_col(st, 2, c->name, sizeof c->name);
+    c->created = sqlite3_column_int64(st, 3);
+}
+
+static int sqlite_tenant_each(struct store *s, int (*fn)(void *arg, const struct tenant *t),
+                              void *arg)
+{
+    sqlite3_stmt *st = prep(s, Q_TENANT_ALL);
+    struct tenant *t = calloc(1, sizeof *t); /* its hosts make it large */
+    int rc = SQLITE_DONE, stop = 0;
+
+    if (!st || !t) {
+        free(t);
+        return HF_ESTORE;
+    }
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_tenant_row(st, t);
+        stop = fn(arg, t);
+    }
+    sqlite3_reset(st);
+    free(t);
+    return stop ? stop : rc == SQLITE_DONE ? 0 : HF_ESTORE;
+}
+
+static int sqlite_key_each(struct store *s, const char *tenant_id,
+                           int (*fn)(void *arg, const struct api_key *k), void *arg)
+{
+    sqlite3_stmt *st = prep(s, Q_KEYS_OF_TENANT);
+    struct api_key k;
+    int rc = SQLITE_DONE, stop = 0;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_key_row(st, &k);
+        stop = fn(arg, &k);
+    }
+    sqlite3_reset(st);
+    return stop ? stop : rc == SQLITE_DONE ? 0 : HF_ESTORE;
+}
+
+static int sqlite_contractor_each(struct store *s, const char *tenant_id,
+                                  int (*fn)(void *arg, const struct contractor *c), void *arg)
+{
+    sqlite3_stmt *st = prep(s, Q_CONTRACTORS_OF_TENANT);
+    struct contractor c;
+    int rc = SQLITE_DONE, stop = 0;
+
+    if (!st)
+        return HF_ESTORE;
+    bind_text(st, 1, tenant_id);
+    while (!stop && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        read_contractor_row(st, &c);
+        stop = fn(arg, &c);
+    }
+    sqlite3_reset(st);
+    return stop ? stop : rc == SQLITE_DONE ? 0 : HF_ESTORE;
 }
 
 static int sqlite_contractor_check(struct store *s, const char *tenant_id,
@@ -2629,6 +2717,9 @@ const struct store_ops store_sqlite_ops = {
     .key_revoke = sqlite_key_revoke,
     .key_find = sqlite_key_find,
     .contractor_create = sqlite_contractor_create,
+    .tenant_each = sqlite_tenant_each,
+    .key_each = sqlite_key_each,
+    .contractor_each = sqlite_contractor_each,
     .contractor_check = sqlite_contractor_check,
     .session_insert = sqlite_session_insert,
     .inserts_later = sqlite_inserts_later,
