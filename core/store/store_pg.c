@@ -411,8 +411,8 @@ static const char *option(const PQconninfoOption *o, const char *keyword)
 }
 
 /* Where the database is, from libpq's reading of the URL: user, host,
- * port and database, never the password (whether in the userinfo or in
- * a ?password= parameter) nor any other query parameter. */
+ * port and database (from the authority, the path or ?host= and friends),
+ * never the password, whether in the userinfo or a ?password= parameter. */
 static void describe_options(const PQconninfoOption *o, char *out, size_t outlen)
 {
     const char *user = option(o, "user"), *host = option(o, "host");
