@@ -1,5 +1,5 @@
-/* admin_client.h - a minimal HTTP/1.1 client for the CLI to reach a running
- * server's admin listener (loopback, plain HTTP). */
+/* admin_client.h - the CLI's requests to a running server's admin listener
+ * (plain HTTP, loopback or a private address), sent with httpc. */
 #ifndef HF_ADMIN_CLIENT_H
 #define HF_ADMIN_CLIENT_H
 

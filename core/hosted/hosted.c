@@ -178,13 +178,17 @@ static int browser_session(struct worker *w, const struct http_req *req, const c
     return 0;
 }
 
-/* The origin (scheme://host[:port]) of url into out, for form-action. */
-static void origin_of(const char *url, char *out, size_t outlen)
+/* The session's return_url parsed by the same parser that accepted it
+ * when the session was created (the store holds nothing else), for its
+ * origin and query; URL_OK or the parser's error, logged. */
+static int return_url_of(const struct session *s, struct url *u)
 {
-    const char *p = strstr(url, "://");
-    size_t n = p ? strcspn(p + 3, "/?") + (size_t)(p + 3 - url) : 0;
+    int rc = url_parse(s->return_url, strlen(s->return_url), u);
 
-    snprintf(out, outlen, "%.*s", (int)n, url);
+    if (rc != URL_OK)
+        log_msg(HF_LOG_ERROR, "hosted: session %s: the stored return_url does not parse: %s",
+                s->id, url_strerror(rc));
+    return rc;
 }
 
 /* The card page as the session's processor wants it: card fields (test),
@@ -194,8 +198,9 @@ static void card_page(struct worker *w, struct http_resp *resp, int status,
                       const struct session *s, const char *secret, struct card_page *c)
 {
     const struct processor *proc = processor_for_mode(s->mode);
-    char csrf[CSRF_HEX + 1], origin[HF_URL_MAX + 1];
+    char csrf[CSRF_HEX + 1];
     const char *script_origin = NULL;
+    struct url back;
 
     csrf_for(secret, csrf);
     c->session_id = s->id;
@@ -211,9 +216,9 @@ static void card_page(struct worker *w, struct http_resp *resp, int status,
         c->public_key = proc->browser->public_key;
         script_origin = proc->browser->script_origin;
     }
-    origin_of(s->return_url, origin, sizeof origin);
     /* the forms redirect to return_url: form-action must allow its origin */
-    page_with(resp, status, page_card(c), origin, script_origin);
+    page_with(resp, status, page_card(c),
+              return_url_of(s, &back) == URL_OK ? back.origin : NULL, script_origin);
     token_wipe(csrf, sizeof csrf);
 }
 
@@ -234,15 +239,18 @@ static int csrf_ok(const struct http_req *req, const char *secret)
 /* 303 to return_url with hps_id and status added to its query. */
 static void back_to_tenant(struct http_resp *resp, const struct session *s)
 {
-    size_t n = strlen(s->return_url);
-    char *location = malloc(n + 128);
-    const char *sep = strchr(s->return_url, '?') == NULL ? "?"
-                      : (s->return_url[n - 1] == '?' || s->return_url[n - 1] == '&') ? "" : "&";
+    size_t n = strlen(s->return_url), q;
+    const char *sep;
+    char *location;
+    struct url back;
 
-    if (!location) {
+    if (return_url_of(s, &back) != URL_OK || !(location = malloc(n + 128))) {
         gone(resp);
         return;
     }
+    /* hps_id joins a query of its own after an "&"; "x?" and "x?a&" need none */
+    q = strlen(back.query);
+    sep = !back.has_query ? "?" : (q == 0 || back.query[q - 1] == '&') ? "" : "&";
     /* ids and states are [A-Za-z0-9_]: nothing to percent-encode */
     snprintf(location, n + 128, "%s%shps_id=%s&status=%s", s->return_url, sep, s->id,
              s->status);

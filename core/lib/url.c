@@ -7,6 +7,7 @@
 #include "url.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <string.h>
 
 /* Longest IPv6 literal text inet_pton can take, without the NUL. */
@@ -221,7 +222,7 @@ static int parse_authority(const char *a, size_t n, struct url *out)
 int url_parse(const char *raw, size_t len, struct url *out)
 {
     size_t i, auth, end, qm;
-    int rc;
+    int rc, default_port;
 
     if (raw == NULL || len == 0 || len > HF_URL_MAX)
         return URL_ETOOLONG;
@@ -278,12 +279,14 @@ int url_parse(const char *raw, size_t len, struct url *out)
         out->has_query = 1;
     }
 
-    if (!out->port_explicit) {
-        if (strcmp(out->scheme, "https") == 0)
-            out->port = 443;
-        else if (strcmp(out->scheme, "http") == 0)
-            out->port = 80;
-    }
+    default_port = strcmp(out->scheme, "https") == 0 ? 443 : 80;
+    if (!out->port_explicit)
+        out->port = default_port;
+    if (out->port == default_port)
+        snprintf(out->origin, sizeof out->origin, "%s://%s", out->scheme, out->host);
+    else
+        snprintf(out->origin, sizeof out->origin, "%s://%s:%d", out->scheme, out->host,
+                 out->port);
     return URL_OK;
 }
 

@@ -13,6 +13,8 @@
 
 #define HF_URL_MAX 2048   /* longest URL accepted, in bytes */
 #define HF_URL_HOST_MAX 253
+/* scheme "://" host ":65535", each at its longest (scheme[], host[] below) */
+#define HF_URL_ORIGIN_MAX (31 + 3 + HF_URL_HOST_MAX + 2 + 6)
 
 enum url_err {
     URL_OK = 0,
@@ -35,6 +37,9 @@ struct url {
     char path[HF_URL_MAX + 1];        /* as written, "" when absent */
     char query[HF_URL_MAX + 1];       /* after '?', "" when absent */
     int has_query;                    /* 1 when a '?' was present */
+    char origin[HF_URL_ORIGIN_MAX + 1]; /* scheme "://" host [":" port], the port only when
+                                       * not the scheme's default: as a browser serialises
+                                       * it (for CSP sources and origin checks) */
 };
 
 /* Parse len bytes of raw into *out. Returns URL_OK or a negative url_err;

@@ -442,60 +442,63 @@ static void p_int_or_null(struct params *p, long long v, int is_null)
 
 /* ---- the connection string never reaches a message with its password ---- */
 
-/* Where the password of url sits: its first byte in *at and length in
- * *len (0 when there is none in the userinfo). */
-static void find_password(const char *url, size_t *at, size_t *len)
+/* A conninfo option's value as libpq read it, NULL when unset or empty. */
+static const char *option(const PQconninfoOption *o, const char *keyword)
 {
-    const char *p = strstr(url, "://"), *colon = NULL;
-
-    *at = 0;
-    *len = 0;
-    if (!p)
-        return;
-    for (p += 3; *p && *p != '/' && *p != '?' && *p != '#'; p++) {
-        if (*p == ':' && !colon)
-            colon = p;
-        else if (*p == '@') {
-            if (colon) {
-                *at = (size_t)(colon + 1 - url);
-                *len = (size_t)(p - colon - 1);
-            }
-            return;
-        }
-    }
+    for (; o && o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0)
+            return o->val && *o->val ? o->val : NULL;
+    return NULL;
 }
 
-/* url without its password and without its query string (which may carry
- * password=...), for log lines and error messages. */
+/* Where the database is, from libpq's reading of the URL: user, host,
+ * port and database (from the authority, the path or ?host= and friends),
+ * never the password, whether in the userinfo or a ?password= parameter. */
+static void describe_options(const PQconninfoOption *o, char *out, size_t outlen)
+{
+    const char *user = option(o, "user"), *host = option(o, "host");
+    const char *port = option(o, "port"), *dbname = option(o, "dbname");
+
+    snprintf(out, outlen, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
+             host ? host : "", port ? ":" : "", port ? port : "", dbname ? dbname : "");
+}
+
 void store_pg_describe(const char *url, char *out, size_t outlen)
 {
-    size_t at, len;
-    char *q;
+    PQconninfoOption *o = PQconninfoParse(url, NULL);
 
-    find_password(url, &at, &len);
-    if (len)
-        snprintf(out, outlen, "%.*s%s", (int)(at - 1), url, url + at + len);
+    if (o)
+        describe_options(o, out, outlen);
     else
-        snprintf(out, outlen, "%s", url);
-    if ((q = strchr(out, '?')) != NULL)
-        *q = '\0';
+        snprintf(out, outlen, "a postgres:// URL libpq cannot read");
+    PQconninfoFree(o);
 }
 
 /* Copy a libpq message into out: one line (line breaks and tabs become
- * one space), and should it quote the connection string, with the
- * password of url cut out. */
-static void scrub(const char *msg, const char *url, char *out, size_t outlen)
+ * one space), with password (NULL or "" for none) cut out should the
+ * message quote it, and when cut_quoted every "..." span cut out too: what
+ * libpq quotes from a URL it could not read may be the password, which
+ * it then never told us. */
+static void scrub(const char *msg, const char *password, int cut_quoted, char *out,
+                  size_t outlen)
 {
-    size_t at, len, o = 0;
+    size_t len = password ? strlen(password) : 0, o = 0;
+    const char *end;
 
-    find_password(url, &at, &len);
     while (msg && *msg && o + 1 < outlen) {
-        if (len >= 1 && strncmp(msg, url + at, len) == 0) {
-            const char *tag = "[redacted]";
+        const char *tag = "[redacted]";
+        size_t skip = 0;
 
+        if (len >= 1 && strncmp(msg, password, len) == 0) {
+            skip = len;
+        } else if (cut_quoted && *msg == '"' && (end = strchr(msg + 1, '"')) != NULL) {
+            skip = (size_t)(end + 1 - msg);
+            tag = "\"[redacted]\"";
+        }
+        if (skip) {
             while (*tag && o + 1 < outlen)
                 out[o++] = *tag++;
-            msg += len;
+            msg += skip;
             continue;
         }
         if ((unsigned char)*msg < 0x20 || *msg == ' ') {
@@ -521,7 +524,7 @@ static void log_failure(struct store *s, enum log_level level, const char *what,
     const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     char msg[512];
 
-    scrub(primary ? primary : PQerrorMessage(s->conn), "", msg, sizeof msg);
+    scrub(primary ? primary : PQerrorMessage(s->conn), NULL, 0, msg, sizeof msg);
     log_msg(level, "store: %s on %s: %s%s%s", what, s->where, state ? state : "",
             state ? " " : "", msg);
 }
@@ -533,7 +536,7 @@ static void on_notice(void *arg, const char *message)
     char msg[512];
 
     (void)arg;
-    scrub(message, "", msg, sizeof msg);
+    scrub(message, NULL, 0, msg, sizeof msg);
     log_msg(HF_LOG_DEBUG, "store: postgres: %s", msg);
 }
 
@@ -550,7 +553,7 @@ static int reconnect(struct store *s)
     s->in_read = 0;
     s->listening = 0; /* a new session listens to nothing yet */
     if (PQstatus(s->conn) != CONNECTION_OK) {
-        scrub(PQerrorMessage(s->conn), "", msg, sizeof msg);
+        scrub(PQerrorMessage(s->conn), NULL, 0, msg, sizeof msg);
         log_msg(HF_LOG_ERROR, "store: cannot reconnect to %s: %s", s->where, msg);
         return HF_ESTORE;
     }
@@ -765,7 +768,7 @@ static int simple(struct store *s, const char *sql, char *err, size_t errlen)
     int rc = 0;
 
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        scrub(PQresultErrorMessage(r), "", err, errlen);
+        scrub(PQresultErrorMessage(r), NULL, 0, err, errlen);
         rc = HF_ESTORE;
     }
     PQclear(r);
@@ -873,21 +876,33 @@ static int pg_open(const char *path, struct store **out, char *err, size_t errle
                                 "dbname", NULL};
     const char *const values[] = {"hostflow", CONNECT_TIMEOUT_S, "UTF8", path, NULL};
     struct store *s = calloc(1, sizeof *s);
-    char msg[512];
+    PQconninfoOption *o;
+    char msg[512], *why = NULL;
 
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return HF_ENOMEM;
     }
     s->ops = &store_pg_ops;
-    store_pg_describe(path, s->where, sizeof s->where);
-    s->conn = PQconnectdbParams(keys, values, 1);
-    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-        scrub(s->conn ? PQerrorMessage(s->conn) : "out of memory", path, msg, sizeof msg);
-        snprintf(err, errlen, "cannot connect to PostgreSQL at %s: %s", s->where, msg);
+    if (!(o = PQconninfoParse(path, &why))) {
+        scrub(why ? why : "out of memory", NULL, 1, msg, sizeof msg);
+        snprintf(err, errlen, "cannot connect to PostgreSQL: libpq cannot read the --db "
+                 "URL: %s", msg);
+        PQfreemem(why);
         pg_close(s);
         return HF_ESTORE;
     }
+    describe_options(o, s->where, sizeof s->where);
+    s->conn = PQconnectdbParams(keys, values, 1);
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+        scrub(s->conn ? PQerrorMessage(s->conn) : "out of memory", option(o, "password"), 0,
+              msg, sizeof msg);
+        snprintf(err, errlen, "cannot connect to PostgreSQL at %s: %s", s->where, msg);
+        PQconninfoFree(o);
+        pg_close(s);
+        return HF_ESTORE;
+    }
+    PQconninfoFree(o);
     PQsetNoticeProcessor(s->conn, on_notice, NULL);
     if (migrate_once(s, path, err, errlen) != 0) {
         pg_close(s);

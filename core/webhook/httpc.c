@@ -161,8 +161,9 @@ static struct exchange *exchange_new(const struct httpc_request *req, const char
                             netaddr_host_is_internal(u.host);
         curl_easy_setopt(x->h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
         curl_easy_setopt(x->h, CURLOPT_OPENSOCKETDATA, x);
-        curl_easy_setopt(x->h, CURLOPT_PROXY, ""); /* a proxy would connect for us */
     }
+    if (req->refuse_internal || req->no_proxy)
+        curl_easy_setopt(x->h, CURLOPT_PROXY, ""); /* a proxy would connect for us */
     if (body) {
         curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);

@@ -23,6 +23,8 @@ struct httpc_request {
     size_t max_body;              /* a longer response body is an error */
     int refuse_internal;          /* never connect to an internal address (netaddr.h)
                                    * unless url names it literally; no proxy */
+    int no_proxy;                 /* connect to url's host itself, whatever proxy the
+                                   * environment names (implied by refuse_internal) */
 };
 
 struct httpc_response {

@@ -449,6 +449,58 @@ static void test_strerror(void)
     CHECK("url_strerror: positive code", url_strerror(7) != NULL);
 }
 
+/* raw's origin must be exactly want. */
+static void origin(const char *raw, const char *want)
+{
+    struct url u;
+    char label[320];
+    int rc = url_parse(raw, strlen(raw), &u);
+
+    snprintf(label, sizeof label, "%.150s has origin %.150s", raw, want);
+    CHECK(label, rc == URL_OK && strcmp(u.origin, want) == 0);
+    if (rc != URL_OK || strcmp(u.origin, want) != 0)
+        printf("#   got %s, origin \"%s\"\n", rc_name(rc), rc == URL_OK ? u.origin : "");
+}
+
+static void test_origin(void)
+{
+    /* the scheme's default port is left out, spelled or not */
+    origin("https://shop.example.com/back?x=1", "https://shop.example.com");
+    origin("https://shop.example.com:443/back", "https://shop.example.com");
+    origin("http://shop.example.com:80", "http://shop.example.com");
+    /* any other port is kept, the other scheme's default too */
+    origin("https://shop.example.com:8443/back", "https://shop.example.com:8443");
+    origin("http://shop.example.com:443/", "http://shop.example.com:443");
+    origin("https://shop.example.com:80/", "https://shop.example.com:80");
+    /* lower-cased as parsed; nothing of the path or query */
+    origin("HTTPS://Shop.Example.COM/A?b=C", "https://shop.example.com");
+    origin("https://a.example?@evil.example", "https://a.example");
+    /* IPv6 keeps its brackets, with and without a port */
+    origin("http://[::1]/x", "http://[::1]");
+    origin("http://[2001:db8::1]:8080/x", "http://[2001:db8::1]:8080");
+    origin("http://127.0.0.1:8080", "http://127.0.0.1:8080");
+    /* userinfo is refused, so it can never reach an origin */
+    bad("https://user:pass@shop.example.com/", URL_EUSERINFO);
+    bad("https://user@shop.example.com/", URL_EUSERINFO);
+    /* the longest host still fits */
+    {
+        char raw[HF_URL_MAX], want[HF_URL_ORIGIN_MAX + 1];
+        char host[HF_URL_HOST_MAX + 1];
+        size_t n = 0;
+
+        while (n + 64 <= HF_URL_HOST_MAX) { /* 63-byte labels and dots: 253 bytes */
+            memset(host + n, 'a', 63);
+            host[n + 63] = '.';
+            n += 64;
+        }
+        memset(host + n, 'b', HF_URL_HOST_MAX - n);
+        host[HF_URL_HOST_MAX] = '\0';
+        snprintf(raw, sizeof raw, "https://%s:65535/p", host);
+        snprintf(want, sizeof want, "https://%s:65535", host);
+        origin(raw, want);
+    }
+}
+
 int main(void)
 {
     test_accepts();
@@ -461,5 +513,6 @@ int main(void)
     test_port();
     test_path();
     test_strerror();
+    test_origin();
     return CHECK_DONE();
 }

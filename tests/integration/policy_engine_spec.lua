@@ -100,6 +100,20 @@ describe("policy engine: reload", function()
     assert.are.equal(0, rc, out)
   end)
 
+  it("hostflow policy reload says so when no server listens, and exits 1", function()
+    local guarded = h.start()
+    local port = guarded.admin_port
+    guarded:stop() -- the port was just ours: nothing listens on it now
+    local out, rc = h.run(h.sh_quote(h.bin) .. " policy reload --admin-listen 127.0.0.1:" .. port
+      .. " 2>&1")
+    assert.are.equal(1, rc, out)
+    assert.matches("cannot reach the admin listener at 127.0.0.1:" .. port, out, 1, true)
+    assert.matches("is hostflow serve running?", out, 1, true)
+    out, rc = h.run(h.sh_quote(h.bin) .. " policy reload --admin-listen nowhere 2>&1")
+    assert.are.equal(1, rc, out)
+    assert.matches("admin address must be ADDR:PORT", out, 1, true)
+  end)
+
   local refusals = {
     { "a syntax error", base_policy:gsub("function policy.check_return_url%(url, ctx%)",
       "function policy.check_return_url(url, ctx"), "policy.lua:3:" },

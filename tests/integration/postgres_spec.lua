@@ -312,6 +312,35 @@ describe("PostgreSQL: nodes side by side #postgres_only", function()
     assert.is_nil(err:find("not-the-password-4711", 1, true), err)
   end)
 
+  it("a wrong password given as ?password= is refused, named without it", function()
+    local url = h.pg_url:gsub("^([%w]+://[^:/]*):[^@]*@", "%1@") .. "?password=not-the-password-4712"
+    local out, rc, err = h.cli(url, "tenant", "create", "Nope")
+    assert.are.equal(1, rc)
+    assert.are.equal("", out)
+    assert.matches("password authentication failed", err)
+    -- where it tried is named from libpq's reading of the URL: user, host, port, database
+    local user, hostport = h.pg_url:match("^[%w]+://([^:/]*):[^@]*@([^/]+)/")
+    assert.truthy(err:find("at postgresql://" .. user .. "@" .. hostport .. "/", 1, true), err)
+    assert.is_nil(err:find("not-the-password-4712", 1, true), err)
+  end)
+
+  for _, case in ipairs({
+    { "a bad percent-escape in ?password=", "?password=x%zznot-the-password-4713" },
+    { "an unclosed IPv6 host", "" },
+  }) do
+    it("a URL libpq cannot read is refused clearly, without its password: " .. case[1], function()
+      local url = case[2] ~= "" and h.pg_url .. case[2]
+        or h.pg_url:gsub("@[^/]+/", "@[::1/"):gsub(":[^:@/]*@", ":not-the-password-4713@", 1)
+      local out, rc, err = h.cli(url, "tenant", "create", "Nope")
+      assert.are.equal(1, rc)
+      assert.are.equal("", out)
+      assert.matches("libpq cannot read the --db URL", err, 1, true)
+      assert.is_nil(err:find("not-the-password-4713", 1, true), err)
+      local password = h.pg_url:match("^[%w]+://[^:/]*:([^@]*)@")
+      assert.is_nil(err:find(password, 1, true), err)
+    end)
+  end
+
   it("refuses to start on a database that does not exist, naming it", function()
     local url = h.pg_database_url("hf_no_such_database")
     local _, rc, err = h.cli(url, "tenant", "create", "Nope")
