@@ -27,7 +27,7 @@ WEBHOOK_SRCS := webhook.c webhook_secret.c httpc.c
 POLICY_SRCS := policy.c policy_source.c policy_strlib.c policy_tablib.c policy_charge.c pattern.c \
                policy_watch.c policy_store.c
 STORE_SRCS := store.c store_sqlite.c store_pg.c access_cache.c expiry.c session_json.c
-LIB_SRCS := url.c netaddr.c token.c json.c buf.c log.c err.c clock.c fdio.c metrics.c
+LIB_SRCS := url.c netaddr.c token.c json.c buf.c log.c err.c clock.c fdio.c metrics.c periodic.c
 SRCS := $(CORE_SRCS) $(CLI_SRCS) $(HOSTED_SRCS) $(API_SRCS) $(HTTP_SRCS) $(WEBHOOK_SRCS) \
         $(POLICY_SRCS) $(STORE_SRCS) $(LIB_SRCS)
 vpath %.c core $(LAYERS:%=core/%)
@@ -57,7 +57,7 @@ $(BUILD)/test_access_cache: $(BUILD)/access_cache.o $(BUILD)/token.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
 $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
-$(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/fdio.o $(BUILD)/token.o \
+$(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/fdio.o $(BUILD)/token.o $(BUILD)/periodic.o \
     $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
     $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
     $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o $(BUILD)/access_cache.o

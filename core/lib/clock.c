@@ -50,10 +50,3 @@ long long clock_thread_cpu_us(void)
 {
     return us_of(CLOCK_THREAD_CPUTIME_ID);
 }
-
-void clock_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}

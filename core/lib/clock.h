@@ -18,7 +18,5 @@ long long clock_mono_us(void);
 void clock_mono_timespec(long long us, struct timespec *ts);
 /* CPU time the calling thread has used, in microseconds (a system call). */
 long long clock_thread_cpu_us(void);
-/* Sleep ms milliseconds (less if a signal interrupts it). */
-void clock_sleep_ms(int ms);
 
 #endif
