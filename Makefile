@@ -32,6 +32,11 @@ SRCS := $(CORE_SRCS) $(CLI_SRCS) $(HOSTED_SRCS) $(API_SRCS) $(HTTP_SRCS) $(WEBHO
         $(POLICY_SRCS) $(STORE_SRCS) $(LIB_SRCS)
 vpath %.c core $(LAYERS:%=core/%)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
+# build/hostflow-test: the same objects but these two, compiled with
+# -DHOSTFLOW_TEST_CLOCK (a clock tests move, POST /admin/v1/test/clock)
+TEST_CLOCK_SRCS := clock.c admin.c
+TEST_CLOCK_OBJS := $(TEST_CLOCK_SRCS:%.c=$(BUILD)/%.testclock.o)
+TEST_OBJS := $(filter-out $(TEST_CLOCK_SRCS:%.c=$(BUILD)/%.o),$(OBJS)) $(TEST_CLOCK_OBJS)
 C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache test_framing
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev \
@@ -40,13 +45,19 @@ DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
 
 .PHONY: all test test-policies deps sanitize install uninstall clean fuzz
 
-all: $(BUILD)/hostflow
+all: $(BUILD)/hostflow $(BUILD)/hostflow-test
 
 $(BUILD)/hostflow: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(HF_LIBS)
 
+$(BUILD)/hostflow-test: $(TEST_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(HF_LIBS)
+
 $(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(TEST_CLOCK_OBJS): $(BUILD)/%.testclock.o: %.c | $(BUILD)
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -DHOSTFLOW_TEST_CLOCK -c -o $@ $<
 
 # each unit test links only the modules it tests
 $(BUILD)/test_url: $(BUILD)/url.o
@@ -117,7 +128,7 @@ uninstall:
 clean:
 	rm -rf build build-sanitize
 
--include $(OBJS:.o=.d) $(C_TESTS:%=$(BUILD)/%.d)
+-include $(OBJS:.o=.d) $(TEST_CLOCK_OBJS:.o=.d) $(C_TESTS:%=$(BUILD)/%.d)
 
 # libFuzzer targets (tests/fuzz/README.md). `make fuzz FUZZ_SECONDS=N` builds
 # every target into build-fuzz/ with ASan + UBSan, runs each for N seconds

@@ -233,6 +233,18 @@ int json_member_string(const json_t *obj, const char *key, const char **out)
     return 0;
 }
 
+int json_member_int(const json_t *obj, const char *key, long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v || json_is_null(v))
+        return HF_ENOTFOUND;
+    if (!json_is_integer(v))
+        return HF_EINVAL;
+    *out = (long long)json_integer_value(v);
+    return 0;
+}
+
 int json_member_array_string(const json_t *obj, const char *key, size_t i,
                              const char **out)
 {

@@ -38,6 +38,10 @@ void json_free(struct json_t *v);
 int json_member_string(const struct json_t *obj, const char *key,
                        const char **out);
 
+/* Integer member key of obj: 0 and *out; HF_ENOTFOUND when absent;
+ * HF_EINVAL when not an integer. */
+int json_member_int(const struct json_t *obj, const char *key, long long *out);
+
 /* String element i of array member key of obj: 0 and *out (borrowed from
  * obj, valid until json_free); HF_ENOTFOUND when key is absent or the
  * array shorter; HF_EINVAL when it is not an array or the element not a
