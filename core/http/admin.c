@@ -137,8 +137,8 @@ static void policy_reload(struct admin_worker *w, struct http_resp *resp)
 #define ADVANCE_MAX_S (400LL * 86400) /* more than any expiry or back-off */
 
 /* POST /admin/v1/test/clock {"advance_seconds": N}: move the clock forward
- * and run every periodic thread at once (an expiry sweep, say), so a test
- * sees what time would bring without waiting for it. */
+ * and run every periodic thread once (an expiry sweep, say) before
+ * answering, so a test sees what time would bring without waiting for it. */
 static void test_clock_advance(const struct http_req *req, struct http_resp *resp)
 {
     struct json_t *body = NULL, *o;
@@ -157,7 +157,7 @@ static void test_clock_advance(const struct http_req *req, struct http_resp *res
     json_free(body);
     o = json_new_object();
     json_put_int(o, "offset_seconds", clock_test_advance(seconds));
-    periodic_kick_all();
+    periodic_run_all();
     reply_json(resp, 200, o);
 }
 #endif

@@ -1,5 +1,5 @@
 /* periodic.c - the "every N ms, or at once when kicked, until stopped"
- * thread, with the list of running ones that periodic_kick_all walks. */
+ * thread, with the list of running ones that periodic_run_all walks. */
 #define _POSIX_C_SOURCE 200809L
 #include "periodic.h"
 
@@ -16,10 +16,13 @@ struct periodic {
     periodic_fn *fn;
     void *arg;
     pthread_t thread;
-    pthread_mutex_t lock;    /* guards stopping and kicked */
+    pthread_mutex_t lock;    /* guards what follows */
     pthread_cond_t wake;     /* on CLOCK_MONOTONIC: a step of the wall clock changes no wait */
+    pthread_cond_t ran;      /* a run ended */
     int stopping;
     int kicked;              /* a run was asked for since the last one began */
+    unsigned long kicks;     /* kicks so far */
+    unsigned long served;    /* kicks before the start of the last run that ended */
     struct periodic *next;   /* in running */
 };
 
@@ -43,11 +46,16 @@ static void *run_loop(void *arg)
             if (p->stopping)
                 break;
         }
+        unsigned long kicks = p->kicks;
+
         p->kicked = 0;
         pthread_mutex_unlock(&p->lock);
         again = p->fn(p, p->arg);
         pthread_mutex_lock(&p->lock);
+        p->served = kicks;
+        pthread_cond_broadcast(&p->ran);
     }
+    pthread_cond_broadcast(&p->ran); /* a periodic_run_all waits no more */
     pthread_mutex_unlock(&p->lock);
     return NULL;
 }
@@ -69,7 +77,9 @@ struct periodic *periodic_start(const char *name, int interval_ms, periodic_fn *
     pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
     pthread_cond_init(&p->wake, &monotonic);
     pthread_condattr_destroy(&monotonic);
+    pthread_cond_init(&p->ran, NULL);
     if (pthread_create(&p->thread, NULL, run_loop, p) != 0) {
+        pthread_cond_destroy(&p->ran);
         pthread_cond_destroy(&p->wake);
         pthread_mutex_destroy(&p->lock);
         free(p);
@@ -82,19 +92,36 @@ struct periodic *periodic_start(const char *name, int interval_ms, periodic_fn *
     return p;
 }
 
+/* Ask p for a run; the kick's number. Called with p->lock held. */
+static unsigned long kick(struct periodic *p)
+{
+    p->kicked = 1;
+    pthread_cond_signal(&p->wake);
+    return ++p->kicks;
+}
+
 void periodic_kick(struct periodic *p)
 {
     pthread_mutex_lock(&p->lock);
-    p->kicked = 1;
-    pthread_cond_signal(&p->wake);
+    kick(p);
     pthread_mutex_unlock(&p->lock);
 }
 
-void periodic_kick_all(void)
+void periodic_run_all(void)
 {
+    /* held throughout: a thread being stopped waits here, not freed under us */
     pthread_mutex_lock(&running_lock);
-    for (struct periodic *p = running; p; p = p->next)
-        periodic_kick(p);
+    for (struct periodic *p = running; p; p = p->next) {
+        pthread_mutex_lock(&p->lock);
+        kick(p);
+        pthread_mutex_unlock(&p->lock);
+    }
+    for (struct periodic *p = running; p; p = p->next) {
+        pthread_mutex_lock(&p->lock);
+        while (p->served < p->kicks && !p->stopping)
+            pthread_cond_wait(&p->ran, &p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
     pthread_mutex_unlock(&running_lock);
 }
 
@@ -124,6 +151,7 @@ void periodic_stop(struct periodic *p)
     pthread_cond_signal(&p->wake);
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->thread, NULL);
+    pthread_cond_destroy(&p->ran);
     pthread_cond_destroy(&p->wake);
     pthread_mutex_destroy(&p->lock);
     free(p);

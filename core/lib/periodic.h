@@ -15,8 +15,9 @@ typedef int periodic_fn(struct periodic *p, void *arg);
 struct periodic *periodic_start(const char *name, int interval_ms, periodic_fn *fn, void *arg);
 /* Run fn now instead of at the end of the wait (once, if it is running). */
 void periodic_kick(struct periodic *p);
-/* periodic_kick every thread started and not yet stopped. */
-void periodic_kick_all(void);
+/* Kick every thread started and not yet stopped, and return once each
+ * has ended a run begun after the kick. */
+void periodic_run_all(void);
 /* 1 once a stop was asked: a long run checks it between steps. */
 int periodic_stopping(struct periodic *p);
 /* Wake the thread, wait for a run in progress to end, join it and free.
