@@ -1,6 +1,5 @@
 -- Reading, listing, paging and cancelling sessions; expiry read at once.
 local h = require("helpers.server")
-local socket = require("socket")
 local cjson = h.json
 
 local SESSIONS = "/api/v1/payment/sessions"
@@ -270,16 +269,16 @@ describe("POST /api/v1/payment/sessions/{id}/cancel", function()
   end)
 end)
 
-describe("sessions past expires_at read as expired (--session-ttl 1)", function()
+describe("sessions past expires_at read as expired (--session-ttl 1, the clock moved 2 s)", function()
   local srv, t, idle, to_cancel, cancelled
 
   setup(function()
-    srv, t = h.start_with_tenants({ args = { "--session-ttl", "1" } }, "Acme")
+    srv, t = h.start_with_tenants({ test_clock = true, args = { "--session-ttl", "1" } }, "Acme")
     idle = srv:new_session(t)
     to_cancel = srv:new_session(t)
     cancelled = srv:new_session(t)
     assert.are.equal(200, srv:post(t.key.secret, SESSIONS .. "/" .. cancelled.id .. "/cancel").status)
-    socket.sleep(2.1)
+    srv:advance(2) -- read at once: no sweep needs to have run
   end)
   teardown(function() srv:stop() end)
 
