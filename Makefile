@@ -37,7 +37,7 @@ OBJS := $(SRCS:%.c=$(BUILD)/%.o)
 TEST_CLOCK_SRCS := clock.c admin.c
 TEST_CLOCK_OBJS := $(TEST_CLOCK_SRCS:%.c=$(BUILD)/%.testclock.o)
 TEST_OBJS := $(filter-out $(TEST_CLOCK_SRCS:%.c=$(BUILD)/%.o),$(OBJS)) $(TEST_CLOCK_OBJS)
-C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache test_framing
+C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache test_framing test_periodic
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
@@ -63,6 +63,7 @@ $(TEST_CLOCK_OBJS): $(BUILD)/%.testclock.o: %.c | $(BUILD)
 $(BUILD)/test_url: $(BUILD)/url.o
 $(BUILD)/test_buf: $(BUILD)/buf.o
 $(BUILD)/test_framing: $(BUILD)/framing.o
+$(BUILD)/test_periodic: $(BUILD)/periodic.o $(BUILD)/clock.o
 $(BUILD)/test_token: $(BUILD)/token.o
 $(BUILD)/test_access_cache: $(BUILD)/access_cache.o $(BUILD)/token.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
