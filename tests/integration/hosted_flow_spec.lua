@@ -384,7 +384,7 @@ describe("hosted flow (SPEC §4)", function()
   end)
 end)
 
-describe("hosted flow: expiry (--session-ttl 3, the test clock moved past it)", function()
+describe("hosted flow: expiry (--session-ttl 60, the test clock moved past it)", function()
   local srv, t, gone_body, unredeemed, redeemed, expires_at, moved
 
   -- once, for every test after 11a: the clock to 2 s past the later
@@ -396,7 +396,7 @@ describe("hosted flow: expiry (--session-ttl 3, the test clock moved past it)", 
   end
 
   setup(function()
-    srv = h.start({ test_clock = true, args = { "--session-ttl", "3" } })
+    srv = h.start({ test_clock = true, args = { "--session-ttl", "60" } })
     t = h.tenant(srv.db, "Shortlived")
     local s = srv:create(t.test_key.secret, h.session_body(t, { return_url = RETURN_URL }))
     assert.are.equal(201, s.status, s.body)
@@ -407,8 +407,8 @@ describe("hosted flow: expiry (--session-ttl 3, the test clock moved past it)", 
   end)
   teardown(function() srv:stop() end)
 
-  it("11a. the TTL applies: expires_at = created + 3, row pending before expiry", function()
-    assert.are.equal(unredeemed.session.created + 3, unredeemed.session.expires_at)
+  it("11a. the TTL applies: expires_at = created + 60, row pending before expiry", function()
+    assert.are.equal(unredeemed.session.created + 60, unredeemed.session.expires_at)
     assert.are.equal("pending",
       hf.sql(srv.db, "select status from sessions where id='" .. unredeemed.session.id .. "'"))
   end)
