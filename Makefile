@@ -30,12 +30,17 @@ POLICY_ENGINE_SRCS := policy_engine.c policy_state.c policy_limits.c policy_sand
 POLICY_SRCS := $(POLICY_ENGINE_SRCS) policy_source.c policy_strlib.c policy_tablib.c policy_charge.c pattern.c \
                policy_watch.c policy_store.c
 STORE_SRCS := store.c store_sqlite.c store_pg.c access_cache.c expiry.c session_json.c
-LIB_SRCS := url.c netaddr.c token.c json.c buf.c log.c err.c clock.c fdio.c metrics.c
+LIB_SRCS := url.c netaddr.c token.c json.c buf.c log.c err.c clock.c fdio.c metrics.c periodic.c
 SRCS := $(CORE_SRCS) $(CLI_SRCS) $(HOSTED_SRCS) $(API_SRCS) $(HTTP_SRCS) $(WEBHOOK_SRCS) \
         $(POLICY_SRCS) $(STORE_SRCS) $(LIB_SRCS)
 vpath %.c core $(LAYERS:%=core/%)
 OBJS := $(SRCS:%.c=$(BUILD)/%.o)
-C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache test_framing
+# build/hostflow-test: the same objects but these two, compiled with
+# -DHOSTFLOW_TEST_CLOCK (a clock tests move, POST /admin/v1/test/clock)
+TEST_CLOCK_SRCS := clock.c admin.c
+TEST_CLOCK_OBJS := $(TEST_CLOCK_SRCS:%.c=$(BUILD)/%.testclock.o)
+TEST_OBJS := $(filter-out $(TEST_CLOCK_SRCS:%.c=$(BUILD)/%.o),$(OBJS)) $(TEST_CLOCK_OBJS)
+C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_webhook test_token test_access_cache test_framing test_periodic
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
@@ -43,24 +48,31 @@ DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
 
 .PHONY: all test test-policies deps sanitize install uninstall clean fuzz
 
-all: $(BUILD)/hostflow
+all: $(BUILD)/hostflow $(BUILD)/hostflow-test
 
 $(BUILD)/hostflow: $(OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(HF_LIBS)
 
+$(BUILD)/hostflow-test: $(TEST_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(TEST_OBJS) $(HF_LIBS)
+
 $(BUILD)/%.o: %.c | $(BUILD)
 	$(CC) $(HF_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(TEST_CLOCK_OBJS): $(BUILD)/%.testclock.o: %.c | $(BUILD)
+	$(CC) $(HF_CFLAGS) $(CFLAGS) -DHOSTFLOW_TEST_CLOCK -c -o $@ $<
 
 # each unit test links only the modules it tests
 $(BUILD)/test_url: $(BUILD)/url.o
 $(BUILD)/test_buf: $(BUILD)/buf.o
 $(BUILD)/test_framing: $(BUILD)/framing.o
+$(BUILD)/test_periodic: $(BUILD)/periodic.o $(BUILD)/clock.o
 $(BUILD)/test_token: $(BUILD)/token.o
 $(BUILD)/test_access_cache: $(BUILD)/access_cache.o $(BUILD)/token.o
 $(BUILD)/test_json: $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/err.o
 $(BUILD)/test_log: $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o
 $(BUILD)/test_pattern: $(BUILD)/pattern.o $(BUILD)/policy_strlib.o
-$(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/fdio.o $(BUILD)/token.o \
+$(BUILD)/test_webhook: $(BUILD)/netaddr.o $(BUILD)/webhook_secret.o $(BUILD)/fdio.o $(BUILD)/token.o $(BUILD)/periodic.o \
     $(BUILD)/log.o $(BUILD)/json.o $(BUILD)/buf.o $(BUILD)/webhook.o $(BUILD)/httpc.o $(BUILD)/url.o \
     $(BUILD)/clock.o $(BUILD)/metrics.o $(BUILD)/session_json.o $(BUILD)/err.o \
     $(BUILD)/store.o $(BUILD)/store_sqlite.o $(BUILD)/store_pg.o $(BUILD)/access_cache.o
@@ -120,7 +132,7 @@ uninstall:
 clean:
 	rm -rf build build-sanitize
 
--include $(OBJS:.o=.d) $(C_TESTS:%=$(BUILD)/%.d)
+-include $(OBJS:.o=.d) $(TEST_CLOCK_OBJS:.o=.d) $(C_TESTS:%=$(BUILD)/%.d)
 
 # libFuzzer targets (tests/fuzz/README.md). `make fuzz FUZZ_SECONDS=N` builds
 # every target into build-fuzz/ with ASan + UBSan, runs each for N seconds

@@ -11,7 +11,8 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <time.h>
+
+#include "clock.h"
 
 #define SLOTS 16384
 #define WAYS 8
@@ -110,8 +111,5 @@ int ratelimit_take(struct ratelimit *rl, const char *key, long long now_ms)
 
 long long ratelimit_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_mono_ms(); /* the test build's clock moves it */
 }

@@ -1,5 +1,5 @@
 /* admin.c - admin routes: /healthz, /readyz, /metrics, /admin/v1/policy,
- * /admin/v1/policy/reload. */
+ * /admin/v1/policy/reload; in build/hostflow-test also /admin/v1/test/clock. */
 #define _POSIX_C_SOURCE 200809L
 #include "admin.h"
 
@@ -8,10 +8,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "clock.h"
 #include "err.h"
 #include "json.h"
 #include "log.h"
 #include "metrics.h"
+#include "periodic.h"
 #include "policy.h"
 #include "store.h"
 #include "token.h"
@@ -131,6 +133,35 @@ static void policy_reload(struct admin_worker *w, struct http_resp *resp)
     reply_json(resp, 200, o);
 }
 
+#ifdef HOSTFLOW_TEST_CLOCK
+#define ADVANCE_MAX_S (400LL * 86400) /* more than any expiry or back-off */
+
+/* POST /admin/v1/test/clock {"advance_seconds": N}: move the clock forward
+ * and run every periodic thread once (an expiry sweep, say) before
+ * answering, so a test sees what time would bring without waiting for it. */
+static void test_clock_advance(const struct http_req *req, struct http_resp *resp)
+{
+    struct json_t *body = NULL, *o;
+    long long seconds = 0;
+    char msg[160];
+
+    if (json_parse_body(req->body ? req->body : "", req->body_len, &body, msg, sizeof msg) != 0 ||
+        json_member_int(body, "advance_seconds", &seconds) != 0 || seconds < 1 ||
+        seconds > ADVANCE_MAX_S) {
+        json_free(body);
+        snprintf(msg, sizeof msg, "Expected {\"advance_seconds\": N}, 1 <= N <= %lld.",
+                 ADVANCE_MAX_S);
+        error_json(resp, 400, hf_err_code(HF_EINVAL), msg);
+        return;
+    }
+    json_free(body);
+    o = json_new_object();
+    json_put_int(o, "offset_seconds", clock_test_advance(seconds));
+    periodic_run_all();
+    reply_json(resp, 200, o);
+}
+#endif
+
 static char *metrics(struct admin_worker *w)
 {
     struct policy_status st;
@@ -172,6 +203,10 @@ void admin_handle(void *worker, const struct http_req *req, struct http_resp *re
         reply_json(resp, 200, status_json(&st));
     } else if (strcmp(req->path, "/admin/v1/policy/reload") == 0 && post) {
         policy_reload(w, resp);
+#ifdef HOSTFLOW_TEST_CLOCK
+    } else if (strcmp(req->path, "/admin/v1/test/clock") == 0 && post) {
+        test_clock_advance(req, resp);
+#endif
     } else {
         error_json(resp, 404, hf_err_code(HF_ENOTFOUND), "No such admin route (or wrong method).");
     }

@@ -1,16 +1,24 @@
-/* clock.c - the wall clock, the monotonic clock, a thread's CPU clock. */
+/* clock.c - the wall clock, the monotonic clock, a thread's CPU clock;
+ * in build/hostflow-test, the first two with an offset tests move. */
 #define _POSIX_C_SOURCE 200809L
 #include "clock.h"
 
 #include <time.h>
 
-static long long ms_of(clockid_t id)
-{
-    struct timespec ts;
+#ifdef HOSTFLOW_TEST_CLOCK
+#include <stdatomic.h>
 
-    clock_gettime(id, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+static _Atomic long long offset_us; /* only grows */
+
+long long clock_test_advance(long long seconds)
+{
+    return (atomic_fetch_add(&offset_us, seconds * 1000000) + seconds * 1000000) / 1000000;
 }
+
+#define OFFSET_US() atomic_load(&offset_us)
+#else
+#define OFFSET_US() 0LL
+#endif
 
 static long long us_of(clockid_t id)
 {
@@ -22,7 +30,7 @@ static long long us_of(clockid_t id)
 
 long long clock_wall_ms(void)
 {
-    return ms_of(CLOCK_REALTIME);
+    return (us_of(CLOCK_REALTIME) + OFFSET_US()) / 1000;
 }
 
 long long clock_now_s(void)
@@ -32,16 +40,19 @@ long long clock_now_s(void)
 
 long long clock_mono_ms(void)
 {
-    return ms_of(CLOCK_MONOTONIC);
+    return clock_mono_us() / 1000;
 }
 
 long long clock_mono_us(void)
 {
-    return us_of(CLOCK_MONOTONIC);
+    return us_of(CLOCK_MONOTONIC) + OFFSET_US();
 }
 
 void clock_mono_timespec(long long us, struct timespec *ts)
 {
+    /* the condition variable waits on the real clock: an advance made
+     * since us was computed only shortens the wait */
+    us -= OFFSET_US();
     ts->tv_sec = (time_t)(us / 1000000);
     ts->tv_nsec = (long)(us % 1000000) * 1000;
 }
@@ -49,11 +60,4 @@ void clock_mono_timespec(long long us, struct timespec *ts)
 long long clock_thread_cpu_us(void)
 {
     return us_of(CLOCK_THREAD_CPUTIME_ID);
-}
-
-void clock_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
 }

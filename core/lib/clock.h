@@ -18,7 +18,12 @@ long long clock_mono_us(void);
 void clock_mono_timespec(long long us, struct timespec *ts);
 /* CPU time the calling thread has used, in microseconds (a system call). */
 long long clock_thread_cpu_us(void);
-/* Sleep ms milliseconds (less if a signal interrupts it). */
-void clock_sleep_ms(int ms);
+
+#ifdef HOSTFLOW_TEST_CLOCK
+/* build/hostflow-test only: move the wall and monotonic clocks above
+ * forward by seconds (> 0) for good; returns the whole offset in seconds.
+ * Waits until a clock_mono_timespec time end no later for it. */
+long long clock_test_advance(long long seconds);
+#endif
 
 #endif

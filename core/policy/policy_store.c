@@ -3,16 +3,14 @@
 #define _POSIX_C_SOURCE 200809L
 #include "policy_store.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 
 #include "clock.h"
 #include "err.h"
 #include "log.h"
+#include "periodic.h"
 #include "policy.h"
 #include "policy_source.h"
 #include "store.h"
@@ -21,9 +19,7 @@ struct policy_store {
     struct store *reader;          /* used under the engine's reload lock only */
     struct store *poller;          /* the polling thread's connection */
     struct policy_engine *engine;
-    pthread_t thread;
-    atomic_int stopping;
-    int started;
+    struct periodic *thread;       /* the poll; NULL when not watching */
     long long seen_seq;            /* the activation last acted on */
     long long retry_at, retry_delay; /* after a version that could not be read */
 };
@@ -104,64 +100,65 @@ int policy_store_open(const char *db_path, struct policy_store **out,
     return 0;
 }
 
-static void *poll_loop(void *arg)
+/* Reload when the store's active version changed since the last look. */
+static void follow_activation(struct policy_store *ps)
+{
+    struct policy_activation act;
+    char msg[HF_POLICY_ERROR_MAX];
+    struct policy_status st;
+    int changed;
+
+    if (store_policy_active(ps->poller, &act) != 0 || act.seq == ps->seen_seq ||
+        clock_mono_ms() < ps->retry_at)
+        return;
+    log_msg(HF_LOG_INFO, "policy: the store activated version %s (%s by %s)",
+            act.version, act.action, act.actor);
+    /* failures are logged and kept in the status by the engine */
+    if (policy_engine_reload(ps->engine, &changed, msg, sizeof msg) == 0) {
+        ps->seen_seq = act.seq;
+        ps->retry_delay = 0;
+        return;
+    }
+    policy_engine_status(ps->engine, &st);
+    if (strcmp(st.wanted, act.version) == 0) {
+        ps->seen_seq = act.seq; /* the gate refused it: for good */
+    } else {
+        /* it could not be read (the database away, a damaged row): again
+         * later, less and less often */
+        ps->retry_delay = ps->retry_delay ? ps->retry_delay * 2 : HF_POLICY_POLL_MS;
+        if (ps->retry_delay > RETRY_MAX_MS)
+            ps->retry_delay = RETRY_MAX_MS;
+        ps->retry_at = clock_mono_ms() + ps->retry_delay;
+    }
+}
+
+/* periodic_fn: a look, then on PostgreSQL a wait that a publish ends at
+ * once; where the store cannot wait (SQLite, or the connection is down)
+ * the thread's own interval paces the looks. */
+static int poll_once(struct periodic *p, void *arg)
 {
     struct policy_store *ps = arg;
 
-    prctl(PR_SET_NAME, "hf-policy-poll"); /* its name in top -H, ps -L */
-    while (!atomic_load(&ps->stopping)) {
-        struct policy_activation act;
-
-        if (store_policy_active(ps->poller, &act) == 0 && act.seq != ps->seen_seq &&
-            clock_mono_ms() >= ps->retry_at) {
-            char msg[HF_POLICY_ERROR_MAX];
-            struct policy_status st;
-            int changed;
-
-            log_msg(HF_LOG_INFO, "policy: the store activated version %s (%s by %s)",
-                    act.version, act.action, act.actor);
-            /* failures are logged and kept in the status by the engine */
-            if (policy_engine_reload(ps->engine, &changed, msg, sizeof msg) == 0) {
-                ps->seen_seq = act.seq;
-                ps->retry_delay = 0;
-            } else {
-                policy_engine_status(ps->engine, &st);
-                if (strcmp(st.wanted, act.version) == 0) {
-                    ps->seen_seq = act.seq; /* the gate refused it: for good */
-                } else {
-                    /* it could not be read (the database away, a damaged
-                     * row): again later, less and less often */
-                    ps->retry_delay = ps->retry_delay ? ps->retry_delay * 2 : HF_POLICY_POLL_MS;
-                    if (ps->retry_delay > RETRY_MAX_MS)
-                        ps->retry_delay = RETRY_MAX_MS;
-                    ps->retry_at = clock_mono_ms() + ps->retry_delay;
-                }
-            }
-        }
-        /* PostgreSQL wakes this at once on a publish; SQLite just waits */
-        if (store_policy_wait(ps->poller, HF_POLICY_POLL_MS) != 0)
-            clock_sleep_ms(HF_POLICY_POLL_MS); /* the connection is down: no busy loop */
-    }
-    return NULL;
+    (void)p;
+    follow_activation(ps);
+    return store_policy_wait(ps->poller, HF_POLICY_POLL_MS) == 0;
 }
 
 int policy_store_watch(struct policy_store *ps, char *err, size_t errlen)
 {
-    if (pthread_create(&ps->thread, NULL, poll_loop, ps) != 0) {
+    if (!(ps->thread = periodic_start("hf-policy-poll", HF_POLICY_POLL_MS, poll_once, ps))) {
         snprintf(err, errlen, "cannot start the policy poll thread");
         return -1;
     }
-    ps->started = 1;
     return 0;
 }
 
 void policy_store_stop(struct policy_store *ps)
 {
-    if (!ps || !ps->started)
+    if (!ps)
         return;
-    atomic_store(&ps->stopping, 1);
-    pthread_join(ps->thread, NULL); /* within one wait */
-    ps->started = 0;
+    periodic_stop(ps->thread); /* on PostgreSQL, within one wait */
+    ps->thread = NULL;
 }
 
 void policy_store_free(struct policy_store *ps)

@@ -461,7 +461,8 @@ int store_policy_history(struct store *s, size_t limit, struct policy_activation
 /* The stored bundle of version (malloc'd, the caller frees); HF_ENOTFOUND. */
 int store_policy_bundle(struct store *s, const char *version, char **bundle, size_t *len);
 /* Wait up to timeout_ms for an activation on any node, then return (0);
- * a database that cannot announce one just waits. Then ask
+ * HF_EUNAVAILABLE at once from a database that cannot announce one (the
+ * caller polls), HF_ESTORE when the connection is down. Then ask
  * store_policy_active. */
 int store_policy_wait(struct store *s, int timeout_ms);
 

@@ -22,6 +22,7 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "periodic.h"
 
 #define BUSY_TIMEOUT_MS 5000
 
@@ -382,17 +383,16 @@ struct store_writer {
     const struct store_ops *ops; /* &store_sqlite_ops */
     struct store *store;        /* the writing connection, used by the thread only */
     struct store *checkpoints;  /* the checkpointing connection */
-    pthread_t thread, checkpointer;
+    pthread_t thread;
+    struct periodic *checkpointer; /* NULL until started */
     pthread_mutex_t lock;       /* guards the queue and stopping */
     pthread_cond_t work;        /* jobs queued, or stopping */
-    pthread_cond_t stop;        /* wakes the checkpointer to stop */
     struct write_job *head, *tail;
     int stopping;
     int gathering;              /* the writer waits for more of an open batch */
     _Atomic int expected;       /* optimistic creates begun and not yet queued or ended */
     unsigned long taken;        /* batches taken: a job queued now is in batch `taken` */
     _Atomic unsigned ended[2];  /* futex words: bumped when a batch of that parity ends */
-    int checkpointing;          /* the checkpointer thread was started */
     int wal_frames;             /* frames in the WAL after the last commit */
     _Atomic long long access_gen; /* the access generation of the last session insert; 0 before */
 };
@@ -668,30 +668,13 @@ static void *writer_loop(void *arg)
 /* WAL checkpoints off the request path: PASSIVE ones never wait for
  * readers or the writer, and automatic checkpoints are off where the
  * writer is used. */
-static void *checkpoint_loop(void *arg)
+static int checkpoint(struct periodic *p, void *arg)
 {
     struct store_writer *w = arg;
 
-    prctl(PR_SET_NAME, "hf-checkpoint"); /* its name in top -H, ps -L */
-    pthread_mutex_lock(&w->lock);
-    while (!w->stopping) {
-        struct timespec until;
-
-        pthread_mutex_unlock(&w->lock);
-        sqlite3_wal_checkpoint_v2(w->checkpoints->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-                                  NULL, NULL);
-        pthread_mutex_lock(&w->lock);
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += CHECKPOINT_EVERY_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        if (!w->stopping)
-            pthread_cond_timedwait(&w->stop, &w->lock, &until);
-    }
-    pthread_mutex_unlock(&w->lock);
-    return NULL;
+    (void)p;
+    sqlite3_wal_checkpoint_v2(w->checkpoints->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return 0;
 }
 
 /* sqlite3_wal_hook: remember how large the WAL has grown. */
@@ -2002,7 +1985,6 @@ static int sqlite_writer_start(const char *path, struct store_writer **out, char
     pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
     pthread_cond_init(&w->work, &monotonic);
     pthread_condattr_destroy(&monotonic);
-    pthread_cond_init(&w->stop, NULL);
     if (pthread_create(&w->thread, NULL, writer_loop, w) != 0) {
         snprintf(err, errlen, "cannot start the writer thread");
         store_close(w->store);
@@ -2010,12 +1992,11 @@ static int sqlite_writer_start(const char *path, struct store_writer **out, char
         free(w);
         return HF_ESTORE;
     }
-    if (pthread_create(&w->checkpointer, NULL, checkpoint_loop, w) != 0) {
+    if (!(w->checkpointer = periodic_start("hf-checkpoint", CHECKPOINT_EVERY_MS, checkpoint, w))) {
         snprintf(err, errlen, "cannot start the checkpoint thread");
         store_writer_stop(w);
         return HF_ESTORE;
     }
-    w->checkpointing = 1;
     *out = w;
     return 0;
 }
@@ -2027,16 +2008,13 @@ static void sqlite_writer_stop(struct store_writer *w)
     pthread_mutex_lock(&w->lock);
     w->stopping = 1;
     pthread_cond_broadcast(&w->work);
-    pthread_cond_broadcast(&w->stop);
     pthread_mutex_unlock(&w->lock);
     pthread_join(w->thread, NULL); /* finishes what is queued first */
-    if (w->checkpointing)
-        pthread_join(w->checkpointer, NULL);
+    periodic_stop(w->checkpointer);
     /* a last full checkpoint keeps the WAL from outliving the process */
     sqlite3_wal_checkpoint_v2(w->checkpoints->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->work);
-    pthread_cond_destroy(&w->stop);
     store_close(w->store);
     store_close(w->checkpoints);
     free(w);
@@ -2694,8 +2672,8 @@ static int sqlite_endpoint_newest(struct store *s, struct webhook_endpoint *out)
 static int sqlite_policy_wait(struct store *s, int timeout_ms)
 {
     (void)s;
-    clock_sleep_ms(timeout_ms);
-    return 0;
+    (void)timeout_ms;
+    return HF_EUNAVAILABLE;
 }
 
 const struct store_ops store_sqlite_ops = {

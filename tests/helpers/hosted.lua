@@ -193,12 +193,6 @@ function M.raw_post(port, path)
     "\r\nContent-Length: 0\r\n\r\n"
 end
 
--- Wait until wall-clock Unix time t (a number, fractions allowed).
-function M.sleep_until(t)
-  local d = t - socket.gettime()
-  if d > 0 then socket.sleep(d) end
-end
-
 -- One SQL query on db, either database; trimmed output (server.lua).
 M.sql = h.sql
 

@@ -8,6 +8,8 @@ local luassert = require("luassert")
 local M = {}
 
 M.bin = os.getenv("HOSTFLOW_BIN") or "build/hostflow"
+-- the same server with a clock tests move (opts.test_clock, Server:advance)
+M.test_bin = os.getenv("HOSTFLOW_TEST_BIN") or (M.bin .. "-test")
 M.root = os.getenv("HOSTFLOW_ROOT") or "."
 
 local function sh_quote(s)
@@ -279,7 +281,8 @@ end
 -- Start a server. opts: dir (default: new temp dir), db (default: a new
 -- database, M.new_db), policy (file path), args (extra flags), env (table),
 -- wrap (a command's words the server runs under, such as strace: self.pid
--- is then the server's, the wrapper's child). Waits until it accepts.
+-- is then the server's, the wrapper's child), test_clock (run M.test_bin,
+-- whose clock Server:advance moves). Waits until it accepts.
 function M.start(opts)
   opts = opts or {}
   local self = setmetatable({}, Server)
@@ -311,7 +314,7 @@ function M.start(opts)
     for i, a in ipairs(args) do quoted[i] = sh_quote(a) end
     local logged = #(M.read_file(self.log) or "")
     local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " ..
-      table.concat(wrap) .. sh_quote(M.bin) .. " " .. table.concat(quoted, " ") .. " >>" ..
+      table.concat(wrap) .. sh_quote(opts.test_clock and M.test_bin or M.bin) .. " " .. table.concat(quoted, " ") .. " >>" ..
       sh_quote(self.log) .. " 2>&1 & echo $!")
     self.pid = tonumber(pid:match("%d+"))
     M.track_pid(self.pid)
@@ -376,6 +379,15 @@ end
 function Server:admin(method, path, token)
   return M.request(self.admin_port, { method = method, path = path,
     headers = token and { Authorization = "Bearer " .. token } or {} })
+end
+
+-- Move a test_clock server's clock seconds forward and run its periodic
+-- threads (expiry sweep, ...) at once; returns the whole offset in seconds.
+function Server:advance(seconds)
+  local r = M.request(self.admin_port, { method = "POST", path = "/admin/v1/test/clock",
+    body = cjson.encode({ advance_seconds = seconds }) })
+  luassert.are.equal(200, r.status, "advance: " .. tostring(r.body))
+  return r.json.offset_seconds
 end
 
 -- Resident memory of the server process in KiB.

@@ -16,12 +16,34 @@ local SESSIONS = "/api/v1/payment/sessions"
 local PUBLIC_URL = "https://pay.example.com"
 local RETURN_URL = "https://app.example.com/back"
 
--- Two nodes on one new database, both with the same --public-url.
-local function start_nodes(args)
+-- Two nodes on one new database, both with the same --public-url (and
+-- with test_clock, build/hostflow-test).
+local function start_nodes(args, test_clock)
   local db = h.new_db(h.tmpdir())
   local all = { "--public-url", PUBLIC_URL }
   for _, a in ipairs(args or {}) do all[#all + 1] = a end
-  return h.start({ db = db, args = all }), h.start({ db = db, args = all }), db
+  local function start() return h.start({ db = db, args = all, test_clock = test_clock }) end
+  return start(), start(), db
+end
+
+-- Move the test clock of every node seconds forward at the same moment:
+-- both requests are sent before either answer is read, so their sweeps
+-- (run before the answer) overlap.
+local function advance_together(nodes, seconds)
+  local body = cjson.encode({ advance_seconds = seconds })
+  local conns = {}
+  for i, n in ipairs(nodes) do
+    conns[i] = assert(socket.tcp())
+    conns[i]:settimeout(10)
+    assert(conns[i]:connect("127.0.0.1", n.admin_port))
+    assert(conns[i]:send("POST /admin/v1/test/clock HTTP/1.1\r\nHost: 127.0.0.1\r\n" ..
+      "Connection: close\r\nContent-Length: " .. #body .. "\r\n\r\n" .. body))
+  end
+  for _, c in ipairs(conns) do
+    local r = h.read_response(c)
+    c:close()
+    assert.are.equal(200, r.status, r.body)
+  end
 end
 
 -- The raw bytes of a create with key secret, body and Idempotency-Key.
@@ -240,17 +262,14 @@ describe("PostgreSQL: nodes side by side #postgres_only", function()
   end)
 
   it("expire each session once however many nodes sweep", function()
-    local one, two, db = start_nodes({ "--session-ttl", "1" })
+    local one, two, db = start_nodes({ "--session-ttl", "1" }, true)
     local t = h.tenant(db, "Sweep")
     local ids = {}
     for i = 1, 6 do ids[i] = (i % 2 == 0 and one or two):new_session(t).id end
-    local deadline, total = socket.gettime() + 6, 0
-    repeat
-      socket.sleep(0.2)
-      total = expired_total(one) + expired_total(two)
-    until total >= 6 or socket.gettime() > deadline
-    socket.sleep(1.2) -- another round of sweeps on both: nothing more to count
-    total = expired_total(one) + expired_total(two)
+    advance_together({ one, two }, 2) -- both sweep at once, past every expiry
+    assert.are.equal(6, expired_total(one) + expired_total(two))
+    advance_together({ one, two }, 1) -- another round on both: nothing more to count
+    local total = expired_total(one) + expired_total(two)
     one:stop()
     two:stop()
     assert.are.equal(6, total)
@@ -285,7 +304,15 @@ describe("PostgreSQL: nodes side by side #postgres_only", function()
         "/cancel").status)
     end
     local got = rx:wait(function(reqs) return #reqs >= want end, 20)
-    socket.sleep(0.5)
+    -- every delivery recorded and neither node sending: none can come twice now
+    local function in_flight(n)
+      return tonumber(n:admin("GET", "/metrics").body:match(
+        "hostflow_webhook_deliveries_in_flight (%d+)"))
+    end
+    assert.is_true(h.wait_for(function()
+      return h.sql(db, "SELECT count(*) FROM webhook_deliveries WHERE status <> 'delivered'")
+        == "0" and in_flight(nodes[1]) == 0 and in_flight(nodes[2]) == 0
+    end, 10), "the deliveries were not all recorded")
     got = rx:requests()
     local logs = nodes[1]:log_text() .. nodes[2]:log_text()
     for _, n in ipairs(nodes) do n:stop() end

@@ -4,7 +4,8 @@
 local h = require("helpers.server")
 
 local function start(args, opts)
-  return h.start({ policy = opts and opts.policy, args = args })
+  return h.start({ policy = opts and opts.policy, args = args,
+    test_clock = opts and opts.test_clock })
 end
 
 local function assert_429(r)
@@ -30,6 +31,24 @@ describe("rate limits: session creation per API key", function()
   it("counts each key on its own", function()
     local r = srv:create(t.test_key.secret, h.session_body(t))
     assert.are.equal(201, r.status)
+  end)
+end)
+
+describe("rate limits: a bucket refills with time (the test clock)", function()
+  it("lets a key that met its limit burst again once the clock moved on", function()
+    local srv = start({ "--rate-create-key", "1", "--rate-create-ip", "0" }, { test_clock = true })
+    local t = h.tenant(srv.db, "Acme")
+    local r
+    for _ = 1, 10 do
+      r = srv:create_for(t)
+      if r.status == 429 then break end
+    end
+    assert_429(r)
+    srv:advance(60)
+    -- a full burst of 2 at once: real time alone refills 1 a second
+    local statuses = { srv:create_for(t).status, srv:create_for(t).status }
+    srv:stop()
+    assert.are.same({ 201, 201 }, statuses)
   end)
 end)
 

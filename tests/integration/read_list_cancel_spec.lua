@@ -1,6 +1,5 @@
 -- Reading, listing, paging and cancelling sessions; expiry read at once.
 local h = require("helpers.server")
-local socket = require("socket")
 local cjson = h.json
 
 local SESSIONS = "/api/v1/payment/sessions"
@@ -270,21 +269,23 @@ describe("POST /api/v1/payment/sessions/{id}/cancel", function()
   end)
 end)
 
-describe("sessions past expires_at read as expired (--session-ttl 1)", function()
+-- A TTL long enough that no session expires on a slow machine before the
+-- test moves the clock past it.
+describe("sessions past expires_at read as expired (ttl 60 s, the clock moved 61 s)", function()
   local srv, t, idle, to_cancel, cancelled
 
   setup(function()
-    srv, t = h.start_with_tenants({ args = { "--session-ttl", "1" } }, "Acme")
+    srv, t = h.start_with_tenants({ test_clock = true, args = { "--session-ttl", "60" } }, "Acme")
     idle = srv:new_session(t)
     to_cancel = srv:new_session(t)
     cancelled = srv:new_session(t)
     assert.are.equal(200, srv:post(t.key.secret, SESSIONS .. "/" .. cancelled.id .. "/cancel").status)
-    socket.sleep(2.1)
+    srv:advance(61)
   end)
   teardown(function() srv:stop() end)
 
   it("sets expires_at to created + ttl", function()
-    assert.are.equal(idle.created + 1, idle.expires_at)
+    assert.are.equal(idle.created + 60, idle.expires_at)
   end)
 
   it("reads expired on GET", function()

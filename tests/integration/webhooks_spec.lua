@@ -8,7 +8,8 @@ local wh = require("helpers.webhooks")
 local socket = require("socket")
 local cjson = h.json
 
--- Quick retries so that the suite waits milliseconds, not minutes.
+-- Quick retries so that the suite waits milliseconds, not minutes; a
+-- later due time (an expiry, giving up) comes by moving the test clock.
 local FAST = { "--webhook-retry-base-ms", "50", "--webhook-timeout-ms", "2000" }
 
 local function start(dir, extra, env)
@@ -16,7 +17,7 @@ local function start(dir, extra, env)
   for _, a in ipairs(FAST) do args[#args + 1] = a end
   for _, a in ipairs(extra or {}) do args[#args + 1] = a end
   return h.start({ dir = dir, policy = h.root .. "/policies.example.lua",
-    policy_dir = dir .. "/policies", args = args, env = env })
+    policy_dir = dir .. "/policies", args = args, env = env, test_clock = true })
 end
 
 -- A server whose tenant t may send webhooks to loopback receivers (a
@@ -170,7 +171,7 @@ describe("webhook delivery", function()
   local dir, srv, t, rx, secret
 
   setup(function()
-    dir, srv, t = loopback_server({ "--session-ttl", "2" })
+    dir, srv, t = loopback_server({ "--session-ttl", "10" })
     rx = wh.receiver(0)
     local r = wh.create(srv, t.test_key.secret, rx:url("/hooks"))
     assert.are.equal(201, r.status, r.body)
@@ -190,9 +191,10 @@ describe("webhook delivery", function()
       local cancel = srv:create(t.test_key.secret, h.session_body(t))
       assert.are.equal(200, srv:post(t.test_key.secret,
         "/api/v1/payment/sessions/" .. cancel.json.id .. "/cancel").status)
-      -- expired by the sweep (ttl 2 s)
+      -- expired by the sweep, which the advance past its ttl runs at once
       local expire = srv:create(t.test_key.secret, h.session_body(t))
       assert.are.equal(201, expire.status)
+      srv:advance(11) -- not so far that signatures look stale (assert_signed)
 
       local got = rx:wait(function(reqs) return #reqs >= 3 end, 15)
       socket.sleep(0.5) -- nothing more must arrive
@@ -230,8 +232,11 @@ describe("webhook delivery", function()
       assert.is_false(wh.readme_verify(secret, r1.signature, r1.body .. " "))
       assert.is_false(wh.readme_verify(secret .. "x", r1.signature, r1.body))
       local t1 = wh.parse_signature(r1.signature)
-      socket.sleep(1.1)
-      assert.is_false(wh.readme_verify(secret, r1.signature, r1.body, 0),
+      local old = os.time() - 400 -- the README's default tolerance is 300 s
+      assert.is_true(wh.readme_verify(secret, "t=" .. old .. ",v1=" ..
+        wh.expected_signature(secret, old, r1.body), r1.body, 100000), "a well-signed old one")
+      assert.is_false(wh.readme_verify(secret, "t=" .. old .. ",v1=" ..
+        wh.expected_signature(secret, old, r1.body), r1.body),
         "a timestamp older than the tolerance is refused")
       assert.is_true(wh.readme_verify(secret, "t=" .. t1 .. ",v1=" .. ("0"):rep(64) ..
         ",v1=" .. r1.signature:match("v1=(%x+)"), r1.body), "any of several v1 entries may match")
@@ -254,10 +259,11 @@ describe("webhook delivery", function()
     local s = srv:create(t.key.secret, h.session_body(t))
     assert.are.equal(200, srv:post(t.key.secret,
       "/api/v1/payment/sessions/" .. s.json.id .. "/cancel").status)
-    socket.sleep(0.6)
-    assert.are.equal(before, #rx:requests())
+    -- written with its event: no delivery exists that could ever be sent
     local rows = wh.events(srv.db)
+    assert.are.equal(s.json.id, rows[1].session)
     assert.are.equal("none", rows[1].status, "the live event has no endpoint to go to")
+    assert.are.equal(before, #rx:requests())
   end)
 
   it("fails a pending delivery whose endpoint was deleted, rather than keep it due forever",
@@ -420,8 +426,12 @@ describe("webhook retries and durability", function()
     local s = srv:create(t.test_key.secret, h.session_body(t))
     srv:post(t.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
     rx:wait(function(reqs) return #reqs >= 1 end, 10)
-    socket.sleep(0.5) -- a retry would come within 50-100 ms
-    local rows = wh.events(srv.db)
+    -- recorded delivered, it is never tried again
+    local rows
+    assert.is_true(h.wait_for(function()
+      rows = wh.events(srv.db)
+      return rows[1].status ~= "pending"
+    end, 10), "the delivery was recorded")
     srv:stop()
     rx:stop()
     assert.are.equal(1, #rx:requests())
@@ -473,12 +483,14 @@ describe("webhook retries and durability", function()
     local s = srv:create(t.test_key.secret, h.session_body(t))
     srv:post(t.test_key.secret, "/api/v1/payment/sessions/" .. s.json.id .. "/cancel")
 
-    local deadline = socket.gettime() + 10
+    -- a first attempt fails; past the 2 s the next one is the last
+    rx:wait(function(reqs) return #reqs >= 1 end, 10)
+    srv:advance(3)
     local failed
-    repeat
-      socket.sleep(0.1)
+    h.wait_for(function()
       failed = wh.events(srv.db, "--status", "failed")
-    until #failed > 0 or socket.gettime() > deadline
+      return #failed > 0
+    end, 10)
     assert.are.equal(1, #failed, "the delivery should have failed for good")
     assert.are.equal("HTTP 500", failed[1].last_error)
     assert.are.equal(500, failed[1].last_status)
