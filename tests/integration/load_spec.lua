@@ -1,5 +1,6 @@
 -- Under 30 s of load with 5% malformed requests mixed in, the server
--- answers every one (no 5xx), stays up, and its memory stays flat.
+-- answers every one (no 5xx), stays up, and its memory stays flat. Tagged
+-- #soak: make soak runs it, make test does not.
 local h = require("helpers.server")
 local socket = require("socket")
 
@@ -8,7 +9,7 @@ local function rss_anon_kib(pid)
   return tonumber(status:match("RssAnon:%s*(%d+)"))
 end
 
-describe("load: wrk, 64 connections, 30 s, 5% malformed", function()
+describe("load: wrk, 64 connections, 30 s, 5% malformed #soak", function()
   it("ends with zero 5xx, the process up, and anonymous memory within 10% of warm-up", function()
     local srv = h.start({ args = { "--threads", "256" } })
     local t = h.tenant(srv.db, "Load")
