@@ -237,8 +237,33 @@ function M.session_body(t, fields)
   return b
 end
 
+-- The server's end of connected socket c to 127.0.0.1:port, from
+-- /proc/net/tcp: {inode, unread = bytes the server has not read yet}, or
+-- nil while there is none.
+function M.server_end(port, c)
+  local _, from = c:getsockname()
+  local here, there = (":%04X"):format(port), (":%04X"):format(tonumber(from))
+  for line in (M.read_file("/proc/net/tcp") or ""):gmatch("[^\n]+") do
+    -- sl local rem st tx_queue:rx_queue tr:when retrnsmt uid timeout inode
+    local f = {}
+    for field in line:gmatch("%S+") do f[#f + 1] = field end
+    if f[2] and f[2]:sub(-5) == here and f[3]:sub(-5) == there then
+      return { inode = f[10], unread = tonumber(f[5]:match(":(%x+)$"), 16) }
+    end
+  end
+  return nil
+end
+
 local Server = {}
 Server.__index = Server
+
+-- true once this server process holds the other end of c (civetweb
+-- accepted the connection).
+function Server:holds(c)
+  local e = M.server_end(self.port, c)
+  return e ~= nil and M.run("ls -l /proc/" .. self.pid .. "/fd 2>/dev/null")
+    :find("socket:[" .. e.inode .. "]", 1, true) ~= nil
+end
 
 -- Running, and not a zombie waiting to be reaped (the processes a spec
 -- starts are not its children, so their exit status is not its to collect).

@@ -372,7 +372,9 @@ describe("hostflow serve: signals", function()
 
   it("keeps serving after SIGHUP", function()
     h.run("kill -HUP " .. srv.pid)
-    socket.sleep(0.1)
+    assert.is_true(h.wait_for(function()
+      return srv:log_text():find("policy: version %x+ unchanged") ~= nil or not srv:alive()
+    end, 5), "no reload logged after SIGHUP")
     assert.is_true(srv:alive())
     local r = srv:create_for(t, { return_url = "https://app.example.com/x" })
     assert.are.equal(201, r.status)
@@ -394,6 +396,13 @@ describe("hostflow serve: signals", function()
   end)
 end)
 
+-- true once signal number sig is pending for pid, blocked (ShdPnd in
+-- /proc/PID/status, a bit mask).
+local function pending(pid, sig)
+  local mask = (h.read_file("/proc/" .. pid .. "/status") or ""):match("ShdPnd:%s*(%x+)")
+  return mask ~= nil and (tonumber(mask, 16) >> (sig - 1)) & 1 == 1
+end
+
 describe("hostflow serve: a second signal", function()
   it("drains a request in flight on SIGTERM, and a second SIGTERM exits at once", function()
     local srv, t = h.start_with_tenants(nil, "Acme")
@@ -404,15 +413,19 @@ describe("hostflow serve: a second signal", function()
     assert(c:send("POST /api/v1/payment/sessions HTTP/1.1\r\nHost: x\r\n" ..
       "Authorization: Bearer " .. t.key.secret .. "\r\nContent-Type: application/json\r\n" ..
       "Content-Length: 100\r\n\r\n{"))
-    socket.sleep(0.2)
+    assert.is_true(h.wait_for(function() return srv:holds(c) end, 5),
+      "the server did not accept the connection")
     h.run("kill -TERM " .. srv.pid)
-    socket.sleep(0.5)
+    assert.is_true(h.wait_for(function()
+      return srv:log_text():find("again to stop at once", 1, true) ~= nil or not srv:alive()
+    end, 5), "no drain logged after SIGTERM")
     assert.is_true(srv:alive(), "exited before its in-flight request finished")
-    assert.truthy(srv:log_text():find("again to stop at once", 1, true))
-    -- a reload asked meanwhile (logrotate, a closed terminal) is no stop
+    -- a reload asked meanwhile (logrotate, a closed terminal) is no stop:
+    -- it stays pending, blocked, and the drain goes on
     h.run("kill -HUP " .. srv.pid)
-    socket.sleep(0.3)
+    assert.is_true(h.wait_for(function() return pending(srv.pid, 1) or not srv:alive() end, 5))
     assert.is_true(srv:alive(), "a SIGHUP during the drain ended the process")
+    assert.is_nil(srv:log_text():find("info  stopped", 1, true), "stopped before its request")
     local t0 = socket.gettime()
     h.run("kill -TERM " .. srv.pid)
     while srv:alive() and socket.gettime() - t0 < 3 do socket.sleep(0.02) end
