@@ -6,12 +6,12 @@
 -- Each round starts the server on the same file, runs 4 load processes
 -- (tests/helpers/crash_client.lua) that create sessions with a test key
 -- and take about half of them through the hosted flow, and SIGKILLs the
--- server after 0.2-1.5 s. The clients record an acknowledgement only after
--- reading it whole; after every round the sqlite3 CLI checks that each one
--- is in the file, that the file is intact, and that no URL was redeemed
--- twice. HOSTFLOW_CRASH_SEED replays a run's random choices (delays, which
--- sessions take the hosted flow); HOSTFLOW_CRASH_VERBOSE=1 prints a line
--- per round. make test runs 3 rounds; make soak (#soak) runs 20.
+-- server once 100-1000 creates were acknowledged. The clients record an
+-- acknowledgement only after reading it whole; after every round the
+-- sqlite3 CLI checks that each one is in the file, that the file is
+-- intact, and that no URL was redeemed twice. HOSTFLOW_CRASH_SEED replays
+-- a run's random choices (when to kill, which sessions take the hosted
+-- flow); HOSTFLOW_CRASH_VERBOSE=1 prints a line per round. make test runs 3 rounds; make soak (#soak) runs 20.
 --
 -- Tagged #sqlite_only: it is about SQLite's own recovery of the file and
 -- its WAL after the process that wrote them is killed. On PostgreSQL the
@@ -241,8 +241,17 @@ local function kill_rounds(rounds)
         "client " .. i .. " did not start: " .. (h.read_file(c.err) or ""))
     end
 
-    local delay = 0.2 + math.random() * 1.3
-    socket.sleep(delay)
+    -- the kill comes after a random number of acknowledged creates
+    -- (around 0.2-1.5 s of load), at most 10 s in
+    local acks = math.random(100, 1000)
+    local function acknowledged()
+      local n = 0
+      for _, c in ipairs(clients) do
+        n = n + select(2, ("\n" .. (h.read_file(c.out) or "")):gsub("\ncreated ", ""))
+      end
+      return n
+    end
+    h.wait_for(function() return acknowledged() >= acks end, 10)
     local pid = srv.pid
     h.run("kill -KILL " .. pid)
     assert(wait_gone(pid, 5), "server " .. pid .. " still running 5 s after SIGKILL")
@@ -316,8 +325,8 @@ local function kill_rounds(rounds)
       table.concat(unexpected, "\n", 1, math.min(10, #unexpected)))
     assert(round_created > 0, "no session created in round " .. round .. " (" .. context(round) .. ")")
     if verbose then
-      io.write(string.format("# round %2d: restart %.3f s, killed after %.2f s, %d created, " ..
-        "%d completed, %d in the file, WAL left by the kill %d bytes\n", round, restart, delay,
+      io.write(string.format("# round %2d: restart %.3f s, killed after %d creates, %d created, " ..
+        "%d completed, %d in the file, WAL left by the kill %d bytes\n", round, restart, acks,
         round_created, round_completed, total, wal_bytes))
     end
   end
