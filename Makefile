@@ -44,9 +44,9 @@ C_TESTS := test_url test_buf test_json test_log test_pattern test_policy test_we
 DEB_PACKAGES := build-essential pkg-config liblua5.4-dev lua5.4 lua-cjson \
                 libcivetweb-dev libsqlite3-dev sqlite3 libpq-dev postgresql libsodium-dev \
                 libjansson-dev libcurl4-openssl-dev lua-busted lua-socket curl wrk clang libclang-rt-14-dev \
-                chromium python3 openssl ca-certificates strace
+                chromium python3 openssl ca-certificates strace prometheus
 
-.PHONY: all test test-policies deps sanitize install uninstall clean fuzz
+.PHONY: all test soak test-policies deps sanitize install uninstall clean fuzz
 
 all: $(BUILD)/hostflow $(BUILD)/hostflow-test
 
@@ -95,6 +95,12 @@ $(BUILD):
 # scripts/run-tests prints the closing "N passed, N failed" line.
 test: all $(C_TESTS:%=$(BUILD)/%)
 	scripts/run-tests $(BUILD)
+
+# The long runs make test leaves out: the specs tagged #soak (30 s of load,
+# 20 crash rounds) on SQLite and PostgreSQL, and every fuzzer for
+# FUZZ_SECONDS (default 60); the same log scans and closing line.
+soak: all
+	scripts/run-tests $(BUILD) soak
 
 # The busted specs of the policies alone.
 test-policies:

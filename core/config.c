@@ -39,6 +39,7 @@ static const struct option {
     {"--policy-dir", "HOSTFLOW_POLICY_DIR", TEXT, F(policy_dir), 0, 0, {NULL, NULL}},
     {"--policy-source", "HOSTFLOW_POLICY_SOURCE", CHOICE, F(policy_from_store), 0, 0, {"file", "store"}},
     {"--public-url", "HOSTFLOW_PUBLIC_URL", TEXT, F(public_url), 0, 0, {NULL, NULL}},
+    {"--port-file", "HOSTFLOW_PORT_FILE", TEXT, F(port_file), 0, 0, {NULL, NULL}},
     {"--threads", "HOSTFLOW_THREADS", INT, F(threads), 1, 1024, {NULL, NULL}},
     {"--keep-alive-ms", "HOSTFLOW_KEEP_ALIVE_MS", INT, F(keep_alive_ms), 0, 60000, {NULL, NULL}},
     {"--session-ttl", "HOSTFLOW_SESSION_TTL", INT, F(session_ttl), 1, 7 * 24 * 3600, {NULL, NULL}},
@@ -95,7 +96,8 @@ static int set(struct config *c, size_t i, const char *v, const char *from,
     return 0;
 }
 
-/* "ADDR:PORT" with a numeric port and no TLS suffix. */
+/* "ADDR:PORT" with a numeric port (0: one the kernel picks) and no TLS
+ * suffix. */
 static int check_listen(const char *what, const char *v, char *err, unsigned errlen)
 {
     const char *colon = strrchr(v, ':');
@@ -117,30 +119,31 @@ static int check_listen(const char *what, const char *v, char *err, unsigned err
                  "listen on plain HTTP (no '%c' suffix)", what, *end);
         return -1;
     }
-    if (end == colon + 1 || *end || port < 1 || port > 65535) {
-        snprintf(err, errlen, "%s must be ADDR:PORT with a port 1-65535, got \"%s\"",
+    if (end == colon + 1 || *end || port < 0 || port > 65535) {
+        snprintf(err, errlen, "%s must be ADDR:PORT with a port 0-65535, got \"%s\"",
                  what, v);
         return -1;
     }
     return 0;
 }
 
-static int check_public_url(struct config *c, char *err, unsigned errlen)
+/* Check url and make it c->public_url (a heap copy, one spelling). */
+static int set_public_url(struct config *c, const char *url, char *err, unsigned errlen)
 {
     struct url u;
-    size_t n = strlen(c->public_url);
+    size_t n = strlen(url);
     char *copy;
 
-    while (n > 1 && c->public_url[n - 1] == '/')
+    while (n > 1 && url[n - 1] == '/')
         n--;
-    if (url_parse(c->public_url, n, &u) != URL_OK ||
+    if (url_parse(url, n, &u) != URL_OK ||
         (strcmp(u.scheme, "http") != 0 && strcmp(u.scheme, "https") != 0) ||
         u.has_query || u.path[0]) {
         snprintf(err, errlen, "--public-url must be http(s)://host[:port] with no "
-                 "path or query, got \"%s\"", c->public_url);
+                 "path or query, got \"%s\"", url);
         return -1;
     }
-    copy = strndup(c->public_url, n);
+    copy = strndup(url, n);
     if (!copy) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -379,6 +382,9 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
         snprintf(c->default_public_url, sizeof c->default_public_url,
                  "http://%s", c->listen);
         c->public_url = c->default_public_url;
+        /* "http://ADDR:0" names no server: config_listening derives it
+         * from the port bound */
+        c->public_url_from_port = strcmp(strrchr(c->listen, ':'), ":0") == 0;
     }
     if (!c->webhook_key_file) {
         /* beside the database file: "<db>.webhook-key"; for a database
@@ -391,9 +397,30 @@ int config_parse_serve(struct config *c, int argc, char **argv, char *err,
                      "%s.webhook-key", c->db_path);
         c->webhook_key_file = c->default_webhook_key_file;
     }
-    if (check_public_url(c, err, errlen) != 0)
+    if (!c->public_url_from_port && set_public_url(c, c->public_url, err, errlen) != 0)
         return -1;
     return check_checkout(c, err, errlen);
+}
+
+/* "ADDR:PORT" of listen with port instead of its own, into buf. */
+static const char *with_port(const char *listen, int port, char *buf, size_t n)
+{
+    snprintf(buf, n, "%.*s:%d", (int)(strrchr(listen, ':') - listen), listen, port);
+    return buf;
+}
+
+int config_listening(struct config *c, int port, int admin_port, char *err, unsigned errlen)
+{
+    char url[sizeof c->default_public_url];
+
+    c->listen = with_port(c->listen, port, c->bound_listen, sizeof c->bound_listen);
+    c->admin_listen = with_port(c->admin_listen, admin_port, c->bound_admin_listen,
+                                sizeof c->bound_admin_listen);
+    if (!c->public_url_from_port)
+        return 0;
+    c->public_url_from_port = 0;
+    snprintf(url, sizeof url, "http://%s", c->listen);
+    return set_public_url(c, url, err, errlen);
 }
 
 const char *config_db_path(int *argc, char **argv)

@@ -1,4 +1,5 @@
-/* config.h - flags and HOSTFLOW_* environment turned into one config. */
+/* config.h - flags and HOSTFLOW_* environment turned into one config,
+ * immutable once the listeners are up. */
 #ifndef HF_CONFIG_H
 #define HF_CONFIG_H
 
@@ -10,6 +11,8 @@ struct config {
     const char *policy_dir;    /* modules and tenants/ overrides */
     int policy_from_store;     /* 1: versions come from the store (policy publish) */
     const char *public_url;    /* scheme://host[:port] contractors see, no trailing '/' */
+    int public_url_from_port;  /* 1: derived from a --listen on port 0, once bound */
+    const char *port_file;     /* where serve writes the bound ports, or NULL */
     long long threads;         /* civetweb worker threads = concurrent connections */
     long long keep_alive_ms;   /* an idle keep-alive connection is closed after this */
     long long rate_create_key; /* session creations per second per API key, 0 = no limit */
@@ -35,6 +38,8 @@ struct config {
     char *checkout_secret_owned;   /* the secret read from its file; wiped by config_free */
     char *checkout_base_url_owned; /* heap copy behind checkout_base_url */
     char default_public_url[300]; /* "http://<listen>" when not given */
+    char bound_listen[300];       /* listen with the port bound (config_listening) */
+    char bound_admin_listen[300];
     char default_webhook_key_file[4096]; /* "<db>.webhook-key" when not given */
 };
 
@@ -45,6 +50,12 @@ struct config {
  * checkout_secret_key may be heap memory owned by c (config_free). */
 int config_parse_serve(struct config *c, int argc, char **argv, char *err,
                        unsigned errlen);
+
+/* Once both listeners are up, on the ports they bound (the ones the kernel
+ * picked for port 0): listen and admin_listen name them, and a public URL
+ * derived from a --listen on port 0 is set. Before any request can know
+ * the port, so no worker has read the old value. 0, or -1 with err. */
+int config_listening(struct config *c, int port, int admin_port, char *err, unsigned errlen);
 
 /* The database path from --db in argv or the environment or the default;
  * removes the flag and its value from argv. */

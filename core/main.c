@@ -1,6 +1,7 @@
 /* main.c - command dispatch, start-up and shutdown order, signals. The only
  * place that exits. */
 #define _POSIX_C_SOURCE 200809L
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,9 +15,11 @@
 #include "config.h"
 #include "err.h"
 #include "expiry.h"
+#include "fdio.h"
 #include "hosted.h"
 #include "http.h"
 #include "httpc.h"
+#include "json.h"
 #include "log.h"
 #include "policy.h"
 #include "policy_store.h"
@@ -52,7 +55,7 @@ static const char usage[] =
 static const char serve_usage[] =
     "usage: hostflow serve [--listen ADDR:PORT] [--admin-listen ADDR:PORT]\n"
     "                      [--policy FILE] [--policy-dir DIR] [--policy-source file|store]\n"
-    "                      [--public-url URL]\n"
+    "                      [--public-url URL] [--port-file FILE]\n"
     "                      [--threads N] [--keep-alive-ms MS] [--session-ttl SECONDS]\n"
     "                      [--log-format json|text] [--synchronous normal|full]\n"
     "                      [--webhook-key-file FILE] [--webhook-timeout-ms MS]\n"
@@ -62,8 +65,12 @@ static const char serve_usage[] =
     "                      [--checkout-timeout-ms MS] [--db PATH]\n"
     "\n"
     "  --listen        public API listener (default 127.0.0.1:8080); plain HTTP,\n"
-    "                  terminate TLS in front of hostflow\n"
-    "  --admin-listen  admin listener (default 127.0.0.1:8081)\n"
+    "                  terminate TLS in front of hostflow; port 0 takes a free\n"
+    "                  one (see --port-file and the \"listening on\" log line)\n"
+    "  --admin-listen  admin listener (default 127.0.0.1:8081); port 0 as above\n"
+    "  --port-file     once both listeners are up, write there (atomically)\n"
+    "                  {\"public\":\"ADDR:PORT\",\"admin\":\"ADDR:PORT\"} with the\n"
+    "                  ports bound\n"
     "  --policy        policy file (default ./policies.lua if present, else\n"
     "                  ./policies.example.lua)\n"
     "  --policy-dir    policy modules and tenants/ overrides (default ./policies)\n"
@@ -71,7 +78,7 @@ static const char serve_usage[] =
     "                  they change) or store (the version made active by\n"
     "                  hostflow policy publish/rollback, followed within 1 s)\n"
     "  --public-url    base of the session URLs contractors open\n"
-    "                  (default http://<listen>)\n"
+    "                  (default http://<listen>, with the port bound)\n"
     "  --threads       worker threads = simultaneous connections (default 256);\n"
     "                  a connection holds its thread while it stays open\n"
     "  --keep-alive-ms close a keep-alive connection idle this long (default\n"
@@ -171,6 +178,32 @@ static int key_opens_endpoints(const struct config *cfg,
         log_msg(HF_LOG_ERROR, "webhook key file %s does not open the endpoint secrets in "
                 "this database (they were sealed with another key): every node needs the "
                 "same key file", cfg->webhook_key_file);
+    return rc;
+}
+
+/* The bound addresses as JSON in cfg->port_file: written beside it, then
+ * renamed, so whoever waits for the file reads all of it or nothing. */
+static int write_port_file(const struct config *cfg)
+{
+    char tmp[4096];
+    struct json_t *o = json_new_object();
+    char *text;
+    int fd, rc = -1;
+
+    json_put_string(o, "public", cfg->listen);
+    json_put_string(o, "admin", cfg->admin_listen);
+    text = json_encode(o);
+    json_free(o);
+    snprintf(tmp, sizeof tmp, "%s.tmp", cfg->port_file);
+    fd = text ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    if (fd >= 0) {
+        rc = fd_write_all(fd, text, strlen(text));
+        rc = close(fd) != 0 ? -1 : rc;
+        rc = rc == 0 ? rename(tmp, cfg->port_file) : rc;
+    }
+    free(text);
+    if (rc != 0)
+        log_msg(HF_LOG_ERROR, "cannot write the port file %s", cfg->port_file);
     return rc;
 }
 
@@ -320,6 +353,12 @@ static int serve(int argc, char **argv)
         log_msg(HF_LOG_ERROR, "%s", err);
         goto out;
     }
+    if (config_listening(&cfg, http_port(srv), http_port(admin), err, sizeof err) != 0) {
+        log_msg(HF_LOG_ERROR, "%s", err);
+        goto out;
+    }
+    if (cfg.port_file && write_port_file(&cfg) != 0)
+        goto out;
     store_describe(cfg.db_path, where, sizeof where);
     log_msg(HF_LOG_INFO, "hostflow %s listening on %s, admin on %s (db %s, public url "
             "%s, %lld threads)", HF_VERSION, cfg.listen, cfg.admin_listen, where,

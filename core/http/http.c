@@ -36,6 +36,7 @@ struct http_server {
     struct mg_context *ctx;
     const struct http_app *app;
     struct sockaddr_in addr;     /* the listener, to wake it when stopping */
+    int port;                    /* the port bound (the kernel's pick for 0) */
 };
 
 #define SAVED_MAX 16384          /* civetweb's max_request_size below */
@@ -877,20 +878,29 @@ static int no_password_files(struct mg_connection *conn, void *cbdata)
     return 1;
 }
 
-/* The IPv4 address of "ADDR:PORT" (0.0.0.0 reaches the loopback); left
- * zero when it is not one, and stopping is merely slower. */
+/* The port bound, and the IPv4 address of "ADDR:PORT" (0.0.0.0 reaches
+ * the loopback) with it; the address is left zero when it is not one, and
+ * stopping is merely slower. */
 static void remember_address(struct http_server *srv, const char *listen)
 {
+    struct mg_server_port bound;
     const char *colon = strrchr(listen, ':');
     char host[64];
 
+    if (mg_get_server_ports(srv->ctx, 1, &bound) == 1)
+        srv->port = bound.port;
     if (!colon || (size_t)(colon - listen) >= sizeof host)
         return;
     snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
     if (inet_pton(AF_INET, host, &srv->addr.sin_addr) != 1)
         return;
     srv->addr.sin_family = AF_INET;
-    srv->addr.sin_port = htons((unsigned short)atoi(colon + 1));
+    srv->addr.sin_port = htons((unsigned short)srv->port);
+}
+
+int http_port(const struct http_server *srv)
+{
+    return srv->port;
 }
 
 int http_start(const char *listen, int threads_n, int keep_alive_ms, const struct http_app *app,

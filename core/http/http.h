@@ -97,6 +97,8 @@ struct http_server;
  * sentence in err. */
 int http_start(const char *listen, int threads, int keep_alive_ms, const struct http_app *app,
                struct http_server **out, char *err, size_t errlen);
+/* The port srv listens on (the one the kernel picked for port 0). */
+int http_port(const struct http_server *srv);
 /* Stop accepting, let in-flight requests finish, free; NULL is fine. */
 void http_stop(struct http_server *srv);
 

@@ -6,14 +6,15 @@
 // Environment: HOSTFLOW_BIN (default $HOSTFLOW_ROOT/build/hostflow),
 // HOSTFLOW_ROOT (default: the checkout this file is in), HOSTFLOW_CHROMIUM
 // (default /usr/bin/chromium), HOSTFLOW_TEST_TMP (parent of the temporary
-// directory; scripts/run-tests scans the server.log and h.db under it, and
+// directory; scripts/run-tests scans the server.log and database under it, and
 // every secret a test saw is appended to $HOSTFLOW_TEST_TMP/secrets.txt
 // for its leak check). Screenshots go to $HOSTFLOW_ROOT/build/screenshots/.
+// The server is started by tests/helpers/start-server, as the busted
+// suites start theirs.
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,7 @@ import { chromium } from 'playwright-core';
 export const ROOT = process.env.HOSTFLOW_ROOT ||
   path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = process.env.HOSTFLOW_BIN || path.join(ROOT, 'build', 'hostflow');
+const START_SERVER = path.join(ROOT, 'tests', 'helpers', 'start-server');
 export const CHROMIUM = process.env.HOSTFLOW_CHROMIUM || '/usr/bin/chromium';
 export const SHOTS = path.join(ROOT, 'build', 'screenshots');
 export const POLICY = path.join(ROOT, 'tests', 'fixtures', 'policy_browser.lua');
@@ -29,28 +31,6 @@ export const STEP_TIMEOUT = 15_000; // every Playwright wait; a page answers in 
 export const TEST_TIMEOUT = 60_000;
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port: p } = s.address();
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-function canConnect(p) {
-  return new Promise((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port: p });
-    const done = (ok) => { c.destroy(); resolve(ok); };
-    c.setTimeout(500, () => done(false));
-    c.once('connect', () => done(true));
-    c.once('error', () => done(false));
-  });
-}
 
 export function tail(file, lines = 40) {
   try {
@@ -156,8 +136,10 @@ export async function withPage(browser, fn, { contextOptions = {}, expectedConso
     await fn(page, context);
   } catch (e) {
     // say what the browser saw, often the cause (CSP refusing a redirect is
-    // reported a moment after the navigation fails)
-    await sleep(300);
+    // reported a moment after the navigation fails): wait a little for it
+    for (const deadline = Date.now() + 1000; !problems.length && Date.now() < deadline;) {
+      await sleep(20);
+    }
     if (problems.length) e.message += `\nin the browser:\n  ${problems.join('\n  ')}`;
     throw e;
   } finally {
@@ -173,13 +155,35 @@ const RETURN_PAGE = '<!doctype html><html lang="en"><head><meta charset="utf-8">
   '<meta name="viewport" content="width=device-width, initial-scale=1">' +
   '<title>Tenant</title></head><body><h1>Returned to tenant</h1></body></html>';
 
+// tests/helpers/start-server with args, env added to this process's;
+// resolves to its JSON line.
+function startServer(args, env = {}) {
+  let out;
+  try {
+    out = execFileSync(START_SERVER, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOSTFLOW_BIN: BIN, HOSTFLOW_ROOT: ROOT, ...env } });
+  } catch (e) {
+    throw new Error(`start-server ${args.join(' ')} failed: ${e.stderr || e.message}`);
+  }
+  return JSON.parse(out);
+}
+
+// Running, and not a zombie (the server is no child of this process).
+function running(pid) {
+  try {
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 // Everything a browser test runs against, started in this order: a
 // temporary directory, the tenant's return page, the tenant (its name
 // tenantName, may redirect to 127.0.0.1) with a key (keyArgs, e.g.
 // ['--test']) and a contractor, hostflow (serve plus serverArgs, with
 // serverEnv added to the environment), Chromium. Resolves to {dir, db,
-// serverLog, server, port, returnServer, returnOrigin, browser, tenant,
-// secret, contractor}.
+// serverLog, server (its pid), port, returnServer, returnOrigin, browser,
+// tenant, secret, contractor}.
 export async function startHostflow({ dirPrefix, tenantName, keyArgs = [], serverArgs = [],
   serverEnv = {} }) {
   assert.ok(fs.existsSync(BIN), `no hostflow binary at ${BIN} (run make)`);
@@ -189,7 +193,7 @@ export async function startHostflow({ dirPrefix, tenantName, keyArgs = [], serve
   const base = process.env.HOSTFLOW_TEST_TMP || os.tmpdir();
   env.dir = fs.mkdtempSync(path.join(base, dirPrefix));
   fs.mkdirSync(path.join(env.dir, 'policies'));
-  env.db = path.join(env.dir, 'h.db');
+  env.db = startServer(['--new-db', '--dir', env.dir]).db;
   env.serverLog = path.join(env.dir, 'server.log');
 
   env.returnServer = http.createServer((req, res) => {
@@ -206,30 +210,11 @@ export async function startHostflow({ dirPrefix, tenantName, keyArgs = [], serve
   rememberSecret(env.secret);
   env.contractor = cliJson(env.db, 'contractor', 'create', env.tenant.id, '--json').id;
 
-  // the server; a port taken between freePort() and bind is retried
-  for (let attempt = 0; attempt < 3 && !env.server; attempt++) {
-    env.port = await freePort();
-    const adminPort = await freePort();
-    const logFd = fs.openSync(env.serverLog, 'a');
-    const child = spawn(BIN, ['serve', '--listen', `127.0.0.1:${env.port}`,
-      '--admin-listen', `127.0.0.1:${adminPort}`, '--db', env.db, '--policy', POLICY,
-      '--policy-dir', path.join(env.dir, 'policies'), '--threads', '8', ...serverArgs],
-    { cwd: env.dir, stdio: ['ignore', logFd, logFd], env: { ...process.env, ...serverEnv } });
-    fs.closeSync(logFd);
-    // run-tests kills what a test process that died early left running
-    if (process.env.HOSTFLOW_TEST_TMP) {
-      fs.appendFileSync(path.join(process.env.HOSTFLOW_TEST_TMP, 'pids'), `${child.pid}\n`);
-    }
-    let exited = false;
-    child.once('exit', () => { exited = true; });
-    const deadline = Date.now() + 10_000;
-    while (!exited && Date.now() < deadline) {
-      if (await canConnect(env.port)) { env.server = child; break; }
-      await sleep(50);
-    }
-    if (!env.server && !exited) child.kill('SIGKILL');
-  }
-  assert.ok(env.server, `hostflow did not start; log:\n${tail(env.serverLog)}`);
+  const started = startServer(['--dir', env.dir, '--db', env.db, '--', '--policy', POLICY,
+    '--policy-dir', path.join(env.dir, 'policies'), '--threads', '8', ...serverArgs],
+  serverEnv);
+  env.server = started.pid;
+  env.port = Number(started.public.split(':').pop());
 
   env.browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -245,16 +230,20 @@ export async function startHostflow({ dirPrefix, tenantName, keyArgs = [], serve
 // scans (and removed by it), alone it is kept only when something failed.
 export async function stopHostflow(env, anyFailed) {
   if (env.browser) await env.browser.close().catch(() => {});
-  const server = env.server;
+  // it ended cleanly when it was still running here, went on SIGTERM,
+  // and logged its last line, "stopped"
   let ended = null;
-  if (server && server.exitCode === null && server.signalCode === null) {
-    const exited = new Promise((r) => server.once('exit', (code, signal) => r({ code, signal })));
-    server.kill('SIGTERM');
-    const timer = setTimeout(() => server.kill('SIGKILL'), 10_000);
-    ended = await exited;
-    clearTimeout(timer);
-  } else if (server) {
-    ended = { code: server.exitCode, signal: server.signalCode };
+  if (env.server) {
+    const wasRunning = running(env.server);
+    if (wasRunning) process.kill(env.server, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (running(env.server) && Date.now() < deadline) await sleep(20);
+    const hung = running(env.server);
+    if (hung) process.kill(env.server, 'SIGKILL');
+    const stopped = /\bstopped\s*$/.test(tail(env.serverLog, 2));
+    ended = wasRunning && !hung && stopped ? null
+      : `hostflow ${!wasRunning ? 'had ended before the stop' : hung ? 'did not stop on SIGTERM'
+        : 'did not log "stopped"'}`;
   }
   if (env.returnServer) {
     env.returnServer.closeAllConnections();
@@ -267,7 +256,5 @@ export async function stopHostflow(env, anyFailed) {
     fs.rmSync(env.dir, { recursive: true, force: true });
   }
   // a server that crashed, or did not stop cleanly on SIGTERM, fails the file
-  assert.ok(!ended || (ended.code === 0 && ended.signal === null),
-    `hostflow ended with code ${ended && ended.code}, signal ${ended && ended.signal}; ` +
-    `log:\n${env.serverLog ? tail(env.serverLog) : ''}`);
+  assert.ok(!ended, `${ended}; log:\n${env.serverLog ? tail(env.serverLog) : ''}`);
 }

@@ -1,5 +1,6 @@
--- tests/helpers/server.lua - start the real hostflow binary on a free
--- loopback port with a temporary database, drive its CLI, and talk raw HTTP
+-- tests/helpers/server.lua - start the real hostflow binary (through
+-- tests/helpers/start-server: loopback, ports the kernel picks, a temporary
+-- database), drive its CLI, and talk raw HTTP
 -- to it. Used by tests/integration/*_spec.lua.
 local socket = require("socket")
 local cjson = require("cjson")
@@ -52,15 +53,9 @@ function M.pg_database_url(name)
 end
 
 -- A new, empty database for one server: its --db value (a fresh PostgreSQL
--- database, or dir/hostflow.db).
+-- database, or dir/hostflow.db), made by tests/helpers/start-server.
 function M.new_db(dir)
-  if not M.pg_url then return dir .. "/hostflow.db" end
-  db_count = db_count + 1
-  local name = string.format("hf_%d_%d_%d", os.time(), math.random(1e9), db_count)
-  local out, rc = M.run("psql " .. sh_quote(M.pg_url) .. " -qAtX -v ON_ERROR_STOP=1 -c " ..
-    sh_quote("CREATE DATABASE " .. name) .. " 2>&1")
-  assert(rc == 0, "CREATE DATABASE failed: " .. out)
-  return M.pg_database_url(name)
+  return M.start_server({ "--new-db", "--dir", dir }).db
 end
 
 -- One SQL query on db (a server's --db); trimmed output, one row a line,
@@ -248,27 +243,33 @@ function M.session_body(t, fields)
   return b
 end
 
--- Wait up to timeout seconds until 127.0.0.1:port accepts a connection,
--- while alive() (optional) says the listener's process still runs.
-function M.wait_port(port, timeout, alive)
-  local deadline = socket.gettime() + timeout
-  while socket.gettime() < deadline do
-    local c = socket.tcp()
-    c:settimeout(0.2)
-    local ok = c:connect("127.0.0.1", port)
-    -- a connect from an ephemeral port to itself succeeds with nobody
-    -- listening (TCP simultaneous open): that is no server
-    local _, from = c:getsockname()
-    c:close()
-    if ok and tonumber(from) ~= port then return true end
-    if alive and not alive() then return false end
-    socket.sleep(0.02)
+-- The server's end of connected socket c to 127.0.0.1:port, from
+-- /proc/net/tcp: {inode, unread = bytes the server has not read yet}, or
+-- nil while there is none.
+function M.server_end(port, c)
+  local _, from = c:getsockname()
+  local here, there = (":%04X"):format(port), (":%04X"):format(tonumber(from))
+  for line in (M.read_file("/proc/net/tcp") or ""):gmatch("[^\n]+") do
+    -- sl local rem st tx_queue:rx_queue tr:when retrnsmt uid timeout inode
+    local f = {}
+    for field in line:gmatch("%S+") do f[#f + 1] = field end
+    if f[2] and f[2]:sub(-5) == here and f[3]:sub(-5) == there then
+      return { inode = f[10], unread = tonumber(f[5]:match(":(%x+)$"), 16) }
+    end
   end
-  return false
+  return nil
 end
 
 local Server = {}
 Server.__index = Server
+
+-- true once this server process holds the other end of c (civetweb
+-- accepted the connection).
+function Server:holds(c)
+  local e = M.server_end(self.port, c)
+  return e ~= nil and M.run("ls -l /proc/" .. self.pid .. "/fd 2>/dev/null")
+    :find("socket:[" .. e.inode .. "]", 1, true) ~= nil
+end
 
 -- Running, and not a zombie waiting to be reaped (the processes a spec
 -- starts are not its children, so their exit status is not its to collect).
@@ -278,69 +279,58 @@ local function running(pid)
   return state ~= nil and state ~= "Z"
 end
 
--- Start a server. opts: dir (default: new temp dir), db (default: a new
--- database, M.new_db), policy (file path), args (extra flags), env (table),
--- wrap (a command's words the server runs under, such as strace: self.pid
--- is then the server's, the wrapper's child), test_clock (run M.test_bin,
--- whose clock Server:advance moves). Waits until it accepts.
+-- Run tests/helpers/start-server with args (env: a string of NAME=value
+-- words put before it); returns its JSON line, decoded.
+function M.start_server(args, env)
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = sh_quote(a) end
+  local errfile = os.tmpname()
+  local out, rc = run((env or "") .. sh_quote(M.root .. "/tests/helpers/start-server") .. " " ..
+    table.concat(quoted, " ") .. " 2>" .. errfile)
+  local err = M.read_file(errfile) or ""
+  os.remove(errfile)
+  if rc ~= 0 then error(err, 2) end
+  return cjson.decode(out)
+end
+
+-- Start a server (tests/helpers/start-server: both listeners on ports the
+-- kernel picks, up once its port file says so). opts: dir (default: new
+-- temp dir), db (default: a new database, M.new_db), policy (file path),
+-- args (extra flags), env (table), wrap (a command's words the server runs
+-- under, such as strace: self.pid is then the server's, the wrapper's
+-- child), test_clock (run M.test_bin, whose clock Server:advance moves).
 function M.start(opts)
   opts = opts or {}
   local self = setmetatable({}, Server)
-  self.dir = opts.dir or M.tmpdir()
-  self.db = opts.db or M.new_db(self.dir)
-  self.log = self.dir .. "/server.log"
-  self.policy = opts.policy or (M.root .. "/policies.example.lua")
+  local policy = opts.policy or (M.root .. "/policies.example.lua")
+  local dir = opts.dir or M.tmpdir()
+  local launcher = { "--dir", dir }
+  if opts.db then launcher[#launcher + 1] = "--db"; launcher[#launcher + 1] = opts.db end
+  for _, w in ipairs(opts.wrap or {}) do
+    launcher[#launcher + 1] = "--wrap"
+    launcher[#launcher + 1] = w
+  end
+  launcher[#launcher + 1] = "--"
+  local env = "HOSTFLOW_BIN=" .. sh_quote(opts.test_clock and M.test_bin or M.bin) .. " "
+  for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
   -- the example policy needs the checkout's policies/; a custom policy gets
   -- a directory of its own that a test may fill
-  self.policy_dir = opts.policy_dir or (opts.policy and (self.dir .. "/policies")
+  local policy_dir = opts.policy_dir or (opts.policy and (dir .. "/policies")
     or (M.root .. "/policies"))
-  local env = ""
-  for k, v in pairs(opts.env or {}) do env = env .. k .. "=" .. sh_quote(v) .. " " end
-  local wrap = {}
-  for i, a in ipairs(opts.wrap or {}) do wrap[i] = sh_quote(a) .. " " end
-  -- a free port can be taken by another socket before the server binds
-  -- it: then start again on others
-  for attempt = 1, 3 do
-    self.port = M.free_port()
-    self.admin_port = M.free_port()
-    local args = { "serve", "--listen", "127.0.0.1:" .. self.port,
-      "--admin-listen", "127.0.0.1:" .. self.admin_port,
-      "--db", self.db, "--policy", self.policy, "--policy-dir", self.policy_dir,
-      "--threads", "8",
-      -- suites send bursts from one key and address; limits get their own spec
-      "--rate-create-key", "0", "--rate-create-ip", "0", "--rate-redeem-ip", "0" }
-    for _, a in ipairs(opts.args or {}) do args[#args + 1] = a end
-    local quoted = {}
-    for i, a in ipairs(args) do quoted[i] = sh_quote(a) end
-    local logged = #(M.read_file(self.log) or "")
-    local pid = run("cd " .. sh_quote(self.dir) .. " && " .. env .. "exec " ..
-      table.concat(wrap) .. sh_quote(opts.test_clock and M.test_bin or M.bin) .. " " .. table.concat(quoted, " ") .. " >>" ..
-      sh_quote(self.log) .. " 2>&1 & echo $!")
-    self.pid = tonumber(pid:match("%d+"))
-    M.track_pid(self.pid)
-    -- up when it says so: whatever answered on the port might be another
-    -- process that took it first
-    local function up()
-      return (M.read_file(self.log) or ""):sub(logged + 1)
-        :find("listening on 127.0.0.1:" .. self.port, 1, true) ~= nil
-    end
-    if M.wait_port(self.port, 10, function() return self:alive() end) then
-      local deadline = socket.gettime() + 10
-      while not up() and self:alive() and socket.gettime() < deadline do socket.sleep(0.02) end
-      if up() and self:alive() then break end
-    end
-    local said = (M.read_file(self.log) or ""):sub(logged + 1)
-    if attempt == 3 or not said:find("cannot listen on", 1, true) then
-      error("hostflow did not start; log:\n" .. (M.read_file(self.log) or ""))
-    end
-    self:stop()
-  end
-  if opts.wrap then
-    self.wrapper_pid = self.pid
-    local children = M.read_file(("/proc/%d/task/%d/children"):format(self.pid, self.pid))
-    self.pid = assert(tonumber((children or ""):match("%d+")), "the wrapper has no child")
-    M.track_pid(self.pid)
-  end
+  local flags = { "--policy", policy, "--policy-dir", policy_dir, "--threads", "8",
+    -- suites send bursts from one key and address; limits get their own spec
+    "--rate-create-key", "0", "--rate-create-ip", "0", "--rate-redeem-ip", "0" }
+  for _, a in ipairs(opts.args or {}) do flags[#flags + 1] = a end
+  for _, a in ipairs(flags) do launcher[#launcher + 1] = a end
+  local ok, started = pcall(M.start_server, launcher, env)
+  if not ok then error("hostflow did not start: " .. tostring(started), 2) end
+  self.dir, self.db, self.log = started.dir, started.db, started.log
+  self.policy, self.policy_dir = policy, policy_dir
+  -- cjson decodes every number as a float: "1234.0" names no process
+  self.pid = math.tointeger(started.pid)
+  self.wrapper_pid = math.tointeger(started.wrapper_pid) -- nil when it is null
+  self.port = tonumber(started.public:match(":(%d+)$"))
+  self.admin_port = tonumber(started.admin:match(":(%d+)$"))
   return self
 end
 

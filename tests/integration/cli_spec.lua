@@ -266,7 +266,7 @@ describe("hostflow serve: refused configurations", function()
   setup(function() dir = h.tmpdir() end)
 
   local function serve(env, ...)
-    return hostflow({ cwd = dir, env = env }, "serve", "--admin-listen", "127.0.0.1:" .. h.free_port(),
+    return hostflow({ cwd = dir, env = env }, "serve", "--admin-listen", "127.0.0.1:0",
       "--db", dir .. "/hostflow.db", "--policy", h.root .. "/policies.example.lua", ...)
   end
 
@@ -277,13 +277,13 @@ describe("hostflow serve: refused configurations", function()
   end)
 
   it("refuses --threads 0 with exit 2", function()
-    local _, rc, err = serve(nil, "--listen", "127.0.0.1:" .. h.free_port(), "--threads", "0")
+    local _, rc, err = serve(nil, "--listen", "127.0.0.1:0", "--threads", "0")
     assert.are.equal(2, rc)
     assert.matches("threads", err)
   end)
 
   it("takes a flag over the environment, whatever the environment holds", function()
-    local _, rc, err = serve("HOSTFLOW_THREADS=abc", "--listen", "127.0.0.1:" .. h.free_port(),
+    local _, rc, err = serve("HOSTFLOW_THREADS=abc", "--listen", "127.0.0.1:0",
       "--threads", "0")
     assert.are.equal(2, rc)
     assert.matches("--threads", err, 1, true)
@@ -300,20 +300,20 @@ describe("hostflow serve: refused configurations", function()
 
   it("refuses an IPv6 listen address with exit 2: civetweb here has no IPv6", function()
     for _, flag in ipairs({ "--listen", "--admin-listen" }) do
-      local _, rc, err = serve(nil, flag, "[::1]:" .. h.free_port())
+      local _, rc, err = serve(nil, flag, "[::1]:0")
       assert.are.equal(2, rc, flag)
       assert.matches(flag .. ": this build listens on IPv4 addresses only", err, 1, true)
     end
   end)
 
   it("refuses HOSTFLOW_THREADS=0 from the environment with exit 2", function()
-    local _, rc = serve("HOSTFLOW_THREADS=0", "--listen", "127.0.0.1:" .. h.free_port())
+    local _, rc = serve("HOSTFLOW_THREADS=0", "--listen", "127.0.0.1:0")
     assert.are.equal(2, rc)
   end)
 
   it("refuses an empty HOSTFLOW_ADMIN_TOKEN with exit 2 rather than open the admin listener",
     function()
-      local _, rc, err = serve("HOSTFLOW_ADMIN_TOKEN=", "--listen", "127.0.0.1:" .. h.free_port())
+      local _, rc, err = serve("HOSTFLOW_ADMIN_TOKEN=", "--listen", "127.0.0.1:0")
       assert.are.equal(2, rc)
       assert.matches("HOSTFLOW_ADMIN_TOKEN is set but empty", err)
     end)
@@ -331,19 +331,19 @@ describe("hostflow serve: refused configurations", function()
     end)
 
   it("refuses an unknown option with exit 2", function()
-    local _, rc = serve(nil, "--listen", "127.0.0.1:" .. h.free_port(), "--bogus", "1")
+    local _, rc = serve(nil, "--listen", "127.0.0.1:0", "--bogus", "1")
     assert.are.equal(2, rc)
   end)
 
   it("refuses a policy with a syntax error: exit 1, naming file:line", function()
-    local out, rc, err = serve(nil, "--listen", "127.0.0.1:" .. h.free_port(),
+    local out, rc, err = serve(nil, "--listen", "127.0.0.1:0",
       "--policy", FIXTURES .. "policy_syntax_error.lua")
     assert.are.equal(1, rc)
     assert.matches("policy_syntax_error%.lua:%d+", out .. err)
   end)
 
   it("refuses a missing policy file with exit 1", function()
-    local _, rc, err = serve(nil, "--listen", "127.0.0.1:" .. h.free_port(),
+    local _, rc, err = serve(nil, "--listen", "127.0.0.1:0",
       "--policy", dir .. "/nope.lua")
     assert.are.equal(1, rc)
     assert.matches("nope%.lua", err)
@@ -364,6 +364,23 @@ describe("hostflow policy check (SPEC §2)", function()
   end)
 end)
 
+describe("hostflow serve: port 0", function()
+  it("listens on ports the kernel picks, names them in its port file and log line, " ..
+    "and derives the public URL from the bound port", function()
+    local srv, t = h.start_with_tenants(nil, "Acme") -- --listen 127.0.0.1:0 (start-server)
+    local ports = h.json.decode(h.read_file(srv.dir .. "/ports.json"))
+    assert.are.same({ public = "127.0.0.1:" .. srv.port, admin = "127.0.0.1:" .. srv.admin_port },
+      ports)
+    assert.are_not.equal(0, srv.port)
+    assert.truthy(srv:log_text():find(("listening on 127.0.0.1:%d, admin on 127.0.0.1:%d")
+      :format(srv.port, srv.admin_port), 1, true))
+    assert.are.equal(200, srv:admin("GET", "/healthz").status)
+    local s = srv:new_session(t)
+    assert.are.equal("http://127.0.0.1:" .. srv.port .. "/payment/setup/", s.url:match("^.*/setup/"))
+    srv:stop()
+  end)
+end)
+
 describe("hostflow serve: signals", function()
   local srv, t
 
@@ -372,7 +389,9 @@ describe("hostflow serve: signals", function()
 
   it("keeps serving after SIGHUP", function()
     h.run("kill -HUP " .. srv.pid)
-    socket.sleep(0.1)
+    assert.is_true(h.wait_for(function()
+      return srv:log_text():find("policy: version %x+ unchanged") ~= nil or not srv:alive()
+    end, 5), "no reload logged after SIGHUP")
     assert.is_true(srv:alive())
     local r = srv:create_for(t, { return_url = "https://app.example.com/x" })
     assert.are.equal(201, r.status)
@@ -394,6 +413,13 @@ describe("hostflow serve: signals", function()
   end)
 end)
 
+-- true once signal number sig is pending for pid, blocked (ShdPnd in
+-- /proc/PID/status, a bit mask).
+local function pending(pid, sig)
+  local mask = (h.read_file("/proc/" .. pid .. "/status") or ""):match("ShdPnd:%s*(%x+)")
+  return mask ~= nil and (tonumber(mask, 16) >> (sig - 1)) & 1 == 1
+end
+
 describe("hostflow serve: a second signal", function()
   it("drains a request in flight on SIGTERM, and a second SIGTERM exits at once", function()
     local srv, t = h.start_with_tenants(nil, "Acme")
@@ -404,15 +430,19 @@ describe("hostflow serve: a second signal", function()
     assert(c:send("POST /api/v1/payment/sessions HTTP/1.1\r\nHost: x\r\n" ..
       "Authorization: Bearer " .. t.key.secret .. "\r\nContent-Type: application/json\r\n" ..
       "Content-Length: 100\r\n\r\n{"))
-    socket.sleep(0.2)
+    assert.is_true(h.wait_for(function() return srv:holds(c) end, 5),
+      "the server did not accept the connection")
     h.run("kill -TERM " .. srv.pid)
-    socket.sleep(0.5)
+    assert.is_true(h.wait_for(function()
+      return srv:log_text():find("again to stop at once", 1, true) ~= nil or not srv:alive()
+    end, 5), "no drain logged after SIGTERM")
     assert.is_true(srv:alive(), "exited before its in-flight request finished")
-    assert.truthy(srv:log_text():find("again to stop at once", 1, true))
-    -- a reload asked meanwhile (logrotate, a closed terminal) is no stop
+    -- a reload asked meanwhile (logrotate, a closed terminal) is no stop:
+    -- it stays pending, blocked, and the drain goes on
     h.run("kill -HUP " .. srv.pid)
-    socket.sleep(0.3)
+    assert.is_true(h.wait_for(function() return pending(srv.pid, 1) or not srv:alive() end, 5))
     assert.is_true(srv:alive(), "a SIGHUP during the drain ended the process")
+    assert.is_nil(srv:log_text():find("info  stopped", 1, true), "stopped before its request")
     local t0 = socket.gettime()
     h.run("kill -TERM " .. srv.pid)
     while srv:alive() and socket.gettime() - t0 < 3 do socket.sleep(0.02) end

@@ -163,9 +163,18 @@ describe("answers the writer sends", function()
         " >/dev/null 2>&1 &)")
       assert.is_true(eventually(function() return h.read_file(locked) ~= nil end, 5))
       for i, c in ipairs(conns) do assert(c:send(create_bytes(srv.port, t, i))) end
-      socket.sleep(0.3)
+      -- every create read by the server, so in the writer's hands
+      assert.is_true(eventually(function()
+        for _, c in ipairs(conns) do
+          local e = h.server_end(srv.port, c)
+          if not e or e.unread > 0 then return false end
+        end
+        return true
+      end, 5), "the server did not read every request")
       h.run("kill -TERM " .. srv.pid)
-      socket.sleep(0.3)
+      assert.is_true(eventually(function()
+        return srv:log_text():find("again to stop at once", 1, true) ~= nil or not srv:alive()
+      end, 5), "no drain logged after SIGTERM")
       assert.is_true(srv:alive(), "the stop waits for the answers the writer owes")
       h.write_file(release, "")
       local created = {}

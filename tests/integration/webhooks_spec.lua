@@ -196,9 +196,17 @@ describe("webhook delivery", function()
       assert.are.equal(201, expire.status)
       srv:advance(11) -- not so far that signatures look stale (assert_signed)
 
-      local got = rx:wait(function(reqs) return #reqs >= 3 end, 15)
-      socket.sleep(0.5) -- nothing more must arrive
-      got = rx:requests()
+      rx:wait(function(reqs) return #reqs >= 3 end, 15)
+      -- nothing more can arrive once every delivery is recorded as done in
+      -- one attempt and none is pending or in flight
+      assert.is_true(h.wait_for(function()
+        local m = srv:admin("GET", "/metrics").body
+        return #wh.events(srv.db, "--status", "pending") == 0
+          and m:find('hostflow_webhook_deliveries_total{outcome="delivered"} 3\n', 1, true)
+          and m:find('hostflow_webhook_deliveries_total{outcome="retry"} 0\n', 1, true)
+          and m:find("hostflow_webhook_deliveries_in_flight 0\n", 1, true)
+      end, 10), "three deliveries recorded, none pending or in flight")
+      local got = rx:requests()
       assert.are.equal(3, #got, "exactly three deliveries")
       local want = {
         ["payment.session.completed"] = done.session.id,
@@ -497,7 +505,15 @@ describe("webhook retries and durability", function()
     local attempts = #rx:requests()
     assert.is_true(attempts >= 2, "retried before giving up")
     assert.matches("giving up", srv:log_text(), 1, true)
-    socket.sleep(0.3)
+    -- given up: nothing pending or in flight, every attempt counted
+    assert.is_true(h.wait_for(function()
+      local m = srv:admin("GET", "/metrics").body
+      local retries = tonumber(m:match('hostflow_webhook_deliveries_total{outcome="retry"} (%d+)'))
+      return #wh.events(srv.db, "--status", "pending") == 0
+        and m:find('hostflow_webhook_deliveries_total{outcome="failed"} 1\n', 1, true)
+        and m:find("hostflow_webhook_deliveries_in_flight 0\n", 1, true)
+        and retries + 1 == #rx:requests()
+    end, 10), "the delivery failed for good after every attempt counted")
     assert.are.equal(attempts, #rx:requests(), "no attempts after giving up")
 
     -- the operator's view and re-queue
