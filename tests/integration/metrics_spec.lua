@@ -172,8 +172,10 @@ describe("GET /metrics", function()
     srv:admin("GET", "/healthz")
     srv:admin("GET", "/admin/v1/nothing")
     srv:admin("GET", "/admin/v1/policy")
+    -- a request is counted after its answer is written: wait for the last ones
     local m = eventually(srv, function(x)
-      return requests(x, "hosted_asset", 200) == 1 and requests(x, "other", 404) >= 1
+      return requests(x, "hosted_asset", 200) == 1 and requests(x, "other", 404) >= 1 and
+        requests(x, "admin", 200) >= 2 and requests(x, "admin", 404) >= 1
     end)
     for _, family in ipairs({
       "hostflow_http_requests_total", "hostflow_http_request_duration_seconds",

@@ -254,8 +254,13 @@ describe("live and test keys of one tenant: the index of scoped lists", function
       local live = srv:new_session(t)
       local test = srv:create(t.test_key.secret, h.session_body(t)).json
       srv:stop()
-      -- put back what version 5 had (7, the webhook claim's, undone too)
-      h.sql(srv.db, "DROP INDEX sessions_by_tenant_mode; "
+      -- put back what version 5 had (7, the webhook claim's, 8, the events
+      -- index, and 9, the endpoints' new columns, undone too)
+      h.sql(srv.db, "DROP INDEX events_by_tenant; "
+        .. "ALTER TABLE webhook_endpoints DROP COLUMN description, DROP COLUMN enabled_events, "
+        .. "DROP COLUMN disabled, DROP COLUMN previous_secret_sealed, "
+        .. "DROP COLUMN previous_until_ms; "
+        .. "DROP INDEX sessions_by_tenant_mode; "
         .. "DROP INDEX sessions_by_tenant_mode_contractor; "
         .. "CREATE INDEX sessions_by_tenant ON sessions (tenant_id, seq); "
         .. "CREATE INDEX sessions_by_contractor ON sessions (tenant_id, contractor_id, seq); "
