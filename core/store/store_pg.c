@@ -231,9 +231,9 @@ static const char *const migrations[] = {
     X(SESSION_LIST_OLDER, 1, "SELECT " SESSION_COLUMNS("$7") " FROM sessions " \
       "WHERE tenant_id = $1 AND mode = $2 AND seq < $3 " LIST_FILTER          \
       " ORDER BY seq DESC LIMIT $6")                                           \
-    X(SESSION_LIST_NEWER, 1, "SELECT " SESSION_COLUMNS("$7") " FROM sessions " \
-      "WHERE tenant_id = $1 AND mode = $2 AND seq > $3 " LIST_FILTER          \
-      " ORDER BY seq ASC LIMIT $6")                                            \
+    X(SESSION_LIST_NEWER, 1, "SELECT * FROM (SELECT " SESSION_COLUMNS("$7") ", seq " \
+      "FROM sessions WHERE tenant_id = $1 AND mode = $2 AND seq > $3 " LIST_FILTER \
+      " ORDER BY seq ASC LIMIT $6) page ORDER BY seq DESC")                   \
     X(SESSION_BY_TOKEN, 1, "SELECT " SESSION_COLUMNS("$2") " FROM sessions "  \
       "WHERE token_hash = $1 AND status = 'pending' AND expires_at > $2 "      \
       "AND redeemed_at IS NULL")                                               \
@@ -1388,12 +1388,6 @@ static int pg_session_list(struct store *s, const char *tenant_id, const char *m
     for (int i = 0; i < PQntuples(r) && count < (size_t)q->page.limit; i++)
         read_session(r, i, &out[count++]);
     PQclear(r);
-    if (newer) /* fetched oldest first next to the cursor; lists are newest first */
-        for (size_t i = 0; i < count / 2; i++) {
-            struct session tmp = out[i];
-            out[i] = out[count - 1 - i];
-            out[count - 1 - i] = tmp;
-        }
     *n = count;
     return 0;
 }

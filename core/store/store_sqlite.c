@@ -220,7 +220,7 @@ static const struct migration migrations[] = {
     X(SESSION_GET, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND id = ?2") \
     X(SESSION_SEQ, "SELECT seq FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND id = ?2") \
     X(SESSION_LIST_OLDER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND seq < ?2 " LIST_FILTER " ORDER BY seq DESC LIMIT ?6") \
-    X(SESSION_LIST_NEWER, "SELECT " SESSION_COLUMNS " FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND seq > ?2 " LIST_FILTER " ORDER BY seq ASC LIMIT ?6") \
+    X(SESSION_LIST_NEWER, "SELECT * FROM (SELECT " SESSION_COLUMNS ", seq FROM sessions WHERE tenant_id = ?1 AND mode = ?9 AND seq > ?2 " LIST_FILTER " ORDER BY seq ASC LIMIT ?6) ORDER BY seq DESC") \
     X(SESSION_BY_TOKEN, "SELECT " SESSION_COLUMNS " FROM sessions WHERE token_hash = ?1 AND status = 'pending' AND expires_at > ?10 AND redeemed_at IS NULL") \
     X(SESSION_REDEEM, "UPDATE sessions SET redeemed_at = ?10, browser_hash = ?2 WHERE token_hash = ?1 AND status = 'pending' AND expires_at > ?10 AND redeemed_at IS NULL") \
     X(SESSION_FOR_BROWSER, "SELECT " SESSION_COLUMNS ", browser_hash FROM sessions WHERE id = ?1 AND browser_hash IS NOT NULL") \
@@ -1704,12 +1704,6 @@ static int sqlite_session_list(struct store *s, const char *tenant_id, const cha
     sqlite3_reset(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return HF_ESTORE;
-    if (newer) /* fetched oldest first next to the cursor; lists are newest first */
-        for (size_t i = 0; i < count / 2; i++) {
-            struct session tmp = out[i];
-            out[i] = out[count - 1 - i];
-            out[count - 1 - i] = tmp;
-        }
     *n = count;
     return 0;
 }
