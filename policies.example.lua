@@ -19,10 +19,8 @@
 --
 --   url   the return_url as hostflow's own strict parser read it:
 --         url.raw, url.scheme, url.host (both lower-case), url.port (the
---         explicit port, else 443 for https / 80 for http), url.path,
---         url.query (nil without '?') and url.origin (scheme://host, with
---         :port only when it is not the scheme's default, as a browser
---         writes it; the hosted page's form-action). The core has already refused URLs
+--         explicit port, else 443 for https / 80 for http), url.path and
+--         url.query (nil without '?'). The core has already refused URLs
 --         with user:pass@, fragments, control characters, backslashes,
 --         non-ASCII bytes or over 2048 bytes, before any policy runs.
 --   ctx   ctx.tenant.id, .name, .mode ("live" or "test", from the API key),

@@ -26,11 +26,9 @@ static int helper_log(lua_State *L)
 
 void policy_push_url(lua_State *L, const char *raw, const struct url *u)
 {
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 6);
     lua_pushstring(L, raw);
     lua_setfield(L, -2, "raw");
-    lua_pushstring(L, u->origin);
-    lua_setfield(L, -2, "origin");
     lua_pushstring(L, u->scheme);
     lua_setfield(L, -2, "scheme");
     lua_pushstring(L, u->host);

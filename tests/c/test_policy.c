@@ -613,29 +613,6 @@ static void test_sandbox(void)
     remove(path);
 }
 
-/* The url table a policy reads carries the parsed origin, as the hosted
- * page's form-action uses it: the port only when not the default. */
-static void test_url_fields(void)
-{
-    struct policy_engine *e = NULL;
-    struct policy *w = NULL;
-    char err[HF_POLICY_ERROR_MAX];
-
-    write_policy("return { check_return_url = function(url, ctx)\n"
-                 "  return url.origin == 'https://a.test' or url.origin == 'https://a.test:8443'\n"
-                 "end }\n");
-    CHECK("a policy reading url.origin loads", policy_engine_new(file, pdir, &e, err, sizeof err) == 0 &&
-                                                policy_sync(e, &w) == 0);
-    if (w) {
-        CHECK("url.origin without a default port", ask(w, &tenant_a, "https://a.test/x") == 1 &&
-                                                   ask(w, &tenant_a, "https://a.test:443/x") == 1);
-        CHECK("url.origin with another port", ask(w, &tenant_a, "https://a.test:8443/x") == 1);
-        CHECK("url.origin of another host", ask(w, &tenant_a, "https://b.test/x") == 0);
-        policy_free(w);
-    }
-    policy_engine_free(e);
-}
-
 int main(void)
 {
     char path[256];
@@ -661,7 +638,6 @@ int main(void)
     test_pool();
     test_overrides();
     test_sandbox();
-    test_url_fields();
 
     snprintf(path, sizeof path, "rm -rf '%s'", dir);
     if (system(path) != 0)
